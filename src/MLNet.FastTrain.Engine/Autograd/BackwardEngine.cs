@@ -1,0 +1,115 @@
+using System.Runtime.CompilerServices;
+
+namespace MLNet.FastTrain.Engine.Autograd;
+
+/// <summary>
+/// Reverse-mode differentiation: walks the recorded graph from a root in reverse topological order, sums the
+/// gradients that reach each tensor, and accumulates them into the <see cref="Tensor.Grad"/> of leaves.
+/// </summary>
+internal static class BackwardEngine
+{
+    public static void Run(Tensor root, Tensor? gradient)
+    {
+        if (!root.RequiresGrad)
+            throw new InvalidOperationException("Backward() was called on a tensor that does not require grad: no input of its computation has RequiresGrad set.");
+        if (gradient is null)
+        {
+            if (root.Length != 1)
+                throw new InvalidOperationException($"Backward() without a gradient needs a one-element tensor; this one has shape {ShapeText.Format(root.Shape)}.");
+            gradient = Tensor.Ones(root.ShapeArray(), root.DType);
+        }
+        else if (!gradient.Shape.SequenceEqual(root.Shape))
+        {
+            throw ShapeMismatchException.For("Backward", "the gradient's shape must equal the tensor's", gradient.Shape, root.Shape);
+        }
+
+        var order = TopologicalOrder(root);
+        var pending = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = gradient.Detach() };
+        bool anomaly = GradRecorder.IsAnomalyDetectionEnabled;
+
+        using var _ = GradRecorder.NoGrad();
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var t = order[i];
+            if (!pending.Remove(t, out var g)) continue;
+            if (t.GradFn is null)
+            {
+                Accumulate(t, g);
+                continue;
+            }
+
+            var node = t.GradFn;
+            Tensor?[] inputGrads;
+            try
+            {
+                inputGrads = node.Backward(g);
+            }
+            catch (NonFiniteValueException e) when (!e.InBackward)
+            {
+                // An operation inside a backward rule made the value: report the rule, not its helper.
+                throw new NonFiniteValueException(node.Name, t.Shape, e);
+            }
+            for (int k = 0; k < node.Inputs.Length; k++)
+            {
+                var input = node.Inputs[k];
+                var ig = k < inputGrads.Length ? inputGrads[k] : null;
+                if (ig is null || !input.RequiresGrad) continue;
+                if (!ig.Shape.SequenceEqual(input.Shape))
+                    throw ShapeMismatchException.For(node.Name + " backward", "gradient and input shapes differ", ig.Shape, input.Shape);
+                if (ig.DType != input.DType) ig = ig.To(input.DType);
+                if (anomaly) GradRecorder.CheckFinite(ig, node.Name, inBackward: true);
+                pending[input] = pending.TryGetValue(input, out var existing) ? Functional.Add(existing, ig) : ig;
+            }
+        }
+    }
+
+    private static void Accumulate(Tensor leaf, Tensor g)
+    {
+        if (leaf.Grad is null)
+        {
+            // A gradient may alias another tensor's storage (reshape views); the leaf gets its own copy.
+            var own = Tensor.ZerosLike(leaf);
+            own.CopyFrom(g);
+            leaf.Grad = own;
+        }
+        else
+        {
+            Functional.AddInPlace(leaf.Grad, g);
+        }
+    }
+
+    private static List<Tensor> TopologicalOrder(Tensor root)
+    {
+        // Iterative post-order DFS: a tensor is emitted after all tensors it depends on.
+        var order = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor Node, int NextInput)>();
+        stack.Push((root, 0));
+        visited.Add(root);
+        while (stack.Count > 0)
+        {
+            var (node, next) = stack.Pop();
+            var inputs = node.GradFn?.Inputs ?? [];
+            if (next < inputs.Length)
+            {
+                stack.Push((node, next + 1));
+                var child = inputs[next];
+                if (child.RequiresGrad && visited.Add(child)) stack.Push((child, 0));
+            }
+            else
+            {
+                order.Add(node);
+            }
+        }
+        return order;
+    }
+
+    private sealed class ReferenceEqualityComparer : IEqualityComparer<Tensor>
+    {
+        public static readonly ReferenceEqualityComparer Instance = new();
+
+        public bool Equals(Tensor? x, Tensor? y) => ReferenceEquals(x, y);
+
+        public int GetHashCode(Tensor obj) => RuntimeHelpers.GetHashCode(obj);
+    }
+}

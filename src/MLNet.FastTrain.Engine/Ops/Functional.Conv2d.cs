@@ -1,0 +1,127 @@
+using System.Buffers;
+using System.Numerics;
+using System.Numerics.Tensors;
+using MLNet.FastTrain.Engine.Autograd;
+using MLNet.FastTrain.Engine.Kernels;
+
+namespace MLNet.FastTrain.Engine;
+
+public static partial class Functional
+{
+    /// <summary>
+    /// 2-d convolution (cross-correlation, as in torch) of x [N, C, H, W] with weight [O, C/groups, KH, KW] and an
+    /// optional bias [O]. Output [N, O, OH, OW] with OH = ⌊(H + 2·padH − dilH·(KH − 1) − 1) / strideH⌋ + 1.
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null,
+        (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null, int groups = 1)
+    {
+        var (sh, sw) = stride ?? (1, 1);
+        var (ph, pw) = padding ?? (0, 0);
+        var (dh, dw) = dilation ?? (1, 1);
+        CheckSameDType("conv2d", x, weight);
+        CheckRank("conv2d", "input", x, 4);
+        CheckRank("conv2d", "weight", weight, 4);
+        if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0)
+            throw new ArgumentOutOfRangeException(nameof(stride), $"conv2d: stride ({sh}, {sw}) and dilation ({dh}, {dw}) must be ≥ 1 and padding ({ph}, {pw}) ≥ 0.");
+        int n = x.Size(0), c = x.Size(1), h = x.Size(2), w = x.Size(3);
+        int o = weight.Size(0), kh = weight.Size(2), kw = weight.Size(3);
+        if (groups < 1 || c % groups != 0 || o % groups != 0)
+            throw new ArgumentException($"conv2d: groups = {groups} must divide both input channels ({c}) and output channels ({o}).", nameof(groups));
+        if (weight.Size(1) != c / groups)
+            throw ShapeMismatchException.For("conv2d", $"weight's second dimension must be input channels / groups = {c / groups}", x.Shape, weight.Shape);
+        if (bias is not null && (bias.Rank != 1 || bias.Size(0) != o))
+            throw ShapeMismatchException.For("conv2d", "bias must be [out_channels]", bias.Shape, weight.Shape);
+        var geo = new ConvGeometry(c / groups, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
+        if (geo.OutH < 1 || geo.OutW < 1)
+            throw ShapeMismatchException.For("conv2d", "the kernel does not fit in the padded input", x.Shape, weight.Shape);
+
+        var y = Tensor.Zeros([n, o, geo.OutH, geo.OutW], x.DType);
+        if (IsF32(x)) ConvForward<float>(x, weight, bias, y, geo, groups); else ConvForward<double>(x, weight, bias, y, geo, groups);
+        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        return GradRecorder.Record(y, "conv2d", inputs, g =>
+        {
+            Tensor? gx = x.RequiresGrad ? Tensor.ZerosLike(x) : null;
+            Tensor? gw = weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
+            Tensor? gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
+            if (IsF32(x)) ConvBackward<float>(x, weight, g, gx, gw, gb, geo, groups);
+            else ConvBackward<double>(x, weight, g, gx, gw, gb, geo, groups);
+            return [gx, gw, gb];
+        });
+    }
+
+    private static void ConvForward<T>(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvGeometry geo, int groups)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = x.Size(0), o = weight.Size(0), og = o / groups;
+        int inPlane = geo.Channels * geo.Height * geo.Width, outPlane = geo.ColCols, k = geo.ColRows;
+        var xs = x.Span<T>(); var ws = weight.Span<T>(); var ys = y.Span<T>();
+        var col = ArrayPool<T>.Shared.Rent(k * outPlane);
+        try
+        {
+            for (int b = 0; b < n; b++)
+            {
+                for (int grp = 0; grp < groups; grp++)
+                {
+                    var image = xs.Slice((b * groups + grp) * inPlane, inPlane);
+                    Im2Col.Unfold(image, geo, col.AsSpan(0, k * outPlane));
+                    var dst = ys.Slice((b * o + grp * og) * outPlane, og * outPlane);
+                    Gemm.Multiply<T>(false, false, og, outPlane, k, ws.Slice(grp * og * k, og * k), col.AsSpan(0, k * outPlane), dst, accumulate: false);
+                }
+                if (bias is not null)
+                {
+                    var bs = bias.Span<T>();
+                    for (int ch = 0; ch < o; ch++)
+                    {
+                        var plane = ys.Slice((b * o + ch) * outPlane, outPlane);
+                        TensorPrimitives.Add(plane, bs[ch], plane);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(col);
+        }
+    }
+
+    private static void ConvBackward<T>(Tensor x, Tensor weight, Tensor g, Tensor? gx, Tensor? gw, Tensor? gb, ConvGeometry geo, int groups)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = x.Size(0), o = weight.Size(0), og = o / groups;
+        int inPlane = geo.Channels * geo.Height * geo.Width, outPlane = geo.ColCols, k = geo.ColRows;
+        var xs = x.Span<T>(); var ws = weight.Span<T>(); var gs = g.Span<T>();
+        var col = ArrayPool<T>.Shared.Rent(k * outPlane);
+        try
+        {
+            for (int b = 0; b < n; b++)
+            {
+                for (int grp = 0; grp < groups; grp++)
+                {
+                    var gOut = gs.Slice((b * o + grp * og) * outPlane, og * outPlane);
+                    var colSpan = col.AsSpan(0, k * outPlane);
+                    if (gw is not null)
+                    {
+                        // dW_g += dY_g · colᵀ
+                        Im2Col.Unfold(xs.Slice((b * groups + grp) * inPlane, inPlane), geo, colSpan);
+                        Gemm.Multiply<T>(false, true, og, k, outPlane, gOut, colSpan, gw.Span<T>().Slice(grp * og * k, og * k), accumulate: true);
+                    }
+                    if (gx is not null)
+                    {
+                        // dcol = W_gᵀ · dY_g, folded back onto the input image.
+                        Gemm.Multiply<T>(true, false, k, outPlane, og, ws.Slice(grp * og * k, og * k), gOut, colSpan, accumulate: false);
+                        Im2Col.FoldAdd<T>(colSpan, geo, gx.Span<T>().Slice((b * groups + grp) * inPlane, inPlane));
+                    }
+                }
+                if (gb is not null)
+                {
+                    var bs = gb.Span<T>();
+                    for (int ch = 0; ch < o; ch++) bs[ch] += TensorPrimitives.Sum<T>(gs.Slice((b * o + ch) * outPlane, outPlane));
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(col);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+using System.Numerics;
+using MLNet.FastTrain.Engine.Autograd;
+
+namespace MLNet.FastTrain.Engine;
+
+public static partial class Functional
+{
+    /// <summary>
+    /// Max pooling of x [N, C, H, W] over kernel windows (stride defaults to the kernel; padding counts as −∞).
+    /// The gradient goes to the first maximum of each window.
+    /// </summary>
+    public static Tensor MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null)
+    {
+        var p = PoolParams("max_pool2d", x, kernel, stride, padding);
+        var y = Tensor.Zeros([p.N, p.C, p.OH, p.OW], x.DType);
+        var argmax = new int[y.Length];
+        if (IsF32(x)) MaxPoolKernel<float>(x.Span<float>(), y.Span<float>(), argmax, p); else MaxPoolKernel<double>(x.Span<double>(), y.Span<double>(), argmax, p);
+        return GradRecorder.Record(y, "max_pool2d", [x], g =>
+        {
+            var gx = Tensor.ZerosLike(x);
+            int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
+            for (int i = 0; i < argmax.Length; i++)
+            {
+                int plane = i / outPlane;
+                int at = plane * inPlane + argmax[i];
+                gx.SetFlat(at, gx.GetFlat(at) + g.GetFlat(i));
+            }
+            return [gx];
+        });
+    }
+
+    /// <summary>
+    /// Average pooling of x [N, C, H, W]. With <paramref name="countIncludePad"/> (torch's default) the divisor is
+    /// the window's area including padding; otherwise only the pixels inside the image count.
+    /// </summary>
+    public static Tensor AvgPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null, bool countIncludePad = true)
+    {
+        var p = PoolParams("avg_pool2d", x, kernel, stride, padding);
+        var y = Tensor.Zeros([p.N, p.C, p.OH, p.OW], x.DType);
+        ForEachWindow(p, countIncludePad, (plane, o, y0, y1, x0, x1, divisor) =>
+        {
+            double sum = 0;
+            for (int iy = y0; iy < y1; iy++) for (int ix = x0; ix < x1; ix++) sum += x.GetFlat(plane * p.H * p.W + iy * p.W + ix);
+            y.SetFlat(plane * p.OH * p.OW + o, sum / divisor);
+        });
+        return GradRecorder.Record(y, "avg_pool2d", [x], g =>
+        {
+            var gx = Tensor.ZerosLike(x);
+            ForEachWindow(p, countIncludePad, (plane, o, y0, y1, x0, x1, divisor) =>
+            {
+                double share = g.GetFlat(plane * p.OH * p.OW + o) / divisor;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                    {
+                        int at = plane * p.H * p.W + iy * p.W + ix;
+                        gx.SetFlat(at, gx.GetFlat(at) + share);
+                    }
+            });
+            return [gx];
+        });
+    }
+
+    /// <summary>
+    /// Adaptive average pooling to a fixed output size: output cell i covers input rows
+    /// [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉), and likewise for columns, so any input size gives the same output size.
+    /// </summary>
+    public static Tensor AdaptiveAvgPool2d(Tensor x, (int H, int W) outputSize)
+    {
+        CheckRank("adaptive_avg_pool2d", "input", x, 4);
+        var (oh, ow) = outputSize;
+        if (oh < 1 || ow < 1) throw new ArgumentOutOfRangeException(nameof(outputSize), $"adaptive_avg_pool2d: output size ({oh}, {ow}) must be positive.");
+        int n = x.Size(0), c = x.Size(1), h = x.Size(2), w = x.Size(3);
+        if (h < 1 || w < 1) throw new ShapeMismatchException($"adaptive_avg_pool2d: input {ShapeText.Format(x.Shape)} has an empty spatial dimension.");
+        var y = Tensor.Zeros([n, c, oh, ow], x.DType);
+        void Windows(Action<int, int, int, int, int, int> body)
+        {
+            for (int plane = 0; plane < n * c; plane++)
+                for (int i = 0; i < oh; i++)
+                {
+                    int y0 = i * h / oh, y1 = ((i + 1) * h + oh - 1) / oh;
+                    for (int j = 0; j < ow; j++)
+                    {
+                        int x0 = j * w / ow, x1 = ((j + 1) * w + ow - 1) / ow;
+                        body(plane, i * ow + j, y0, y1, x0, x1);
+                    }
+                }
+        }
+        Windows((plane, o, y0, y1, x0, x1) =>
+        {
+            double sum = 0;
+            for (int iy = y0; iy < y1; iy++) for (int ix = x0; ix < x1; ix++) sum += x.GetFlat(plane * h * w + iy * w + ix);
+            y.SetFlat(plane * oh * ow + o, sum / ((y1 - y0) * (x1 - x0)));
+        });
+        return GradRecorder.Record(y, "adaptive_avg_pool2d", [x], g =>
+        {
+            var gx = Tensor.ZerosLike(x);
+            Windows((plane, o, y0, y1, x0, x1) =>
+            {
+                double share = g.GetFlat(plane * oh * ow + o) / ((y1 - y0) * (x1 - x0));
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                    {
+                        int at = plane * h * w + iy * w + ix;
+                        gx.SetFlat(at, gx.GetFlat(at) + share);
+                    }
+            });
+            return [gx];
+        });
+    }
+
+    private readonly record struct PoolGeometry(int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW)
+    {
+        public int OH => (H + 2 * PH - KH) / SH + 1;
+
+        public int OW => (W + 2 * PW - KW) / SW + 1;
+    }
+
+    private static PoolGeometry PoolParams(string op, Tensor x, (int H, int W) kernel, (int H, int W)? stride, (int H, int W)? padding)
+    {
+        CheckRank(op, "input", x, 4);
+        var (sh, sw) = stride ?? kernel;
+        var (ph, pw) = padding ?? (0, 0);
+        if (kernel.H < 1 || kernel.W < 1 || sh < 1 || sw < 1)
+            throw new ArgumentOutOfRangeException(nameof(kernel), $"{op}: kernel ({kernel.H}, {kernel.W}) and stride ({sh}, {sw}) must be positive.");
+        if (ph < 0 || pw < 0 || ph * 2 > kernel.H || pw * 2 > kernel.W)
+            throw new ArgumentOutOfRangeException(nameof(padding), $"{op}: padding ({ph}, {pw}) must be between 0 and half the kernel ({kernel.H}, {kernel.W}).");
+        var p = new PoolGeometry(x.Size(0), x.Size(1), x.Size(2), x.Size(3), kernel.H, kernel.W, sh, sw, ph, pw);
+        if (p.OH < 1 || p.OW < 1)
+            throw new ShapeMismatchException($"{op}: kernel ({kernel.H}, {kernel.W}) does not fit input {ShapeText.Format(x.Shape)} with padding ({ph}, {pw}).");
+        return p;
+    }
+
+    private static void ForEachWindow(PoolGeometry p, bool countIncludePad, Action<int, int, int, int, int, int, int> body)
+    {
+        for (int plane = 0; plane < p.N * p.C; plane++)
+            for (int oy = 0; oy < p.OH; oy++)
+                for (int ox = 0; ox < p.OW; ox++)
+                {
+                    int y0 = oy * p.SH - p.PH, x0 = ox * p.SW - p.PW;
+                    int y1 = Math.Min(y0 + p.KH, p.H + p.PH), x1 = Math.Min(x0 + p.KW, p.W + p.PW);
+                    int padded = (y1 - y0) * (x1 - x0);
+                    y0 = Math.Max(y0, 0); x0 = Math.Max(x0, 0);
+                    y1 = Math.Min(y1, p.H); x1 = Math.Min(x1, p.W);
+                    int divisor = countIncludePad ? padded : (y1 - y0) * (x1 - x0);
+                    body(plane, oy * p.OW + ox, y0, y1, x0, x1, divisor);
+                }
+    }
+
+    private static void MaxPoolKernel<T>(ReadOnlySpan<T> x, Span<T> y, int[] argmax, PoolGeometry p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
+        for (int plane = 0; plane < p.N * p.C; plane++)
+        {
+            var src = x.Slice(plane * inPlane, inPlane);
+            for (int oy = 0; oy < p.OH; oy++)
+                for (int ox = 0; ox < p.OW; ox++)
+                {
+                    T best = T.NegativeInfinity;
+                    int bestAt = -1;
+                    for (int ky = 0; ky < p.KH; ky++)
+                    {
+                        int iy = oy * p.SH - p.PH + ky;
+                        if ((uint)iy >= (uint)p.H) continue;
+                        for (int kx = 0; kx < p.KW; kx++)
+                        {
+                            int ix = ox * p.SW - p.PW + kx;
+                            if ((uint)ix >= (uint)p.W) continue;
+                            T v = src[iy * p.W + ix];
+                            if (bestAt < 0 || v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; bestAt = iy * p.W + ix; }
+                        }
+                    }
+                    int o = plane * outPlane + oy * p.OW + ox;
+                    y[o] = best;
+                    argmax[o] = bestAt;
+                }
+        }
+    }
+}

@@ -1,0 +1,418 @@
+using System.Globalization;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using MLNet.FastTrain.Engine.Autograd;
+
+namespace MLNet.FastTrain.Engine;
+
+/// <summary>
+/// A dense, contiguous, row-major array of <see cref="DType.Float32"/> or <see cref="DType.Float64"/> values
+/// with a shape (NCHW for images) and optional gradient tracking.
+/// </summary>
+/// <remarks>
+/// Views (<see cref="Reshape"/>, <see cref="Narrow"/>, <see cref="Detach"/>) share storage with their source and
+/// are always contiguous, so every kernel sees a plain span. Operations that would need strides
+/// (transposes, permutations) copy.
+/// </remarks>
+public partial class Tensor
+{
+    private readonly Array _storage;
+    private readonly int _offset;
+    private readonly int[] _shape;
+    private bool _requiresGrad;
+
+    internal Tensor(Array storage, int offset, int[] shape)
+    {
+        _storage = storage;
+        _offset = offset;
+        _shape = shape;
+        Length = Numel(shape);
+        DType = storage is double[] ? DType.Float64 : DType.Float32;
+        if (offset < 0 || offset + Length > storage.Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"A view of shape {ShapeText.Format(shape)} at offset {offset} does not fit in storage of {storage.Length} elements.");
+    }
+
+    /// <summary>Creates a tensor that takes over another tensor's storage, shape and dtype (used by <see cref="Modules.Parameter"/>).</summary>
+    protected Tensor(Tensor source)
+        : this(source._storage, source._offset, source._shape)
+    {
+    }
+
+    /// <summary>The element type.</summary>
+    public DType DType { get; }
+
+    /// <summary>The sizes of the dimensions.</summary>
+    public ReadOnlySpan<int> Shape => _shape;
+
+    /// <summary>The number of dimensions.</summary>
+    public int Rank => _shape.Length;
+
+    /// <summary>The number of elements.</summary>
+    public int Length { get; }
+
+    /// <summary>
+    /// Whether gradients flow to this tensor. Set it on leaves (inputs and parameters); a result of an
+    /// operation requires grad exactly when one of its inputs does.
+    /// </summary>
+    public bool RequiresGrad
+    {
+        get => _requiresGrad || GradFn is not null;
+        set
+        {
+            if (GradFn is not null && !value)
+                throw new InvalidOperationException("RequiresGrad can only be cleared on a leaf tensor; use Detach() to cut a result out of the graph.");
+            _requiresGrad = value;
+        }
+    }
+
+    /// <summary>The accumulated gradient of a leaf after <see cref="Backward"/>, or null.</summary>
+    public Tensor? Grad { get; set; }
+
+    /// <summary>True for tensors not produced by a recorded operation.</summary>
+    public bool IsLeaf => GradFn is null;
+
+    internal GradNode? GradFn { get; set; }
+
+    /// <summary>The size of one dimension; negative indices count from the end.</summary>
+    public int Size(int dim) => _shape[NormalizeDim(dim, Rank)];
+
+    /// <summary>A copy of the shape.</summary>
+    public int[] ShapeArray() => (int[])_shape.Clone();
+
+    internal int[] ShapeRef => _shape;
+
+    internal Array Storage => _storage;
+
+    internal int Offset => _offset;
+
+    /// <summary>The elements of a float32 tensor, in row-major order.</summary>
+    public Span<float> AsSpan() => DType == DType.Float32
+        ? new Span<float>((float[])_storage, _offset, Length)
+        : throw new InvalidOperationException($"AsSpan() reads float32 tensors; this one is {DType}. Use AsDoubleSpan() or To(DType.Float32).");
+
+    /// <summary>The elements of a float64 tensor, in row-major order.</summary>
+    public Span<double> AsDoubleSpan() => DType == DType.Float64
+        ? new Span<double>((double[])_storage, _offset, Length)
+        : throw new InvalidOperationException($"AsDoubleSpan() reads float64 tensors; this one is {DType}. Use AsSpan() or To(DType.Float64).");
+
+    /// <summary>The elements as a span of <typeparamref name="T"/>, which must match <see cref="DType"/>.</summary>
+    internal Span<T> Span<T>() => new((T[])_storage, _offset, Length);
+
+    /// <summary>A copy of the elements as float32.</summary>
+    public float[] ToArray()
+    {
+        if (DType == DType.Float32) return AsSpan().ToArray();
+        var src = AsDoubleSpan();
+        var result = new float[Length];
+        for (int i = 0; i < result.Length; i++) result[i] = (float)src[i];
+        return result;
+    }
+
+    /// <summary>A copy of the elements as float64.</summary>
+    public double[] ToDoubleArray()
+    {
+        if (DType == DType.Float64) return AsDoubleSpan().ToArray();
+        var src = AsSpan();
+        var result = new double[Length];
+        for (int i = 0; i < result.Length; i++) result[i] = src[i];
+        return result;
+    }
+
+    /// <summary>The single value of a one-element tensor.</summary>
+    public double Item()
+    {
+        if (Length != 1) throw new InvalidOperationException($"Item() needs a tensor with one element; this one has shape {ShapeText.Format(_shape)}.");
+        return DType == DType.Float32 ? AsSpan()[0] : AsDoubleSpan()[0];
+    }
+
+    /// <summary>Reads or writes one element by its full index.</summary>
+    [IndexerName("Element")]
+    public double this[params int[] index]
+    {
+        get => DType == DType.Float32 ? AsSpan()[FlatIndex(index)] : AsDoubleSpan()[FlatIndex(index)];
+        set
+        {
+            int i = FlatIndex(index);
+            if (DType == DType.Float32) AsSpan()[i] = (float)value;
+            else AsDoubleSpan()[i] = value;
+        }
+    }
+
+    private int FlatIndex(int[] index)
+    {
+        if (index.Length != Rank) throw new ArgumentException($"An index into shape {ShapeText.Format(_shape)} has {Rank} components, not {index.Length}.", nameof(index));
+        int flat = 0;
+        for (int d = 0; d < Rank; d++)
+        {
+            if ((uint)index[d] >= (uint)_shape[d])
+                throw new ArgumentOutOfRangeException(nameof(index), $"Index {index[d]} is out of range for dimension {d} of size {_shape[d]} (shape {ShapeText.Format(_shape)}).");
+            flat = flat * _shape[d] + index[d];
+        }
+        return flat;
+    }
+
+    // ---- creation ------------------------------------------------------------------------------
+
+    /// <summary>A float32 tensor of zeros.</summary>
+    public static Tensor Zeros(params int[] shape) => Zeros(shape, DType.Float32);
+
+    /// <summary>A tensor of zeros.</summary>
+    public static Tensor Zeros(int[] shape, DType dtype)
+    {
+        var s = CheckShape(shape);
+        int n = Numel(s);
+        return new Tensor(dtype == DType.Float32 ? new float[n] : new double[n], 0, s);
+    }
+
+    /// <summary>A float32 tensor of ones.</summary>
+    public static Tensor Ones(params int[] shape) => Full(shape, 1.0, DType.Float32);
+
+    /// <summary>A tensor of ones.</summary>
+    public static Tensor Ones(int[] shape, DType dtype) => Full(shape, 1.0, dtype);
+
+    /// <summary>A tensor filled with one value.</summary>
+    public static Tensor Full(int[] shape, double value, DType dtype = DType.Float32)
+    {
+        var t = Zeros(shape, dtype);
+        t.Fill(value);
+        return t;
+    }
+
+    /// <summary>A zero tensor with the shape and dtype of <paramref name="like"/>.</summary>
+    public static Tensor ZerosLike(Tensor like) => Zeros(like._shape, like.DType);
+
+    /// <summary>A one-element float32 tensor of rank 0.</summary>
+    public static Tensor Scalar(double value, DType dtype = DType.Float32) => Full([], value, dtype);
+
+    /// <summary>A one-dimensional float32 tensor holding a copy of <paramref name="data"/>.</summary>
+    public static Tensor FromArray(float[] data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return FromArray(data, data.Length);
+    }
+
+    /// <summary>A tensor holding a copy of <paramref name="data"/> with the given shape (an empty shape makes a rank-0 tensor).</summary>
+    public static Tensor FromArray(float[] data, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var s = CheckShape(shape);
+        if (Numel(s) != data.Length) throw new ShapeMismatchException($"FromArray: {data.Length} values cannot have shape {ShapeText.Format(s)} ({Numel(s)} elements).");
+        return new Tensor((float[])data.Clone(), 0, s);
+    }
+
+    /// <summary>A one-dimensional float64 tensor holding a copy of <paramref name="data"/>.</summary>
+    public static Tensor FromArray(double[] data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return FromArray(data, data.Length);
+    }
+
+    /// <summary>A tensor holding a copy of <paramref name="data"/> with the given shape (an empty shape makes a rank-0 tensor).</summary>
+    public static Tensor FromArray(double[] data, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var s = CheckShape(shape);
+        if (Numel(s) != data.Length) throw new ShapeMismatchException($"FromArray: {data.Length} values cannot have shape {ShapeText.Format(s)} ({Numel(s)} elements).");
+        return new Tensor((double[])data.Clone(), 0, s);
+    }
+
+    /// <summary>Values drawn from N(mean, std²).</summary>
+    public static Tensor Normal(int[] shape, double mean = 0, double std = 1, Generator? generator = null, DType dtype = DType.Float32)
+    {
+        var t = Zeros(shape, dtype);
+        t.FillNormal(mean, std, generator);
+        return t;
+    }
+
+    /// <summary>Values drawn uniformly from [low, high).</summary>
+    public static Tensor Uniform(int[] shape, double low = 0, double high = 1, Generator? generator = null, DType dtype = DType.Float32)
+    {
+        var t = Zeros(shape, dtype);
+        t.FillUniform(low, high, generator);
+        return t;
+    }
+
+    /// <summary>0, 1, …, n-1.</summary>
+    public static Tensor Arange(int n, DType dtype = DType.Float32)
+    {
+        var t = Zeros([n], dtype);
+        for (int i = 0; i < n; i++) t.SetFlat(i, i);
+        return t;
+    }
+
+    // ---- in-place helpers (no autograd; used by initialisers, optimizers and loaders) ----------
+
+    /// <summary>Sets every element to <paramref name="value"/>. Not recorded by autograd.</summary>
+    public Tensor Fill(double value)
+    {
+        if (DType == DType.Float32) AsSpan().Fill((float)value); else AsDoubleSpan().Fill(value);
+        return this;
+    }
+
+    /// <summary>Refills with N(mean, std²) values. Not recorded by autograd.</summary>
+    public Tensor FillNormal(double mean, double std, Generator? generator = null)
+    {
+        var g = generator ?? Generator.Default;
+        for (int i = 0; i < Length; i++) SetFlat(i, mean + std * g.NextNormal());
+        return this;
+    }
+
+    /// <summary>Refills with values uniform in [low, high). Not recorded by autograd.</summary>
+    public Tensor FillUniform(double low, double high, Generator? generator = null)
+    {
+        var g = generator ?? Generator.Default;
+        for (int i = 0; i < Length; i++) SetFlat(i, low + (high - low) * g.NextDouble());
+        return this;
+    }
+
+    /// <summary>Copies the values of a tensor with the same number of elements into this one. Not recorded by autograd.</summary>
+    public void CopyFrom(Tensor source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        if (!source.Shape.SequenceEqual(Shape)) throw ShapeMismatchException.For("CopyFrom", "the shapes differ", source.Shape, Shape);
+        if (DType == source.DType)
+        {
+            if (DType == DType.Float32) source.AsSpan().CopyTo(AsSpan()); else source.AsDoubleSpan().CopyTo(AsDoubleSpan());
+        }
+        else if (DType == DType.Float32)
+        {
+            var src = source.AsDoubleSpan(); var dst = AsSpan();
+            for (int i = 0; i < dst.Length; i++) dst[i] = (float)src[i];
+        }
+        else
+        {
+            var src = source.AsSpan(); var dst = AsDoubleSpan();
+            for (int i = 0; i < dst.Length; i++) dst[i] = src[i];
+        }
+    }
+
+    internal double GetFlat(int i) => DType == DType.Float32 ? ((float[])_storage)[_offset + i] : ((double[])_storage)[_offset + i];
+
+    internal void SetFlat(int i, double v)
+    {
+        if (DType == DType.Float32) ((float[])_storage)[_offset + i] = (float)v;
+        else ((double[])_storage)[_offset + i] = v;
+    }
+
+    // ---- views and copies ------------------------------------------------------------------------
+
+    /// <summary>
+    /// The same elements under another shape; one dimension may be -1 and is then inferred. Shares storage.
+    /// </summary>
+    public Tensor Reshape(params int[] shape)
+    {
+        var target = InferShape(shape);
+        var view = new Tensor(_storage, _offset, target);
+        var sourceShape = _shape;
+        return GradRecorder.Record(view, "reshape", [this], g => [g.Detach().Reshape(sourceShape)]);
+    }
+
+    /// <summary>Elements [start, start+length) along dimension 0. Shares storage.</summary>
+    public Tensor Narrow(int start, int length)
+    {
+        if (Rank == 0) throw new InvalidOperationException("Narrow needs a tensor of rank at least 1.");
+        if (start < 0 || length < 0 || start + length > _shape[0])
+            throw new ArgumentOutOfRangeException(nameof(start), $"Rows [{start}, {start + length}) are outside dimension 0 of shape {ShapeText.Format(_shape)}.");
+        int row = Length / Math.Max(1, _shape[0]);
+        var shape = (int[])_shape.Clone();
+        shape[0] = length;
+        var view = new Tensor(_storage, _offset + start * row, shape);
+        var sourceShape = _shape;
+        return GradRecorder.Record(view, "narrow", [this], g =>
+        {
+            var full = Zeros(sourceShape, g.DType);
+            full.Narrow(start, length).CopyFrom(g);
+            return [full];
+        });
+    }
+
+    /// <summary>A tensor sharing this one's storage, cut out of the autograd graph.</summary>
+    public Tensor Detach() => new(_storage, _offset, _shape);
+
+    /// <summary>A copy with its own storage; gradients flow back to this tensor.</summary>
+    public Tensor Clone()
+    {
+        var copy = ZerosLike(this);
+        copy.CopyFrom(this);
+        return GradRecorder.Record(copy, "clone", [this], g => [g]);
+    }
+
+    /// <summary>The same values in another dtype (a copy unless the dtype already matches).</summary>
+    public Tensor To(DType dtype)
+    {
+        if (dtype == DType) return this;
+        var copy = Zeros(_shape, dtype);
+        copy.CopyFrom(this);
+        var back = DType;
+        return GradRecorder.Record(copy, "to", [this], g => [g.Detach().To(back)]);
+    }
+
+    /// <summary>Computes gradients of this tensor with respect to every leaf that requires grad.</summary>
+    /// <param name="gradient">The upstream gradient; may be omitted for a one-element tensor (it is then 1).</param>
+    public void Backward(Tensor? gradient = null) => BackwardEngine.Run(this, gradient);
+
+    /// <inheritdoc />
+    public override string ToString()
+    {
+        var text = $"Tensor({ShapeText.Format(_shape)}, {DType}";
+        if (Length <= 8)
+        {
+            var values = new string[Length];
+            for (int i = 0; i < Length; i++) values[i] = GetFlat(i).ToString("G6", CultureInfo.InvariantCulture);
+            text += ", [" + string.Join(", ", values) + "]";
+        }
+        return text + (RequiresGrad ? ", requires grad)" : ")");
+    }
+
+    // ---- shape helpers ---------------------------------------------------------------------------
+
+    internal static int Numel(ReadOnlySpan<int> shape)
+    {
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        if (n > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(shape), $"Shape {ShapeText.Format(shape)} has {n} elements, more than one array can hold.");
+        return (int)n;
+    }
+
+    private static int[] CheckShape(int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        foreach (int d in shape)
+            if (d < 0) throw new ArgumentOutOfRangeException(nameof(shape), $"Shape {ShapeText.Format(shape)} has a negative dimension.");
+        return (int[])shape.Clone();
+    }
+
+    private int[] InferShape(int[] shape)
+    {
+        var result = (int[])shape.Clone();
+        int infer = -1;
+        long known = 1;
+        for (int i = 0; i < result.Length; i++)
+        {
+            if (result[i] == -1)
+            {
+                if (infer >= 0) throw new ShapeMismatchException($"Reshape: only one dimension may be -1 in {ShapeText.Format(shape)}.");
+                infer = i;
+            }
+            else if (result[i] < 0) throw new ShapeMismatchException($"Reshape: invalid dimension in {ShapeText.Format(shape)}.");
+            else known *= result[i];
+        }
+        if (infer >= 0)
+        {
+            if (known == 0 || Length % known != 0) throw ShapeMismatchException.For("Reshape", "cannot infer -1 reshaping", _shape, shape);
+            result[infer] = (int)(Length / known);
+        }
+        if (Numel(result) != Length) throw ShapeMismatchException.For("Reshape", "element counts differ", _shape, result);
+        return result;
+    }
+
+    internal static int NormalizeDim(int dim, int rank)
+    {
+        int d = dim < 0 ? dim + rank : dim;
+        if ((uint)d >= (uint)Math.Max(rank, 1)) throw new ArgumentOutOfRangeException(nameof(dim), $"Dimension {dim} is out of range for a tensor of rank {rank}.");
+        return d;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static T Cast<T>(double value) where T : INumberBase<T> => T.CreateTruncating(value);
+}

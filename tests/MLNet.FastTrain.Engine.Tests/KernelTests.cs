@@ -1,0 +1,95 @@
+using MLNet.FastTrain.Engine.Kernels;
+using Xunit;
+
+namespace MLNet.FastTrain.Engine.Tests;
+
+public class GemmTests
+{
+    public static TheoryData<int, int, int, bool, bool> Shapes()
+    {
+        var data = new TheoryData<int, int, int, bool, bool>();
+        foreach (var (m, n, k) in new[] { (1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 64, 64), (5, 130, 3), (129, 7, 65), (70, 80, 90) })
+            foreach (bool ta in new[] { false, true })
+                foreach (bool tb in new[] { false, true })
+                    data.Add(m, n, k, ta, tb);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Gemm_matches_the_triple_loop(int m, int n, int k, bool transA, bool transB)
+    {
+        var g = new Generator((ulong)(m * 1000 + n * 10 + k));
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)g.NextNormal()).ToArray();
+        var b = Enumerable.Range(0, k * n).Select(_ => (float)g.NextNormal()).ToArray();
+        var c0 = Enumerable.Range(0, m * n).Select(_ => (float)g.NextNormal()).ToArray();
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var c = (float[])c0.Clone();
+            Gemm.Multiply<float>(transA, transB, m, n, k, a, b, c, accumulate);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double sum = accumulate ? c0[i * n + j] : 0;
+                    for (int p = 0; p < k; p++)
+                        sum += (double)(transA ? a[p * m + i] : a[i * k + p]) * (transB ? b[j * k + p] : b[p * n + j]);
+                    Assert.True(Math.Abs(c[i * n + j] - sum) <= 1e-4 * (1 + Math.Abs(sum)), $"C[{i},{j}] = {c[i * n + j]}, expected {sum}");
+                }
+        }
+    }
+
+    [Fact]
+    public void Gemm_rejects_short_operands_and_handles_empty_k()
+    {
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply<float>(false, false, 2, 2, 2, new float[3], new float[4], new float[4], false));
+        var c = new float[] { 1, 2 };
+        Gemm.Multiply<float>(false, false, 1, 2, 0, [], [], c, accumulate: true);
+        Assert.Equal(new float[] { 1, 2 }, c);
+        Gemm.Multiply<float>(false, false, 1, 2, 0, [], [], c, accumulate: false);
+        Assert.Equal(new float[] { 0, 0 }, c);
+    }
+
+    [Fact]
+    public void Gemm_results_do_not_depend_on_the_run()
+    {
+        var g = new Generator(9);
+        var a = Enumerable.Range(0, 200 * 300).Select(_ => (float)g.NextNormal()).ToArray();
+        var b = Enumerable.Range(0, 300 * 100).Select(_ => (float)g.NextNormal()).ToArray();
+        var c1 = new float[200 * 100];
+        var c2 = new float[200 * 100];
+        Gemm.Multiply<float>(false, true, 200, 100, 300, a, b.AsSpan(0, 300 * 100), c1, false);
+        Gemm.Multiply<float>(false, true, 200, 100, 300, a, b.AsSpan(0, 300 * 100), c2, false);
+        Assert.Equal(c1, c2);
+    }
+}
+
+public class SpecialFunctionTests
+{
+    [Theory]
+    [InlineData(0.0, 0.0)]
+    [InlineData(0.5, 0.52049987781304654)]
+    [InlineData(1.0, 0.84270079294971487)]
+    [InlineData(2.0, 0.99532226501895273)]
+    [InlineData(-1.5, -0.96610514647531073)]
+    [InlineData(3.0, 0.99997790950300136)]
+    public void Erf_matches_tabulated_values(double x, double expected) =>
+        Assert.Equal(expected, SpecialFunctions.Erf(x), 14);
+
+    [Theory]
+    [InlineData(3.0, 2.2090496998585441e-05)]
+    [InlineData(5.0, 1.5374597944280349e-12)]
+    [InlineData(-2.0, 1.9953222650189527)]
+    public void Erfc_keeps_relative_accuracy_in_the_tail(double x, double expected) =>
+        Assert.True(Math.Abs(SpecialFunctions.Erfc(x) - expected) <= 1e-13 * expected, $"erfc({x}) = {SpecialFunctions.Erfc(x):R}");
+
+    [Fact]
+    public void Normal_cdf_is_symmetric_and_continuous_at_the_branch_point()
+    {
+        Assert.Equal(0.5, SpecialFunctions.NormalCdf(0), 15);
+        Assert.Equal(1.0, SpecialFunctions.NormalCdf(1.3) + SpecialFunctions.NormalCdf(-1.3), 14);
+        double below = SpecialFunctions.Erfc(2.5 - 1e-12), above = SpecialFunctions.Erfc(2.5 + 1e-12);
+        Assert.True(Math.Abs(below - above) < 1e-13);
+        Assert.True(double.IsNaN(SpecialFunctions.Erfc(double.NaN)));
+        Assert.Equal(0.0, SpecialFunctions.Erfc(double.PositiveInfinity));
+    }
+}
