@@ -38,6 +38,61 @@ public class GemmTests
         }
     }
 
+    public static TheoryData<string, int, int, int, bool, bool> PathShapes()
+    {
+        var data = new TheoryData<string, int, int, int, bool, bool>();
+        foreach (var path in new[] { "Scalar", "V128", "V256", "V512" })
+            foreach (var (m, n, k) in new[] { (1, 1, 1), (8, 32, 256), (9, 33, 257), (17, 70, 300), (64, 5, 40), (3, 100, 600) })
+                foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+                    data.Add(path, m, n, k, ta, tb);
+        return data;
+    }
+
+    /// <summary>Every micro-kernel width against the triple loop, with tails in m, n and k (k past one 256-block).</summary>
+    [Theory]
+    [MemberData(nameof(PathShapes))]
+    public unsafe void Sgemm_every_vector_width_matches_the_triple_loop(string path, int m, int n, int k, bool transA, bool transB)
+    {
+        var g = new Generator((ulong)(m * 7919 + n * 31 + k));
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)g.NextNormal()).ToArray();
+        var b = Enumerable.Range(0, k * n).Select(_ => (float)g.NextNormal()).ToArray();
+        var c0 = Enumerable.Range(0, m * n).Select(_ => (float)g.NextNormal()).ToArray();
+        var p = Enum.Parse<Sgemm.Path>(path);
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var c = (float[])c0.Clone();
+            fixed (float* pa = a, pb = b, pc = c)
+                Sgemm.Multiply(transA, transB, m, n, k, pa, transA ? m : k, pb, transB ? k : n, pc, n, accumulate, maxThreads: 2, forcePath: p);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double sum = accumulate ? c0[i * n + j] : 0;
+                    for (int q = 0; q < k; q++)
+                        sum += (double)(transA ? a[q * m + i] : a[i * k + q]) * (transB ? b[j * k + q] : b[q * n + j]);
+                    Assert.True(Math.Abs(c[i * n + j] - sum) <= 1e-4 * (1 + Math.Abs(sum)), $"{path}: C[{i},{j}] = {c[i * n + j]}, expected {sum}");
+                }
+        }
+    }
+
+    [Fact]
+    public unsafe void Sgemm_gives_identical_bits_with_one_or_two_threads_per_block_split()
+    {
+        // Each element of C is summed by one thread in a fixed k order, so splitting rows across threads
+        // cannot change a single bit.
+        var g = new Generator(4);
+        int m = 300, n = 200, k = 700;
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)g.NextNormal()).ToArray();
+        var b = Enumerable.Range(0, k * n).Select(_ => (float)g.NextNormal()).ToArray();
+        var one = new float[m * n];
+        var two = new float[m * n];
+        fixed (float* pa = a, pb = b, p1 = one, p2 = two)
+        {
+            Sgemm.Multiply(false, false, m, n, k, pa, k, pb, n, p1, n, false, maxThreads: 1);
+            Sgemm.Multiply(false, false, m, n, k, pa, k, pb, n, p2, n, false, maxThreads: 2);
+        }
+        Assert.Equal(one, two);
+    }
+
     [Fact]
     public void Gemm_rejects_short_operands_and_handles_empty_k()
     {

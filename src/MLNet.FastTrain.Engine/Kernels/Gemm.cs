@@ -9,20 +9,44 @@ namespace MLNet.FastTrain.Engine.Kernels;
 /// <c>C[m,n] = op(A)[m,k] · op(B)[k,n]</c>, optionally added to what C holds.
 /// </summary>
 /// <remarks>
-/// A transposed operand is first copied into its plain layout, then each row of C is built as a sum of scaled
-/// rows of B (an i-k-j loop whose inner step is a vectorised multiply-add). Rows of C are split across cores in
-/// fixed blocks, each computed by exactly one thread in a fixed order, so results do not depend on timing.
+/// float32 goes to the packed, register-blocked <see cref="Sgemm"/>. float64 (used for gradient checks) takes a
+/// plain path: a transposed operand is first copied into its plain layout, then each row of C is built as a sum
+/// of scaled rows of B (an i-k-j loop whose inner step is a vectorised multiply-add). Rows of C are split across
+/// cores in fixed blocks, each computed by exactly one thread in a fixed order, so results do not depend on timing.
 /// </remarks>
 internal static unsafe class Gemm
 {
     private const long ParallelThreshold = 1L << 18; // multiply-adds below which threads cost more than they save
 
+    /// <summary>
+    /// C = op(A)·op(B), or C += op(A)·op(B) when <paramref name="accumulate"/>; maxThreads = 0 means
+    /// <see cref="EngineSettings.Threads"/>, and callers that already run in parallel pass 1.
+    /// </summary>
     public static void Multiply<T>(bool transA, bool transB, int m, int n, int k,
-        ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate)
+        ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate, int maxThreads = 0)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (a.Length < (long)m * k || b.Length < (long)k * n || c.Length < (long)m * n)
             throw new ArgumentException($"GEMM operands are too short for m={m}, n={n}, k={k}.");
+        int threads = maxThreads > 0 ? maxThreads : EngineSettings.Threads;
+        if (typeof(T) == typeof(float))
+        {
+            fixed (T* pa = a)
+            fixed (T* pb = b)
+            fixed (T* pc = c)
+            {
+                Sgemm.Multiply(transA, transB, m, n, k, (float*)pa, transA ? m : k, (float*)pb, transB ? k : n, (float*)pc, n, accumulate, threads);
+            }
+            return;
+        }
+        PlainMultiply(transA, transB, m, n, k, a, b, c, accumulate, threads);
+    }
+
+    /// <summary>The plain i-k-j path, for any element type.</summary>
+    internal static void PlainMultiply<T>(bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate, int maxThreads)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         if (m == 0 || n == 0) return;
         if (k == 0)
         {
@@ -52,7 +76,7 @@ internal static unsafe class Gemm
             {
                 nint ia = (nint)pa, ib = (nint)pb, ic = (nint)pc;
                 long work = (long)m * n * k;
-                int threads = work < ParallelThreshold ? 1 : Math.Min(Environment.ProcessorCount, m);
+                int threads = work < ParallelThreshold ? 1 : Math.Min(maxThreads, m);
                 if (threads <= 1)
                 {
                     Rows<T>(0, m, n, k, (T*)ia, (T*)ib, (T*)ic, accumulate);

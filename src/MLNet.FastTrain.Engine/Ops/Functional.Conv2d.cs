@@ -36,6 +36,7 @@ public static partial class Functional
             throw ShapeMismatchException.For("conv2d", "the kernel does not fit in the padded input", x.Shape, weight.Shape);
 
         var y = Tensor.Zeros([n, o, geo.OutH, geo.OutW], x.DType);
+        OperationCounters.Add((long)n * o * geo.ColRows * geo.ColCols);
         if (IsF32(x)) ConvForward<float>(x, weight, bias, y, geo, groups); else ConvForward<double>(x, weight, bias, y, geo, groups);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         return GradRecorder.Record(y, "conv2d", inputs, g =>

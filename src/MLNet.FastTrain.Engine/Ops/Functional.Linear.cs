@@ -16,6 +16,7 @@ public static partial class Functional
         if (b.Size(0) != k) throw ShapeMismatchException.For("matmul", "inner dimensions differ", a.Shape, b.Shape);
         var y = Tensor.Zeros([m, n], a.DType);
         Gemm_(a, false, b, false, y, m, n, k, accumulate: false);
+        OperationCounters.Add((long)m * n * k);
         return GradRecorder.Record(y, "matmul", [a, b], g =>
         {
             Tensor? ga = null, gb = null;
@@ -40,6 +41,7 @@ public static partial class Functional
 
         var y = Tensor.Zeros([n, outF], x.DType);
         Gemm_(x, false, weight, true, y, n, outF, inF, accumulate: false);
+        OperationCounters.Add((long)n * outF * inF);
         if (bias is not null) AddRowVector(y, bias);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         return GradRecorder.Record(y, "linear", inputs, g =>

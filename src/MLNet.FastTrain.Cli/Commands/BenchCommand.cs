@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Autograd;
+using MLNet.FastTrain.Engine.Modules;
+using MLNet.FastTrain.Engine.Optimizers;
+using MLNet.FastTrain.Vision.Models;
+
+namespace MLNet.FastTrain.Cli.Commands;
+
+/// <summary>
+/// <c>fasttrain bench</c>: trains the reference nets exactly as ../shared/anchors/pytorch_fmnist.py does (same
+/// batch order, SGD with momentum 0.9 and weight decay 5e-4, cross-entropy) and reports throughput with the same
+/// JSON keys, so the two can be compared side by side; or times one square SGEMM.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "simple or resnet", DefaultValueFactory = _ => "simple" };
+        model.AcceptOnlyFromAmong("simple", "resnet");
+        var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 128 };
+        var steps = new Option<int>("--steps") { Description = "timed training steps (after 5 warm-up steps)", DefaultValueFactory = _ => 60 };
+        var lr = new Option<double>("--lr") { Description = "learning rate", DefaultValueFactory = _ => 0.05 };
+        var gemm = new Option<int?>("--gemm") { Description = "time an N×N×N SGEMM instead of training" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var command = new Command("bench", "Measure training and inference throughput, or SGEMM speed.") { model, threads, batch, steps, lr, gemm, json };
+        command.SetAction(r =>
+        {
+            int t = r.GetValue(threads), b = r.GetValue(batch), s = r.GetValue(steps);
+            if (t < 1 || b < 1 || s < 1)
+            {
+                Console.Error.WriteLine("error: --threads, --batch and --steps must be positive.");
+                return 2;
+            }
+            EngineSettings.Threads = t;
+            var result = r.GetValue(gemm) is int n
+                ? Gemm(n, t)
+                : Train(r.GetValue(model)!, t, b, s, r.GetValue(lr));
+            Print(result, r.GetValue(json));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Dictionary<string, object> Gemm(int n, int threads)
+    {
+        var a = Tensor.Normal([n, n], generator: new Generator(1));
+        var b = Tensor.Normal([n, n], generator: new Generator(2));
+        for (int i = 0; i < 3; i++) Functional.MatMul(a, b);
+        int reps = Math.Max(3, (int)(2e10 / (2.0 * n * n * n)));
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < reps; i++) Functional.MatMul(a, b);
+        double seconds = clock.Elapsed.TotalSeconds;
+        return new() { ["engine"] = Engine(), ["gemm"] = n, ["threads"] = threads, ["gflops"] = Math.Round(2.0 * n * n * n * reps / seconds / 1e9, 1) };
+    }
+
+    private static Dictionary<string, object> Train(string modelName, int threads, int batch, int steps, double lr)
+    {
+        var data = BenchData.Load();
+        var g = new Generator(0);
+        Module net = modelName == "simple" ? ModelZoo.Simple(generator: g) : ModelZoo.ResNetSmall(generator: g);
+        var opt = new Sgd(net.Parameters(), lr, momentum: 0.9, weightDecay: 5e-4);
+        int n = data.TrainLabels.Length;
+        var xb = Tensor.Zeros(batch, 1, 28, 28);
+        var yb = new int[batch];
+
+        void Step(int i)
+        {
+            int j = (int)((long)i * batch % (n - batch));
+            data.Train.Narrow(j, batch).AsSpan().CopyTo(xb.AsSpan());
+            Array.Copy(data.TrainLabels, j, yb, 0, batch);
+            opt.ZeroGrad();
+            Functional.CrossEntropy(net.Forward(xb), yb).Backward();
+            opt.Step();
+        }
+
+        net.Train();
+        for (int i = 0; i < 5; i++) Step(i);
+        OperationCounters.Reset();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) Step(i);
+        double trainSeconds = clock.Elapsed.TotalSeconds;
+        long allocatedPerStep = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / steps;
+        double trainFlops = 3.0 * 2.0 * OperationCounters.MultiplyAdds;
+
+        net.Eval();
+        int inferred = 0;
+        clock.Restart();
+        using (GradRecorder.NoGrad())
+        {
+            for (int j = 0; j + 500 <= Math.Min(5000, data.Test.Size(0)); j += 500)
+            {
+                net.Forward(data.Test.Narrow(j, 500));
+                inferred += 500;
+            }
+        }
+        double inferSeconds = clock.Elapsed.TotalSeconds;
+
+        return new()
+        {
+            ["engine"] = Engine(),
+            ["model"] = modelName,
+            ["threads"] = threads,
+            ["batch"] = batch,
+            ["train_images_per_s"] = Math.Round(steps * batch / trainSeconds, 1),
+            ["infer_images_per_s"] = Math.Round(inferred / inferSeconds, 1),
+            ["gflops"] = Math.Round(trainFlops / trainSeconds / 1e9, 1),
+            ["allocated_bytes_per_step"] = allocatedPerStep,
+            ["data"] = data.Source,
+        };
+    }
+
+    private static string Engine() => "mlnet-fasttrain-" + typeof(Tensor).Assembly.GetName().Version!.ToString(3);
+
+    private static void Print(Dictionary<string, object> result, bool json)
+    {
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(result));
+            return;
+        }
+        foreach (var (key, value) in result)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{key,-26}{value}"));
+    }
+}

@@ -1,0 +1,427 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace MLNet.FastTrain.Engine.Kernels;
+
+/// <summary>
+/// Single-precision GEMM on row-major matrices, C[m,n] (+)= op(A)[m,k]·op(B)[k,n], in the style of BLIS:
+/// panels of A (MR rows) and B (NR columns) are packed for a block of KC steps of k, and a register-blocked
+/// micro-kernel computes each MR×NR tile of C from one A panel and one B panel.
+/// </summary>
+/// <remarks>
+/// Micro-kernels: 8×32 with 512-bit vectors (16 accumulators), 4×16 with 256-bit and 4×8 with 128-bit vectors
+/// (8 accumulators), and a scalar one. The 512-bit kernel reads a plain (untransposed) A in place, eight rows
+/// side by side, which saves packing A; transposed or partial panels of A are packed. Threads share one packed copy of B per k-block, each packing a disjoint set
+/// of its panels, then split the rows of C into fixed blocks, each packing only its own rows of A. Every element
+/// of C is computed by one thread in a fixed order of k, so results do not depend on timing.
+/// </remarks>
+internal static unsafe class Sgemm
+{
+    private const int KC = 256;
+    private const int MC = 128;
+    private const long ParallelThreshold = 1L << 21; // multiply-adds below which one thread is faster
+
+    internal enum Path { Scalar, V128, V256, V512 }
+
+    /// <summary>The widest path the hardware runs (it honours the runtime's DOTNET_EnableAVX512F / EnableAVX2 switches).</summary>
+    internal static Path BestPath =>
+        Vector512.IsHardwareAccelerated ? Path.V512 : Vector256.IsHardwareAccelerated ? Path.V256 : Vector128.IsHardwareAccelerated ? Path.V128 : Path.Scalar;
+
+    private static (int MR, int NR) Tile(Path path) => path switch
+    {
+        Path.V512 => (8, 32),
+        Path.V256 => (4, 16),
+        Path.V128 => (4, 8),
+        _ => (4, 4),
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Multiply(bool transA, bool transB, int m, int n, int k,
+        float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int maxThreads, Path? forcePath = null)
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate) for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
+            return;
+        }
+        var path = forcePath ?? BestPath;
+        var (mr, nr) = Tile(path);
+        int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Max(1, Math.Min(maxThreads, (m + mr - 1) / mr));
+        int nPanels = (n + nr - 1) / nr;
+        int kcMax = Math.Min(KC, k);
+        float[] bPack = ArrayPool<float>.Shared.Rent(nPanels * nr * kcMax);
+        int mBlocks = (m + MC - 1) / MC;
+        try
+        {
+            fixed (float* bp = bPack)
+            {
+                var op = new Operands(a, lda, transA, b, ldb, transB, c, ldc, m, n, bp, mr, nr, path);
+                for (int pc = 0; pc < k; pc += KC)
+                {
+                    int kc = Math.Min(KC, k - pc);
+                    bool overwrite = pc == 0 && !accumulate;
+                    if (threads == 1)
+                    {
+                        PackB(op, pc, kc, 0, nPanels);
+                        RowBlocks(op, pc, kc, 0, mBlocks, overwrite);
+                        continue;
+                    }
+                    int t = threads;
+                    Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, id =>
+                    {
+                        var (p0, p1) = Range(nPanels, t, id);
+                        PackB(op, pc, kc, p0, p1);
+                    });
+                    Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, id =>
+                    {
+                        var (b0, b1) = Range(mBlocks, t, id);
+                        RowBlocks(op, pc, kc, b0, b1, overwrite);
+                    });
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(bPack);
+        }
+    }
+
+    private static (int Start, int End) Range(int count, int parts, int id) =>
+        ((int)((long)count * id / parts), (int)((long)count * (id + 1) / parts));
+
+    private readonly struct Operands(float* a, int lda, bool transA, float* b, int ldb, bool transB, float* c, int ldc, int m, int n, float* bPack, int mr, int nr, Path path)
+    {
+        public readonly float* A = a, B = b, C = c, BPack = bPack;
+        public readonly int Lda = lda, Ldb = ldb, Ldc = ldc, M = m, N = n, MR = mr, NR = nr;
+        public readonly bool TransA = transA, TransB = transB;
+        public readonly Path Path = path;
+    }
+
+    /// <summary>Packs B panels [p0, p1) of one k-block: panel j holds, for each kk, NR consecutive columns (zero past n).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackB(in Operands op, int pc, int kc, int p0, int p1)
+    {
+        int nr = op.NR;
+        if (!op.TransB)
+        {
+            // Walk B row by row (sequential reads); each row scatters NR-wide pieces into the panels.
+            int fullEnd = Math.Min(p1, op.N / nr);
+            for (int kk = 0; kk < kc; kk++)
+            {
+                float* src = op.B + (long)(pc + kk) * op.Ldb;
+                for (int panel = p0; panel < fullEnd; panel++)
+                    CopyRow(src + panel * nr, op.BPack + ((long)panel * kc + kk) * nr, nr);
+                for (int panel = Math.Max(p0, fullEnd); panel < p1; panel++)
+                {
+                    int j0 = panel * nr, cols = op.N - j0;
+                    float* d = op.BPack + ((long)panel * kc + kk) * nr;
+                    int x = 0;
+                    for (; x < cols; x++) d[x] = src[j0 + x];
+                    for (; x < nr; x++) d[x] = 0;
+                }
+            }
+            return;
+        }
+        for (int panel = p0; panel < p1; panel++)
+        {
+            int j0 = panel * nr;
+            int cols = Math.Min(nr, op.N - j0);
+            float* dst = op.BPack + (long)panel * nr * kc;
+            for (int j = 0; j < nr; j++)
+            {
+                if (j >= cols) { for (int kk = 0; kk < kc; kk++) dst[kk * nr + j] = 0; continue; }
+                float* src = op.B + (long)(j0 + j) * op.Ldb + pc;
+                for (int kk = 0; kk < kc; kk++) dst[kk * nr + j] = src[kk];
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRow(float* src, float* dst, int count)
+    {
+        // count is NR: a multiple of the vector width of the path that chose it.
+        int x = 0;
+        if (Vector512.IsHardwareAccelerated) for (; x + 16 <= count; x += 16) Vector512.Store(Vector512.Load(src + x), dst + x);
+        if (Vector256.IsHardwareAccelerated) for (; x + 8 <= count; x += 8) Vector256.Store(Vector256.Load(src + x), dst + x);
+        for (; x < count; x++) dst[x] = src[x];
+    }
+
+    /// <summary>Computes row blocks [b0, b1) of C for one k-block, packing those rows of A.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowBlocks(in Operands op, int pc, int kc, int b0, int b1, bool overwrite)
+    {
+        int mr = op.MR, nr = op.NR;
+        float[] aPack = ArrayPool<float>.Shared.Rent(MC * kc);
+        float* tile = stackalloc float[8 * 32];
+        try
+        {
+            fixed (float* ap = aPack)
+            {
+                int nPanels = (op.N + nr - 1) / nr;
+                for (int block = b0; block < b1; block++)
+                {
+                    int i0 = block * MC;
+                    int rows = Math.Min(MC, op.M - i0);
+                    int aPanels = (rows + mr - 1) / mr;
+                    // With 512-bit vectors the kernel reads full row panels of a plain A in place; only a partial last
+                    // panel, or a transposed A, is packed.
+                    bool direct = !op.TransA && op.Path == Path.V512;
+                    int firstPacked = direct ? rows / mr : 0;
+                    if (firstPacked < aPanels) PackA(op, i0 + firstPacked * mr, rows - firstPacked * mr, pc, kc, ap);
+                    for (int jp = 0; jp < nPanels; jp++)
+                    {
+                        int j0 = jp * nr;
+                        int cols = Math.Min(nr, op.N - j0);
+                        float* bPanel = op.BPack + (long)jp * nr * kc;
+                        for (int ip = 0; ip < aPanels; ip++)
+                        {
+                            int r0 = ip * mr;
+                            int rCount = Math.Min(mr, rows - r0);
+                            float* cTile = op.C + (long)(i0 + r0) * op.Ldc + j0;
+                            if (ip < firstPacked)
+                            {
+                                float* aRows = op.A + (long)(i0 + r0) * op.Lda + pc;
+                                if (cols == nr)
+                                {
+                                    Kernel8x32Rows(kc, aRows, op.Lda, bPanel, cTile, op.Ldc, overwrite);
+                                }
+                                else
+                                {
+                                    Kernel8x32Rows(kc, aRows, op.Lda, bPanel, tile, nr, overwrite: true);
+                                    AddTile(tile, nr, cTile, op.Ldc, rCount, cols, overwrite);
+                                }
+                                continue;
+                            }
+                            float* aPanel = ap + (long)(ip - firstPacked) * mr * kc;
+                            if (rCount == mr && cols == nr)
+                            {
+                                Kernel(op.Path, kc, aPanel, bPanel, cTile, op.Ldc, overwrite);
+                            }
+                            else
+                            {
+                                // Edge tile: compute a full tile into scratch, then add the valid part.
+                                Kernel(op.Path, kc, aPanel, bPanel, tile, nr, overwrite: true);
+                                AddTile(tile, nr, cTile, op.Ldc, rCount, cols, overwrite);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(aPack);
+        }
+    }
+
+    /// <summary>Writes (or adds) the valid rows × cols of a scratch tile into C.</summary>
+    private static void AddTile(float* tile, int nr, float* c, int ldc, int rows, int cols, bool overwrite)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* dst = c + (long)r * ldc;
+            float* src = tile + r * nr;
+            if (overwrite) for (int x = 0; x < cols; x++) dst[x] = src[x];
+            else for (int x = 0; x < cols; x++) dst[x] += src[x];
+        }
+    }
+
+    /// <summary>Packs rows [i0, i0+rows) of op(A) for one k-block into MR-row panels (zero past the last row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackA(in Operands op, int i0, int rows, int pc, int kc, float* dst)
+    {
+        int mr = op.MR;
+        int panels = (rows + mr - 1) / mr;
+        float** rowPtr = stackalloc float*[mr];
+        for (int ip = 0; ip < panels; ip++)
+        {
+            float* panel = dst + (long)ip * mr * kc;
+            int valid = Math.Min(mr, rows - ip * mr);
+            if (!op.TransA)
+            {
+                // Read MR rows side by side so the panel is written sequentially.
+                for (int r = 0; r < valid; r++) rowPtr[r] = op.A + (long)(i0 + ip * mr + r) * op.Lda + pc;
+                for (int kk = 0; kk < kc; kk++, panel += mr)
+                {
+                    int r = 0;
+                    for (; r < valid; r++) panel[r] = rowPtr[r][kk];
+                    for (; r < mr; r++) panel[r] = 0;
+                }
+            }
+            else
+            {
+                // op(A) = Aᵀ: each k step reads MR consecutive values of one row of the stored matrix.
+                float* src = op.A + (long)pc * op.Lda + i0 + ip * mr;
+                for (int kk = 0; kk < kc; kk++, panel += mr, src += op.Lda)
+                {
+                    int r = 0;
+                    if (valid == mr) { CopyRow(src, panel, mr); continue; }
+                    for (; r < valid; r++) panel[r] = src[r];
+                    for (; r < mr; r++) panel[r] = 0;
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel(Path path, int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        switch (path)
+        {
+            case Path.V512: Kernel8x32(kc, a, b, c, ldc, overwrite); break;
+            case Path.V256: Kernel4x16(kc, a, b, c, ldc, overwrite); break;
+            case Path.V128: Kernel4x8(kc, a, b, c, ldc, overwrite); break;
+            default: KernelScalar(kc, a, b, c, ldc, overwrite); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        // The tile of C is read (or written) only after the k loop: ask for its lines now so they arrive meanwhile.
+        if (Sse.IsSupported)
+            for (int r = 0; r < 8; r++) { Sse.Prefetch0(c + (long)r * ldc); Sse.Prefetch0(c + (long)r * ldc + 16); }
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            a += 8;
+            b += 32;
+        }
+        Store512(c, c00, c01, overwrite); c += ldc;
+        Store512(c, c10, c11, overwrite); c += ldc;
+        Store512(c, c20, c21, overwrite); c += ldc;
+        Store512(c, c30, c31, overwrite); c += ldc;
+        Store512(c, c40, c41, overwrite); c += ldc;
+        Store512(c, c50, c51, overwrite); c += ldc;
+        Store512(c, c60, c61, overwrite); c += ldc;
+        Store512(c, c70, c71, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel8x32Rows(int kc, float* a, int lda, float* b, float* c, int ldc, bool overwrite)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        // The tile of C is read (or written) only after the k loop: ask for its lines now so they arrive meanwhile.
+        if (Sse.IsSupported)
+            for (int r = 0; r < 8; r++) { Sse.Prefetch0(c + (long)r * ldc); Sse.Prefetch0(c + (long)r * ldc + 16); }
+        float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda, a6 = a5 + lda, a7 = a6 + lda;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a0[p]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[p]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[p]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[p]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a4[p]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a5[p]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a6[p]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a7[p]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            b += 32;
+        }
+        Store512(c, c00, c01, overwrite); c += ldc;
+        Store512(c, c10, c11, overwrite); c += ldc;
+        Store512(c, c20, c21, overwrite); c += ldc;
+        Store512(c, c30, c31, overwrite); c += ldc;
+        Store512(c, c40, c41, overwrite); c += ldc;
+        Store512(c, c50, c51, overwrite); c += ldc;
+        Store512(c, c60, c61, overwrite); c += ldc;
+        Store512(c, c70, c71, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store512(float* c, Vector512<float> v0, Vector512<float> v1, bool overwrite)
+    {
+        if (!overwrite) { v0 += Vector512.Load(c); v1 += Vector512.Load(c + 16); }
+        v0.Store(c);
+        v1.Store(c + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel4x16(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var x = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            a += 4;
+            b += 16;
+        }
+        Store256(c, c00, c01, overwrite); c += ldc;
+        Store256(c, c10, c11, overwrite); c += ldc;
+        Store256(c, c20, c21, overwrite); c += ldc;
+        Store256(c, c30, c31, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store256(float* c, Vector256<float> v0, Vector256<float> v1, bool overwrite)
+    {
+        if (!overwrite) { v0 += Vector256.Load(c); v1 += Vector256.Load(c + 8); }
+        v0.Store(c);
+        v1.Store(c + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel4x8(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector128.Load(b);
+            var b1 = Vector128.Load(b + 4);
+            var x = Vector128.Create(a[0]); c00 = Vector128.FusedMultiplyAdd(x, b0, c00); c01 = Vector128.FusedMultiplyAdd(x, b1, c01);
+            x = Vector128.Create(a[1]); c10 = Vector128.FusedMultiplyAdd(x, b0, c10); c11 = Vector128.FusedMultiplyAdd(x, b1, c11);
+            x = Vector128.Create(a[2]); c20 = Vector128.FusedMultiplyAdd(x, b0, c20); c21 = Vector128.FusedMultiplyAdd(x, b1, c21);
+            x = Vector128.Create(a[3]); c30 = Vector128.FusedMultiplyAdd(x, b0, c30); c31 = Vector128.FusedMultiplyAdd(x, b1, c31);
+            a += 4;
+            b += 8;
+        }
+        Store128(c, c00, c01, overwrite); c += ldc;
+        Store128(c, c10, c11, overwrite); c += ldc;
+        Store128(c, c20, c21, overwrite); c += ldc;
+        Store128(c, c30, c31, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store128(float* c, Vector128<float> v0, Vector128<float> v1, bool overwrite)
+    {
+        if (!overwrite) { v0 += Vector128.Load(c); v1 += Vector128.Load(c + 4); }
+        v0.Store(c);
+        v1.Store(c + 4);
+    }
+
+    private static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        float* acc = stackalloc float[16];
+        new Span<float>(acc, 16).Clear();
+        for (int p = 0; p < kc; p++)
+        {
+            for (int r = 0; r < 4; r++)
+                for (int j = 0; j < 4; j++) acc[r * 4 + j] = MathF.FusedMultiplyAdd(a[r], b[j], acc[r * 4 + j]);
+            a += 4;
+            b += 4;
+        }
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 4; j++) c[(long)r * ldc + j] = overwrite ? acc[r * 4 + j] : c[(long)r * ldc + j] + acc[r * 4 + j];
+    }
+}
