@@ -16,7 +16,7 @@ namespace MLNet.FastTrain.Engine;
 /// </remarks>
 public partial class Tensor
 {
-    private readonly Array _storage;
+    private Array? _storage;
     private readonly int _offset;
     private readonly int[] _shape;
     private bool _requiresGrad;
@@ -30,11 +30,12 @@ public partial class Tensor
         DType = storage is double[] ? DType.Float64 : DType.Float32;
         if (offset < 0 || offset + Length > storage.Length)
             throw new ArgumentOutOfRangeException(nameof(offset), $"A view of shape {ShapeText.Format(shape)} at offset {offset} does not fit in storage of {storage.Length} elements.");
+        TensorScope.Track(this, storage);
     }
 
     /// <summary>Creates a tensor that takes over another tensor's storage, shape and dtype (used by <see cref="Modules.Parameter"/>).</summary>
     protected Tensor(Tensor source)
-        : this(source._storage, source._offset, source._shape)
+        : this(source.StorageOrThrow, source._offset, source._shape)
     {
     }
 
@@ -81,22 +82,31 @@ public partial class Tensor
 
     internal int[] ShapeRef => _shape;
 
-    internal Array Storage => _storage;
+    internal Array Storage => StorageOrThrow;
+
+    /// <summary>True after the <see cref="TensorScope"/> that lent this tensor its storage has ended.</summary>
+    public bool IsReleased => _storage is null;
+
+    private Array StorageOrThrow => _storage ?? throw new ObjectDisposedException(nameof(Tensor),
+        $"This tensor of shape {ShapeText.Format(_shape)} was created inside a TensorScope that has ended; its memory went back to the pool. Copy what you need (Clone() outside the scope, ToArray(), Item()) before the scope ends.");
+
+    /// <summary>Called by the scope that lent the storage, when it ends.</summary>
+    internal void Release() => _storage = null;
 
     internal int Offset => _offset;
 
     /// <summary>The elements of a float32 tensor, in row-major order.</summary>
     public Span<float> AsSpan() => DType == DType.Float32
-        ? new Span<float>((float[])_storage, _offset, Length)
+        ? new Span<float>((float[])StorageOrThrow, _offset, Length)
         : throw new InvalidOperationException($"AsSpan() reads float32 tensors; this one is {DType}. Use AsDoubleSpan() or To(DType.Float32).");
 
     /// <summary>The elements of a float64 tensor, in row-major order.</summary>
     public Span<double> AsDoubleSpan() => DType == DType.Float64
-        ? new Span<double>((double[])_storage, _offset, Length)
+        ? new Span<double>((double[])StorageOrThrow, _offset, Length)
         : throw new InvalidOperationException($"AsDoubleSpan() reads float64 tensors; this one is {DType}. Use AsSpan() or To(DType.Float64).");
 
     /// <summary>The elements as a span of <typeparamref name="T"/>, which must match <see cref="DType"/>.</summary>
-    internal Span<T> Span<T>() => new((T[])_storage, _offset, Length);
+    internal Span<T> Span<T>() => new((T[])StorageOrThrow, _offset, Length);
 
     /// <summary>A copy of the elements as float32.</summary>
     public float[] ToArray()
@@ -160,9 +170,18 @@ public partial class Tensor
     public static Tensor Zeros(int[] shape, DType dtype)
     {
         var s = CheckShape(shape);
-        int n = Numel(s);
-        return new Tensor(dtype == DType.Float32 ? new float[n] : new double[n], 0, s);
+        return new Tensor(TensorScope.Allocate(Numel(s), dtype, clear: true), 0, s);
     }
+
+    /// <summary>A tensor whose elements are unspecified, for operations that write every element.</summary>
+    internal static Tensor Empty(int[] shape, DType dtype)
+    {
+        var s = CheckShape(shape);
+        return new Tensor(TensorScope.Allocate(Numel(s), dtype, clear: false), 0, s);
+    }
+
+    /// <summary>An uninitialised tensor with the shape and dtype of <paramref name="like"/>.</summary>
+    internal static Tensor EmptyLike(Tensor like) => Empty(like._shape, like.DType);
 
     /// <summary>A float32 tensor of ones.</summary>
     public static Tensor Ones(params int[] shape) => Full(shape, 1.0, DType.Float32);
@@ -286,12 +305,12 @@ public partial class Tensor
         }
     }
 
-    internal double GetFlat(int i) => DType == DType.Float32 ? ((float[])_storage)[_offset + i] : ((double[])_storage)[_offset + i];
+    internal double GetFlat(int i) => DType == DType.Float32 ? ((float[])StorageOrThrow)[_offset + i] : ((double[])StorageOrThrow)[_offset + i];
 
     internal void SetFlat(int i, double v)
     {
-        if (DType == DType.Float32) ((float[])_storage)[_offset + i] = (float)v;
-        else ((double[])_storage)[_offset + i] = v;
+        if (DType == DType.Float32) ((float[])StorageOrThrow)[_offset + i] = (float)v;
+        else ((double[])StorageOrThrow)[_offset + i] = v;
     }
 
     // ---- views and copies ------------------------------------------------------------------------
@@ -302,7 +321,7 @@ public partial class Tensor
     public Tensor Reshape(params int[] shape)
     {
         var target = InferShape(shape);
-        var view = new Tensor(_storage, _offset, target);
+        var view = new Tensor(StorageOrThrow, _offset, target);
         var sourceShape = _shape;
         return GradRecorder.Record(view, "reshape", [this], g => [g.Detach().Reshape(sourceShape)]);
     }
@@ -316,7 +335,7 @@ public partial class Tensor
         int row = Length / Math.Max(1, _shape[0]);
         var shape = (int[])_shape.Clone();
         shape[0] = length;
-        var view = new Tensor(_storage, _offset + start * row, shape);
+        var view = new Tensor(StorageOrThrow, _offset + start * row, shape);
         var sourceShape = _shape;
         return GradRecorder.Record(view, "narrow", [this], g =>
         {
@@ -327,7 +346,7 @@ public partial class Tensor
     }
 
     /// <summary>A tensor sharing this one's storage, cut out of the autograd graph.</summary>
-    public Tensor Detach() => new(_storage, _offset, _shape);
+    public Tensor Detach() => new(StorageOrThrow, _offset, _shape);
 
     /// <summary>A copy with its own storage; gradients flow back to this tensor.</summary>
     public Tensor Clone()

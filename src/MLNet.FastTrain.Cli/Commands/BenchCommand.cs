@@ -73,6 +73,7 @@ internal static class BenchCommand
             int j = (int)((long)i * batch % (n - batch));
             data.Train.Narrow(j, batch).AsSpan().CopyTo(xb.AsSpan());
             Array.Copy(data.TrainLabels, j, yb, 0, batch);
+            using var scope = TensorScope.Begin();
             opt.ZeroGrad();
             Functional.CrossEntropy(net.Forward(xb), yb).Backward();
             opt.Step();
@@ -95,6 +96,7 @@ internal static class BenchCommand
         {
             for (int j = 0; j + 500 <= Math.Min(5000, data.Test.Size(0)); j += 500)
             {
+                using var scope = TensorScope.Begin();
                 net.Forward(data.Test.Narrow(j, 500));
                 inferred += 500;
             }

@@ -67,7 +67,9 @@ internal static class BackwardEngine
     {
         if (leaf.Grad is null)
         {
-            // A gradient may alias another tensor's storage (reshape views); the leaf gets its own copy.
+            // A gradient may alias another tensor's storage (reshape views); the leaf gets its own copy, which
+            // outlives any TensorScope the backward pass runs in.
+            using var _ = TensorScope.Suspend();
             var own = Tensor.ZerosLike(leaf);
             own.CopyFrom(g);
             leaf.Grad = own;

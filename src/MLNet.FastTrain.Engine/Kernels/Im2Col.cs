@@ -27,7 +27,7 @@ internal readonly record struct ConvGeometry(
 /// </remarks>
 internal static class Im2Col
 {
-    public static void Unfold<T>(ReadOnlySpan<T> image, in ConvGeometry g, Span<T> col) where T : unmanaged, INumberBase<T>
+    public static void Unfold<T>(ReadOnlySpan<T> image, in ConvGeometry g, Span<T> col) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int oh = g.OutH, ow = g.OutW, plane = g.Height * g.Width;
         int row = 0;
@@ -46,9 +46,14 @@ internal static class Im2Col
                         if ((uint)iy >= (uint)g.Height) { dstRow.Clear(); continue; }
                         int ix0 = -g.PadW + kw * g.DilationW;
                         var srcRow = src.Slice(iy * g.Width, g.Width);
-                        if (g.StrideW == 1 && ix0 >= 0 && ix0 + ow <= g.Width)
+                        if (g.StrideW == 1)
                         {
-                            srcRow.Slice(ix0, ow).CopyTo(dstRow);
+                            // Output columns whose input column ix0 + x lies inside the row form one contiguous run.
+                            int xStart = Math.Clamp(-ix0, 0, ow), xEnd = Math.Clamp(g.Width - ix0, xStart, ow);
+                            if (xStart == xEnd) { dstRow.Clear(); continue; }
+                            dstRow[..xStart].Clear();
+                            srcRow.Slice(ix0 + xStart, xEnd - xStart).CopyTo(dstRow[xStart..xEnd]);
+                            dstRow[xEnd..].Clear();
                             continue;
                         }
                         for (int x = 0; x < ow; x++)
@@ -63,7 +68,7 @@ internal static class Im2Col
     }
 
     /// <summary>Adds each column-matrix entry back into the image position it was read from.</summary>
-    public static void FoldAdd<T>(ReadOnlySpan<T> col, in ConvGeometry g, Span<T> image) where T : unmanaged, INumberBase<T>
+    public static void FoldAdd<T>(ReadOnlySpan<T> col, in ConvGeometry g, Span<T> image) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int oh = g.OutH, ow = g.OutW, plane = g.Height * g.Width;
         int row = 0;
@@ -82,6 +87,14 @@ internal static class Im2Col
                         int ix0 = -g.PadW + kw * g.DilationW;
                         var dstRow = dstPlane.Slice(iy * g.Width, g.Width);
                         var srcRow = src.Slice(y * ow, ow);
+                        if (g.StrideW == 1)
+                        {
+                            int xStart = Math.Clamp(-ix0, 0, ow), xEnd = Math.Clamp(g.Width - ix0, xStart, ow);
+                            if (xStart == xEnd) continue;
+                            var d = dstRow.Slice(ix0 + xStart, xEnd - xStart);
+                            System.Numerics.Tensors.TensorPrimitives.Add(d, srcRow[xStart..xEnd], d);
+                            continue;
+                        }
                         for (int x = 0; x < ow; x++)
                         {
                             int ix = ix0 + x * g.StrideW;

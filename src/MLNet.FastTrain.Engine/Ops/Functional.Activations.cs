@@ -15,12 +15,12 @@ public static partial class Functional
 
     private static Tensor LeakyRelu(Tensor x, double slope, string name)
     {
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) LeakyReluKernel<float>(x.Span<float>(), y.Span<float>(), (float)slope);
         else LeakyReluKernel<double>(x.Span<double>(), y.Span<double>(), slope);
         return GradRecorder.Record(y, name, [x], g =>
         {
-            var gx = Tensor.ZerosLike(x);
+            var gx = Tensor.EmptyLike(x);
             if (IsF32(x)) LeakyReluBackward<float>(x.Span<float>(), g.Span<float>(), gx.Span<float>(), (float)slope);
             else LeakyReluBackward<double>(x.Span<double>(), g.Span<double>(), gx.Span<double>(), slope);
             return [gx];
@@ -33,15 +33,13 @@ public static partial class Functional
         for (int i = 0; i < x.Length; i++) y[i] = x[i] > T.Zero ? x[i] : slope * x[i];
     }
 
-    private static void LeakyReluBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> g, Span<T> gx, T slope) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        for (int i = 0; i < x.Length; i++) gx[i] = x[i] > T.Zero ? g[i] : slope * g[i];
-    }
+    private static void LeakyReluBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> g, Span<T> gx, T slope) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Fused.LeakyReluBackward(x, g, gx, slope);
 
     /// <summary>1 / (1 + e^-x).</summary>
     public static Tensor Sigmoid(Tensor x)
     {
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) TensorPrimitives.Sigmoid<float>(x.Span<float>(), y.Span<float>());
         else TensorPrimitives.Sigmoid<double>(x.Span<double>(), y.Span<double>());
         // σ' = σ(1 − σ)
@@ -51,7 +49,7 @@ public static partial class Functional
     /// <summary>The hyperbolic tangent.</summary>
     public static Tensor Tanh(Tensor x)
     {
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) TensorPrimitives.Tanh<float>(x.Span<float>(), y.Span<float>());
         else TensorPrimitives.Tanh<double>(x.Span<double>(), y.Span<double>());
         // tanh' = 1 − tanh²
@@ -61,7 +59,7 @@ public static partial class Functional
     /// <summary>e^x.</summary>
     public static Tensor Exp(Tensor x)
     {
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) TensorPrimitives.Exp<float>(x.Span<float>(), y.Span<float>());
         else TensorPrimitives.Exp<double>(x.Span<double>(), y.Span<double>());
         return GradRecorder.Record(y, "exp", [x], g => [Mul(g, y.Detach())]);
@@ -70,7 +68,7 @@ public static partial class Functional
     /// <summary>The natural logarithm.</summary>
     public static Tensor Log(Tensor x)
     {
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) TensorPrimitives.Log<float>(x.Span<float>(), y.Span<float>());
         else TensorPrimitives.Log<double>(x.Span<double>(), y.Span<double>());
         return GradRecorder.Record(y, "log", [x], g => [Div(g, x.Detach())]);
@@ -82,12 +80,12 @@ public static partial class Functional
     /// </summary>
     public static Tensor Gelu(Tensor x)
     {
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) GeluKernel<float>(x.Span<float>(), y.Span<float>());
         else GeluKernel<double>(x.Span<double>(), y.Span<double>());
         return GradRecorder.Record(y, "gelu", [x], g =>
         {
-            var gx = Tensor.ZerosLike(x);
+            var gx = Tensor.EmptyLike(x);
             if (IsF32(x)) GeluBackward<float>(x.Span<float>(), g.Span<float>(), gx.Span<float>());
             else GeluBackward<double>(x.Span<double>(), g.Span<double>(), gx.Span<double>());
             return [gx];

@@ -1,5 +1,7 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 using MLNet.FastTrain.Engine.Autograd;
+using MLNet.FastTrain.Engine.Kernels;
 
 namespace MLNet.FastTrain.Engine;
 
@@ -12,7 +14,8 @@ public static partial class Functional
     /// <remarks>
     /// In training μ and σ² (biased) come from the batch, and the running statistics, when given, move towards
     /// them: running = (1 − momentum)·running + momentum·batch, with the unbiased variance, as torch does.
-    /// In evaluation the running statistics are used and the batch does not change them.
+    /// In evaluation the running statistics are used and the batch does not change them. Per-plane sums are taken
+    /// in the element type and combined across planes in double precision.
     /// </remarks>
     public static Tensor BatchNorm2d(Tensor x, Tensor? runningMean, Tensor? runningVar, Tensor? weight, Tensor? bias,
         bool training, double momentum = 0.1, double eps = 1e-5)
@@ -32,24 +35,12 @@ public static partial class Functional
         var invStd = new double[c];
         if (training)
         {
+            if (IsF32(x)) BatchStatistics<float>(x.Span<float>(), n, c, plane, mean, invStd, eps);
+            else BatchStatistics<double>(x.Span<double>(), n, c, plane, mean, invStd, eps);
             for (int ch = 0; ch < c; ch++)
             {
-                double sum = 0, sq = 0;
-                for (int b = 0; b < n; b++)
-                {
-                    int start = (b * c + ch) * plane;
-                    for (int i = 0; i < plane; i++) sum += x.GetFlat(start + i);
-                }
-                double mu = sum / count;
-                for (int b = 0; b < n; b++)
-                {
-                    int start = (b * c + ch) * plane;
-                    for (int i = 0; i < plane; i++) { double d = x.GetFlat(start + i) - mu; sq += d * d; }
-                }
-                double variance = sq / count;
-                mean[ch] = mu;
-                invStd[ch] = 1.0 / Math.Sqrt(variance + eps);
-                if (runningMean is not null) runningMean.SetFlat(ch, (1 - momentum) * runningMean.GetFlat(ch) + momentum * mu);
+                double variance = 1.0 / (invStd[ch] * invStd[ch]) - eps;
+                if (runningMean is not null) runningMean.SetFlat(ch, (1 - momentum) * runningMean.GetFlat(ch) + momentum * mean[ch]);
                 if (runningVar is not null) runningVar.SetFlat(ch, (1 - momentum) * runningVar.GetFlat(ch) + momentum * variance * count / (count - 1));
             }
         }
@@ -62,7 +53,7 @@ public static partial class Functional
             }
         }
 
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) BatchNormApply<float>(x.Span<float>(), y.Span<float>(), weight, bias, mean, invStd, n, c, plane);
         else BatchNormApply<double>(x.Span<double>(), y.Span<double>(), weight, bias, mean, invStd, n, c, plane);
 
@@ -71,46 +62,33 @@ public static partial class Functional
         if (bias is not null) inputs.Add(bias);
         return GradRecorder.Record(y, "batch_norm2d", [.. inputs], g =>
         {
-            var gx = x.RequiresGrad ? Tensor.ZerosLike(x) : null;
+            var gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
             var gw = weight is not null && weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
             var gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
-            for (int ch = 0; ch < c; ch++)
-            {
-                double gamma = weight?.GetFlat(ch) ?? 1.0;
-                double sumG = 0, sumGXhat = 0;
-                for (int b = 0; b < n; b++)
-                {
-                    int start = (b * c + ch) * plane;
-                    for (int i = 0; i < plane; i++)
-                    {
-                        double gv = g.GetFlat(start + i);
-                        sumG += gv;
-                        sumGXhat += gv * (x.GetFlat(start + i) - mean[ch]) * invStd[ch];
-                    }
-                }
-                gw?.SetFlat(ch, sumGXhat);
-                gb?.SetFlat(ch, sumG);
-                if (gx is null) continue;
-                // Training: dx = γ·invstd/M · (M·g − Σg − x̂·Σ(g·x̂)); evaluation: dx = γ·invstd·g.
-                double scale = gamma * invStd[ch];
-                for (int b = 0; b < n; b++)
-                {
-                    int start = (b * c + ch) * plane;
-                    for (int i = 0; i < plane; i++)
-                    {
-                        double gv = g.GetFlat(start + i);
-                        double d = training
-                            ? scale * (gv - sumG / count - (x.GetFlat(start + i) - mean[ch]) * invStd[ch] * sumGXhat / count)
-                            : scale * gv;
-                        gx.SetFlat(start + i, d);
-                    }
-                }
-            }
+            if (IsF32(x)) BatchNormBackward<float>(x, g, gx, gw, gb, weight, mean, invStd, n, c, plane, training);
+            else BatchNormBackward<double>(x, g, gx, gw, gb, weight, mean, invStd, n, c, plane, training);
             var grads = new List<Tensor?> { gx };
             if (weight is not null) grads.Add(gw);
             if (bias is not null) grads.Add(gb);
             return [.. grads];
         });
+    }
+
+    private static void BatchStatistics<T>(ReadOnlySpan<T> x, int n, int c, int plane, double[] mean, double[] invStd, double eps)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int count = n * plane;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sum = 0;
+            for (int b = 0; b < n; b++) sum += double.CreateTruncating(TensorPrimitives.Sum(x.Slice((b * c + ch) * plane, plane)));
+            double mu = sum / count;
+            double sq = 0;
+            T muT = T.CreateTruncating(mu);
+            for (int b = 0; b < n; b++) sq += double.CreateTruncating(Fused.SumSquaredDeviation(x.Slice((b * c + ch) * plane, plane), muT));
+            mean[ch] = mu;
+            invStd[ch] = 1.0 / Math.Sqrt(sq / count + eps);
+        }
     }
 
     private static void BatchNormApply<T>(ReadOnlySpan<T> x, Span<T> y, Tensor? weight, Tensor? bias, double[] mean, double[] invStd, int n, int c, int plane)
@@ -125,9 +103,47 @@ public static partial class Functional
             for (int b = 0; b < n; b++)
             {
                 int start = (b * c + ch) * plane;
-                var dst = y.Slice(start, plane);
-                System.Numerics.Tensors.TensorPrimitives.Multiply(x.Slice(start, plane), s, dst);
-                System.Numerics.Tensors.TensorPrimitives.Add(dst, sh, dst);
+                Fused.ScaleShift(x.Slice(start, plane), s, sh, y.Slice(start, plane));
+            }
+        }
+    }
+
+    private static void BatchNormBackward<T>(Tensor x, Tensor g, Tensor? gx, Tensor? gw, Tensor? gb, Tensor? weight,
+        double[] mean, double[] invStd, int n, int c, int plane, bool training)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var xs = x.Span<T>();
+        var gs = g.Span<T>();
+        int count = n * plane;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sumG = 0, sumGX = 0;
+            for (int b = 0; b < n; b++)
+            {
+                int start = (b * c + ch) * plane;
+                sumG += double.CreateTruncating(TensorPrimitives.Sum(gs.Slice(start, plane)));
+                sumGX += double.CreateTruncating(TensorPrimitives.Dot(gs.Slice(start, plane), xs.Slice(start, plane)));
+            }
+            // Σ g·x̂ = invstd·(Σ g·x − μ·Σ g)
+            double sumGXhat = invStd[ch] * (sumGX - mean[ch] * sumG);
+            gw?.SetFlat(ch, sumGXhat);
+            gb?.SetFlat(ch, sumG);
+            if (gx is null) continue;
+            // Training: dx = γ·invstd·(g − Σg/M − x̂·Σ(g·x̂)/M), written as a·g + b·x + c.
+            // Evaluation: dx = γ·invstd·g.
+            double scale = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch];
+            double a = scale, bx = 0, c0 = 0;
+            if (training)
+            {
+                bx = -scale * invStd[ch] * sumGXhat / count;
+                c0 = -scale * sumG / count - bx * mean[ch];
+            }
+            T ta = T.CreateTruncating(a), tb = T.CreateTruncating(bx), tc = T.CreateTruncating(c0);
+            var dxs = gx.Span<T>();
+            for (int b = 0; b < n; b++)
+            {
+                int start = (b * c + ch) * plane;
+                Fused.Affine2(gs.Slice(start, plane), ta, xs.Slice(start, plane), tb, tc, dxs.Slice(start, plane));
             }
         }
     }

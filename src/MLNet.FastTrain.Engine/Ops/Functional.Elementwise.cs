@@ -46,7 +46,7 @@ public static partial class Functional
     /// <summary>x · s for a scalar s.</summary>
     public static Tensor MulScalar(Tensor x, double s)
     {
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) TensorPrimitives.Multiply(x.Span<float>(), (float)s, y.Span<float>());
         else TensorPrimitives.Multiply(x.Span<double>(), s, y.Span<double>());
         return GradRecorder.Record(y, "mul_scalar", [x], g => [MulScalar(g, s)]);
@@ -55,7 +55,7 @@ public static partial class Functional
     /// <summary>x + s for a scalar s.</summary>
     public static Tensor AddScalar(Tensor x, double s)
     {
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         if (IsF32(x)) TensorPrimitives.Add(x.Span<float>(), (float)s, y.Span<float>());
         else TensorPrimitives.Add(x.Span<double>(), s, y.Span<double>());
         return GradRecorder.Record(y, "add_scalar", [x], g => [g]);
@@ -105,7 +105,7 @@ public static partial class Functional
     {
         CheckSameDType(op, a, b);
         var shape = BroadcastShape(a.Shape, b.Shape, op);
-        var y = Tensor.Zeros(shape, a.DType);
+        var y = Tensor.Empty(shape, a.DType);
         if (IsF32(a)) BinaryKernel<float, TOp>(a, b, y); else BinaryKernel<double, TOp>(a, b, y);
         return y;
     }

@@ -14,14 +14,14 @@ public static partial class Functional
         CheckRank("matmul", "b", b, 2);
         int m = a.Size(0), k = a.Size(1), n = b.Size(1);
         if (b.Size(0) != k) throw ShapeMismatchException.For("matmul", "inner dimensions differ", a.Shape, b.Shape);
-        var y = Tensor.Zeros([m, n], a.DType);
+        var y = Tensor.Empty([m, n], a.DType);
         Gemm_(a, false, b, false, y, m, n, k, accumulate: false);
         OperationCounters.Add((long)m * n * k);
         return GradRecorder.Record(y, "matmul", [a, b], g =>
         {
             Tensor? ga = null, gb = null;
-            if (a.RequiresGrad) { ga = Tensor.ZerosLike(a); Gemm_(g, false, b, true, ga, m, k, n, false); }   // dA = G·Bᵀ
-            if (b.RequiresGrad) { gb = Tensor.ZerosLike(b); Gemm_(a, true, g, false, gb, k, n, m, false); }   // dB = Aᵀ·G
+            if (a.RequiresGrad) { ga = Tensor.EmptyLike(a); Gemm_(g, false, b, true, ga, m, k, n, false); }   // dA = G·Bᵀ
+            if (b.RequiresGrad) { gb = Tensor.EmptyLike(b); Gemm_(a, true, g, false, gb, k, n, m, false); }   // dB = Aᵀ·G
             return [ga, gb];
         });
     }
@@ -39,7 +39,7 @@ public static partial class Functional
         if (bias is not null && (bias.Rank != 1 || bias.Size(0) != outF))
             throw ShapeMismatchException.For("linear", "bias must be [out_features]", bias.Shape, weight.Shape);
 
-        var y = Tensor.Zeros([n, outF], x.DType);
+        var y = Tensor.Empty([n, outF], x.DType);
         Gemm_(x, false, weight, true, y, n, outF, inF, accumulate: false);
         OperationCounters.Add((long)n * outF * inF);
         if (bias is not null) AddRowVector(y, bias);
@@ -47,8 +47,8 @@ public static partial class Functional
         return GradRecorder.Record(y, "linear", inputs, g =>
         {
             Tensor? gx = null, gw = null, gb = null;
-            if (x.RequiresGrad) { gx = Tensor.ZerosLike(x); Gemm_(g, false, weight, false, gx, n, inF, outF, false); } // dX = G·W
-            if (weight.RequiresGrad) { gw = Tensor.ZerosLike(weight); Gemm_(g, true, x, false, gw, outF, inF, n, false); } // dW = Gᵀ·X
+            if (x.RequiresGrad) { gx = Tensor.EmptyLike(x); Gemm_(g, false, weight, false, gx, n, inF, outF, false); } // dX = G·W
+            if (weight.RequiresGrad) { gw = Tensor.EmptyLike(weight); Gemm_(g, true, x, false, gw, outF, inF, n, false); } // dW = Gᵀ·X
             if (bias is not null && bias.RequiresGrad) gb = Sum(g, 0);
             return [gx, gw, gb];
         });

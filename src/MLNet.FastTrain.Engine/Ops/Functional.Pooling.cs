@@ -12,21 +12,74 @@ public static partial class Functional
     public static Tensor MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null)
     {
         var p = PoolParams("max_pool2d", x, kernel, stride, padding);
-        var y = Tensor.Zeros([p.N, p.C, p.OH, p.OW], x.DType);
-        var argmax = new int[y.Length];
-        if (IsF32(x)) MaxPoolKernel<float>(x.Span<float>(), y.Span<float>(), argmax, p); else MaxPoolKernel<double>(x.Span<double>(), y.Span<double>(), argmax, p);
+        var y = Tensor.Empty([p.N, p.C, p.OH, p.OW], x.DType);
+        if (IsF32(x)) ForEachPlane(p, (a, b) => MaxPoolPlanes<float>(x.Span<float>(), y.Span<float>(), p, a, b));
+        else ForEachPlane(p, (a, b) => MaxPoolPlanes<double>(x.Span<double>(), y.Span<double>(), p, a, b));
         return GradRecorder.Record(y, "max_pool2d", [x], g =>
         {
+            // The winner of each window is found again rather than stored, which saves an index array per call.
             var gx = Tensor.ZerosLike(x);
-            int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
-            for (int i = 0; i < argmax.Length; i++)
-            {
-                int plane = i / outPlane;
-                int at = plane * inPlane + argmax[i];
-                gx.SetFlat(at, gx.GetFlat(at) + g.GetFlat(i));
-            }
+            if (IsF32(x)) ForEachPlane(p, (a, b) => MaxPoolBackwardPlanes<float>(x.Span<float>(), g.Span<float>(), gx.Span<float>(), p, a, b));
+            else ForEachPlane(p, (a, b) => MaxPoolBackwardPlanes<double>(x.Span<double>(), g.Span<double>(), gx.Span<double>(), p, a, b));
             return [gx];
         });
+    }
+
+    /// <summary>Runs <paramref name="body"/> over [N·C) planes split into one fixed range per thread.</summary>
+    private static void ForEachPlane(PoolGeometry p, Action<int, int> body)
+    {
+        int planes = p.N * p.C;
+        int threads = Math.Max(1, Math.Min(EngineSettings.Threads, planes * p.H * p.W / 16384));
+        if (threads == 1) { body(0, planes); return; }
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, id =>
+            body((int)((long)planes * id / threads), (int)((long)planes * (id + 1) / threads)));
+    }
+
+    private static void MaxPoolPlanes<T>(ReadOnlySpan<T> x, Span<T> y, PoolGeometry p, int first, int last) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
+        for (int plane = first; plane < last; plane++)
+        {
+            var src = x.Slice(plane * inPlane, inPlane);
+            var dst = y.Slice(plane * outPlane, outPlane);
+            for (int oy = 0; oy < p.OH; oy++)
+                for (int ox = 0; ox < p.OW; ox++)
+                    dst[oy * p.OW + ox] = src[WindowArgmax(src, p, oy, ox)];
+        }
+    }
+
+    private static void MaxPoolBackwardPlanes<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> g, Span<T> gx, PoolGeometry p, int first, int last)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
+        for (int plane = first; plane < last; plane++)
+        {
+            var src = x.Slice(plane * inPlane, inPlane);
+            var dst = gx.Slice(plane * inPlane, inPlane);
+            for (int oy = 0; oy < p.OH; oy++)
+                for (int ox = 0; ox < p.OW; ox++)
+                {
+                    int o = plane * outPlane + oy * p.OW + ox;
+                    dst[WindowArgmax(src, p, oy, ox)] += g[o];
+                }
+        }
+    }
+
+    /// <summary>The flat index of the first maximum (NaN counts as the maximum) of one pooling window.</summary>
+    private static int WindowArgmax<T>(ReadOnlySpan<T> src, PoolGeometry p, int oy, int ox) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int y0 = oy * p.SH - p.PH, x0 = ox * p.SW - p.PW;
+        int yStart = Math.Max(y0, 0), yEnd = Math.Min(y0 + p.KH, p.H);
+        int xStart = Math.Max(x0, 0), xEnd = Math.Min(x0 + p.KW, p.W);
+        int bestAt = yStart * p.W + xStart;
+        T best = src[bestAt];
+        for (int iy = yStart; iy < yEnd; iy++)
+            for (int ix = xStart; ix < xEnd; ix++)
+            {
+                T v = src[iy * p.W + ix];
+                if (v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; bestAt = iy * p.W + ix; }
+            }
+        return bestAt;
     }
 
     /// <summary>
@@ -144,35 +197,5 @@ public static partial class Functional
                     int divisor = countIncludePad ? padded : (y1 - y0) * (x1 - x0);
                     body(plane, oy * p.OW + ox, y0, y1, x0, x1, divisor);
                 }
-    }
-
-    private static void MaxPoolKernel<T>(ReadOnlySpan<T> x, Span<T> y, int[] argmax, PoolGeometry p) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
-        for (int plane = 0; plane < p.N * p.C; plane++)
-        {
-            var src = x.Slice(plane * inPlane, inPlane);
-            for (int oy = 0; oy < p.OH; oy++)
-                for (int ox = 0; ox < p.OW; ox++)
-                {
-                    T best = T.NegativeInfinity;
-                    int bestAt = -1;
-                    for (int ky = 0; ky < p.KH; ky++)
-                    {
-                        int iy = oy * p.SH - p.PH + ky;
-                        if ((uint)iy >= (uint)p.H) continue;
-                        for (int kx = 0; kx < p.KW; kx++)
-                        {
-                            int ix = ox * p.SW - p.PW + kx;
-                            if ((uint)ix >= (uint)p.W) continue;
-                            T v = src[iy * p.W + ix];
-                            if (bestAt < 0 || v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; bestAt = iy * p.W + ix; }
-                        }
-                    }
-                    int o = plane * outPlane + oy * p.OW + ox;
-                    y[o] = best;
-                    argmax[o] = bestAt;
-                }
-        }
     }
 }

@@ -53,6 +53,7 @@ public abstract class Optimizer
     public void Step()
     {
         using var _ = GradRecorder.NoGrad();
+        using var persistent = TensorScope.Suspend(); // state buffers outlive the step
         foreach (var group in _groups)
         {
             Validate(group);

@@ -48,6 +48,7 @@ public sealed class Sgd : Optimizer
     private static void Apply<T>(ParamGroup group, Parameter parameter, Tensor gradient, Dictionary<string, Tensor> state)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        // The same arithmetic as the rule above, arranged to work in place without temporaries.
         var p = parameter.Span<T>();
         var g = gradient.Span<T>();
         T lr = T.CreateTruncating(group.Lr);
@@ -55,27 +56,40 @@ public sealed class Sgd : Optimizer
         T mu = T.CreateTruncating(group.Momentum ?? 0);
         T damp = T.CreateTruncating(1 - (group.Dampening ?? 0));
 
-        var d = new T[p.Length];
-        if (wd != T.Zero) TensorPrimitives.MultiplyAdd(p, wd, g, d); else g.CopyTo(d);
-        if (mu != T.Zero)
+        if (mu == T.Zero)
         {
-            Span<T> b;
-            if (!state.TryGetValue("momentum_buffer", out var buffer))
-            {
-                buffer = Tensor.ZerosLike(parameter);
-                state["momentum_buffer"] = buffer;
-                b = buffer.Span<T>();
-                d.CopyTo(b);
-            }
-            else
-            {
-                b = buffer.Span<T>();
-                TensorPrimitives.Multiply(b, mu, b);
-                TensorPrimitives.MultiplyAdd(d, damp, b, b);
-            }
-            if (group.Nesterov == true) TensorPrimitives.MultiplyAdd(b, mu, d, d);
-            else b.CopyTo(d);
+            // p = p − lr·(g + wd·p)
+            if (wd != T.Zero) TensorPrimitives.Multiply(p, T.One - lr * wd, p);
+            TensorPrimitives.MultiplyAdd(g, -lr, p, p);
+            return;
         }
-        TensorPrimitives.MultiplyAdd(d, -lr, p, p);
+
+        Span<T> b;
+        if (!state.TryGetValue("momentum_buffer", out var buffer))
+        {
+            state["momentum_buffer"] = buffer = Tensor.ZerosLike(parameter);
+            b = buffer.Span<T>();
+            g.CopyTo(b);                                                   // b = d = g + wd·p
+            if (wd != T.Zero) TensorPrimitives.MultiplyAdd(p, wd, b, b);
+        }
+        else
+        {
+            b = buffer.Span<T>();
+            TensorPrimitives.Multiply(b, mu, b);                          // b = μ·b + (1 − dampening)·(g + wd·p)
+            TensorPrimitives.MultiplyAdd(g, damp, b, b);
+            if (wd != T.Zero) TensorPrimitives.MultiplyAdd(p, damp * wd, b, b);
+        }
+
+        if (group.Nesterov == true)
+        {
+            // p = p − lr·(g + wd·p + μ·b)
+            if (wd != T.Zero) TensorPrimitives.Multiply(p, T.One - lr * wd, p);
+            TensorPrimitives.MultiplyAdd(g, -lr, p, p);
+            TensorPrimitives.MultiplyAdd(b, -lr * mu, p, p);
+        }
+        else
+        {
+            TensorPrimitives.MultiplyAdd(b, -lr, p, p);                   // p = p − lr·b
+        }
     }
 }

@@ -21,6 +21,7 @@ public sealed class StateDict : IReadOnlyDictionary<string, Tensor>
     /// <summary>A deep copy: the tensors get their own storage.</summary>
     public StateDict Clone()
     {
+        using var _ = TensorScope.Suspend(); // a snapshot outlives any step scope
         var copy = new StateDict();
         foreach (var name in _order)
         {

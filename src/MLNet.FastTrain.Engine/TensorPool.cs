@@ -1,0 +1,74 @@
+namespace MLNet.FastTrain.Engine;
+
+/// <summary>
+/// Arrays kept for reuse by <see cref="TensorScope"/>, in buckets of exactly one length (a training step asks for
+/// the same shapes every time). A bucket unused for several scopes is dropped, so a change of batch or image size
+/// does not keep the old sizes' memory forever.
+/// </summary>
+internal static class TensorPool
+{
+    private const int MaxIdleGenerations = 4;
+
+    private static readonly Lock Gate = new();
+    private static readonly Dictionary<(DType, int), Bucket> Buckets = [];
+    private static long s_generation;
+    private static long s_pooledBytes;
+
+    public static long PooledBytes { get { lock (Gate) return s_pooledBytes; } }
+
+    public static Array Rent(int length, DType dtype)
+    {
+        lock (Gate)
+        {
+            if (Buckets.TryGetValue((dtype, length), out var bucket))
+            {
+                bucket.LastUsed = s_generation;
+                if (bucket.Free.Count > 0)
+                {
+                    s_pooledBytes -= Bytes(length, dtype);
+                    return bucket.Free.Pop();
+                }
+            }
+        }
+        return dtype == DType.Float32 ? GC.AllocateUninitializedArray<float>(length) : GC.AllocateUninitializedArray<double>(length);
+    }
+
+    public static void Return(Array array)
+    {
+        var dtype = array is double[] ? DType.Float64 : DType.Float32;
+        lock (Gate)
+        {
+            if (!Buckets.TryGetValue((dtype, array.Length), out var bucket))
+                Buckets[(dtype, array.Length)] = bucket = new Bucket();
+            bucket.LastUsed = s_generation;
+            bucket.Free.Push(array);
+            s_pooledBytes += Bytes(array.Length, dtype);
+        }
+    }
+
+    public static void EndGeneration()
+    {
+        lock (Gate)
+        {
+            s_generation++;
+            List<(DType, int)>? idle = null;
+            foreach (var (key, bucket) in Buckets)
+                if (s_generation - bucket.LastUsed > MaxIdleGenerations) (idle ??= []).Add(key);
+            if (idle is null) return;
+            foreach (var key in idle)
+            {
+                s_pooledBytes -= Buckets[key].Free.Count * Bytes(key.Item2, key.Item1);
+                Buckets.Remove(key);
+            }
+        }
+    }
+
+    private static long Bytes(int length, DType dtype) => (long)length * (dtype == DType.Float32 ? 4 : 8);
+
+    private sealed class Bucket
+    {
+        public Stack<Array> Free { get; } = new();
+
+        public long LastUsed { get; set; }
+    }
+}

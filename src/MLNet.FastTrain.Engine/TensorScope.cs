@@ -1,0 +1,87 @@
+namespace MLNet.FastTrain.Engine;
+
+/// <summary>
+/// A region (typically one training step) whose tensors borrow their memory from a pool and give it back when
+/// the scope ends, so a steady-state step does not make the garbage collector churn through large arrays.
+/// </summary>
+/// <remarks>
+/// Every tensor created inside the scope (results, gradients of intermediate values, views of them) is released
+/// when the scope is disposed: using it afterwards throws <see cref="ObjectDisposedException"/>, so a mistake is
+/// loud rather than silent. What must outlive the step — parameter gradients, optimizer state — is created under
+/// <see cref="Suspend"/>, which the engine does itself. Scopes are per thread and may nest; an inner scope returns
+/// only what it lent.
+/// <code>
+/// using (TensorScope.Begin())
+/// {
+///     var loss = Functional.CrossEntropy(net.Forward(x), y);
+///     loss.Backward();
+///     optimizer.Step();
+///     total += loss.Item();
+/// }
+/// </code>
+/// </remarks>
+public sealed class TensorScope : IDisposable
+{
+    [ThreadStatic] private static TensorScope? t_current;
+
+    private readonly TensorScope? _parent;
+    private readonly bool _suspended;
+    private readonly HashSet<Array> _lent = new(ReferenceEqualityComparer.Instance);
+    private readonly List<Tensor> _tensors = [];
+    private bool _disposed;
+
+    private TensorScope(TensorScope? parent, bool suspended)
+    {
+        _parent = parent;
+        _suspended = suspended;
+    }
+
+    /// <summary>Starts a scope on this thread.</summary>
+    public static TensorScope Begin() => t_current = new TensorScope(t_current, suspended: false);
+
+    /// <summary>
+    /// Starts a region inside a scope whose tensors are ordinary, garbage-collected ones that outlive the scope
+    /// (for state such as gradients of parameters and optimizer buffers).
+    /// </summary>
+    public static TensorScope Suspend() => t_current = new TensorScope(t_current, suspended: true);
+
+    /// <summary>Bytes held by the pool for reuse.</summary>
+    public static long PooledBytes => TensorPool.PooledBytes;
+
+    internal static Array Allocate(int length, DType dtype, bool clear)
+    {
+        var scope = t_current;
+        if (scope is null || scope._suspended)
+            return dtype == DType.Float32 ? new float[length] : new double[length];
+        var array = TensorPool.Rent(length, dtype);
+        if (clear) Array.Clear(array);
+        scope._lent.Add(array);
+        return array;
+    }
+
+    internal static void Track(Tensor tensor, Array storage)
+    {
+        for (var scope = t_current; scope is not null; scope = scope._parent)
+        {
+            if (scope._suspended) continue;
+            if (scope._lent.Contains(storage))
+            {
+                scope._tensors.Add(tensor);
+                return;
+            }
+        }
+    }
+
+    /// <summary>Releases every tensor the scope lent memory to and returns the memory to the pool.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        if (!ReferenceEquals(t_current, this))
+            throw new InvalidOperationException("Tensor scopes must be disposed in the reverse order they were begun, on the thread that began them.");
+        _disposed = true;
+        t_current = _parent;
+        foreach (var t in _tensors) t.Release();
+        foreach (var array in _lent) TensorPool.Return(array);
+        if (!_suspended) TensorPool.EndGeneration();
+    }
+}
