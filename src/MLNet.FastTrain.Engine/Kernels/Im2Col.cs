@@ -27,7 +27,11 @@ internal readonly record struct ConvGeometry(
 /// </remarks>
 internal static class Im2Col
 {
-    public static void Unfold<T>(ReadOnlySpan<T> image, in ConvGeometry g, Span<T> col) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <param name="image">One image group [channels, height, width].</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="col">Receives the column matrix; row r starts at r·<paramref name="ldCol"/>, so several images can sit side by side.</param>
+    /// <param name="ldCol">The row stride of <paramref name="col"/>, at least OH·OW.</param>
+    public static void Unfold<T>(ReadOnlySpan<T> image, in ConvGeometry g, Span<T> col, int ldCol) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int oh = g.OutH, ow = g.OutW, plane = g.Height * g.Width;
         int row = 0;
@@ -38,7 +42,12 @@ internal static class Im2Col
             {
                 for (int kw = 0; kw < g.KernelW; kw++, row++)
                 {
-                    var dst = col.Slice(row * oh * ow, oh * ow);
+                    var dst = col.Slice(row * ldCol, oh * ow);
+                    if (IsSameSize(g))
+                    {
+                        ShiftPlane(src, dst, g.Height, g.Width, kh * g.DilationH - g.PadH, kw * g.DilationW - g.PadW);
+                        continue;
+                    }
                     for (int y = 0; y < oh; y++)
                     {
                         int iy = y * g.StrideH - g.PadH + kh * g.DilationH;
@@ -68,7 +77,7 @@ internal static class Im2Col
     }
 
     /// <summary>Adds each column-matrix entry back into the image position it was read from.</summary>
-    public static void FoldAdd<T>(ReadOnlySpan<T> col, in ConvGeometry g, Span<T> image) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void FoldAdd<T>(ReadOnlySpan<T> col, int ldCol, in ConvGeometry g, Span<T> image) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int oh = g.OutH, ow = g.OutW, plane = g.Height * g.Width;
         int row = 0;
@@ -79,7 +88,12 @@ internal static class Im2Col
             {
                 for (int kw = 0; kw < g.KernelW; kw++, row++)
                 {
-                    var src = col.Slice(row * oh * ow, oh * ow);
+                    var src = col.Slice(row * ldCol, oh * ow);
+                    if (IsSameSize(g))
+                    {
+                        ShiftAddPlane(src, dstPlane, g.Height, g.Width, kh * g.DilationH - g.PadH, kw * g.DilationW - g.PadW);
+                        continue;
+                    }
                     for (int y = 0; y < oh; y++)
                     {
                         int iy = y * g.StrideH - g.PadH + kh * g.DilationH;
@@ -104,5 +118,57 @@ internal static class Im2Col
                 }
             }
         }
+    }
+
+    /// <summary>Stride 1 with an output as large as the input ("same" padding): each column-matrix row is the image shifted.</summary>
+    private static bool IsSameSize(in ConvGeometry g) => g.StrideH == 1 && g.StrideW == 1 && g.OutH == g.Height && g.OutW == g.Width;
+
+    /// <summary>
+    /// dst[y, x] = src[y + dy, x + dx], zero where that falls outside. One contiguous copy covers all rows, then the
+    /// columns that wrapped round a row edge and the rows outside the image are zeroed.
+    /// </summary>
+    private static void ShiftPlane<T>(ReadOnlySpan<T> src, Span<T> dst, int h, int w, int dy, int dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int y0 = Math.Clamp(-dy, 0, h), y1 = Math.Clamp(h - dy, y0, h);
+        dst[..(y0 * w)].Clear();
+        dst[(y1 * w)..].Clear();
+        if (y0 == y1) return;
+        int start = y0 * w, end = y1 * w, shift = dy * w + dx;
+        int from = Math.Max(start, -shift), to = Math.Min(end, src.Length - shift);
+        if (from < to) src.Slice(from + shift, to - from).CopyTo(dst[from..to]);
+        dst[start..Math.Max(start, from)].Clear();
+        if (to < end) dst[Math.Max(to, start)..end].Clear();
+        ZeroWrappedColumns(dst, y0, y1, w, dx);
+    }
+
+    /// <summary>image[y + dy, x + dx] += col[y, x] for positions inside the image (the inverse of <see cref="ShiftPlane"/>).</summary>
+    private static void ShiftAddPlane<T>(ReadOnlySpan<T> col, Span<T> image, int h, int w, int dy, int dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int y0 = Math.Clamp(-dy, 0, h), y1 = Math.Clamp(h - dy, y0, h);
+        if (y0 == y1) return;
+        int shift = dy * w + dx;
+        int from = Math.Max(y0 * w, -shift), to = Math.Min(y1 * w, image.Length - shift);
+        if (from >= to) return;
+        if (dx == 0)
+        {
+            var d = image.Slice(from + shift, to - from);
+            System.Numerics.Tensors.TensorPrimitives.Add(d, col[from..to], d);
+            return;
+        }
+        // Row by row, skipping the columns whose source would wrap round the row edge.
+        int xStart = Math.Max(0, -dx), xEnd = Math.Min(w, w - dx);
+        if (xStart >= xEnd) return;
+        for (int y = y0; y < y1; y++)
+        {
+            var d = image.Slice((y + dy) * w + xStart + dx, xEnd - xStart);
+            System.Numerics.Tensors.TensorPrimitives.Add(d, col.Slice(y * w + xStart, xEnd - xStart), d);
+        }
+    }
+
+    private static void ZeroWrappedColumns<T>(Span<T> dst, int y0, int y1, int w, int dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (dx == 0) return;
+        int xStart = dx > 0 ? Math.Max(0, w - dx) : 0, xEnd = dx > 0 ? w : Math.Min(w, -dx);
+        for (int y = y0; y < y1; y++) dst.Slice(y * w + xStart, xEnd - xStart).Clear();
     }
 }

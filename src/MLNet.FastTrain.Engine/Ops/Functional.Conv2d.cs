@@ -50,99 +50,190 @@ public static partial class Functional
         });
     }
 
-    // Samples are split into one contiguous range per thread; each thread runs single-threaded GEMMs on its own
-    // samples, so every output element is computed by one thread in a fixed order. Weight gradients are summed per
-    // thread and the partial sums are added in thread order: identical results for a given thread count.
+    // Samples are split into one contiguous range per thread, and each thread works through its range in chunks
+    // of a few samples whose column matrices sit side by side, so one single-threaded GEMM covers the chunk (small
+    // feature maps would otherwise leave most of a GEMM's fixed cost unamortised). Every output element is computed
+    // by one thread in a fixed order. Weight gradients are summed per thread and the partial sums are added in
+    // thread order: identical results for a given thread count.
+
+    private const int ChunkColumns = 1024;          // aim for at least this many GEMM columns per chunk
+    private const int MaxChunkElements = 1 << 22;   // and at most this many column-matrix elements
 
     private static int ConvThreads(int samples) => Math.Max(1, Math.Min(EngineSettings.Threads, samples));
 
     private static (int Start, int End) SampleRange(int samples, int threads, int id) =>
         ((int)((long)samples * id / threads), (int)((long)samples * (id + 1) / threads));
 
+    private static int ChunkSamples(in ConvGeometry g) =>
+        Math.Max(1, Math.Min((ChunkColumns + g.ColCols - 1) / g.ColCols, MaxChunkElements / Math.Max(1, g.ColRows * g.ColCols)));
+
     /// <summary>True when the column matrix of one image group is the image itself (1×1 kernel, stride 1, no padding).</summary>
     private static bool IsPointwise(in ConvGeometry g) =>
         g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0;
 
-    private static void ConvForward<T>(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvGeometry geo, int groups)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    private static void RunBySample(int n, Action<int, int, int> body)
     {
-        int n = x.Size(0);
         int threads = ConvThreads(n);
-        if (threads == 1) { ConvForwardRange<T>(x, weight, bias, y, geo, groups, 0, n); return; }
+        if (threads == 1) { body(0, 0, n); return; }
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, id =>
         {
             var (start, end) = SampleRange(n, threads, id);
-            ConvForwardRange<T>(x, weight, bias, y, geo, groups, start, end);
+            body(id, start, end);
         });
     }
 
-    private static void ConvForwardRange<T>(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvGeometry geo, int groups, int start, int end)
+    /// <summary>Writes the column matrices of samples [b0, b0+s) of one group side by side (row stride s·OH·OW).</summary>
+    private static void UnfoldChunk<T>(ReadOnlySpan<T> xs, in ConvGeometry geo, int groups, int grp, int b0, int s, Span<T> col)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int o = weight.Size(0), og = o / groups;
-        int inPlane = geo.Channels * geo.Height * geo.Width, outPlane = geo.ColCols, k = geo.ColRows;
-        var xs = x.Span<T>(); var ws = weight.Span<T>(); var ys = y.Span<T>();
-        bool pointwise = IsPointwise(geo);
-        T[] col = pointwise ? [] : ArrayPool<T>.Shared.Rent(k * outPlane);
-        try
+        int inPlane = geo.Channels * geo.Height * geo.Width, outPlane = geo.ColCols, cols = s * outPlane;
+        for (int i = 0; i < s; i++)
         {
-            for (int b = start; b < end; b++)
+            var image = xs.Slice(((b0 + i) * groups + grp) * inPlane, inPlane);
+            if (IsPointwise(geo))
             {
-                for (int grp = 0; grp < groups; grp++)
+                for (int r = 0; r < geo.ColRows; r++) image.Slice(r * outPlane, outPlane).CopyTo(col.Slice(r * cols + i * outPlane, outPlane));
+            }
+            else
+            {
+                Im2Col.Unfold(image, geo, col[(i * outPlane)..], cols);
+            }
+        }
+    }
+
+    private static void ConvForward<T>(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvGeometry geo, int groups)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int o = weight.Size(0), og = o / groups, outPlane = geo.ColCols, k = geo.ColRows;
+        int chunk = ChunkSamples(geo);
+        RunBySample(x.Size(0), (_, start, end) =>
+        {
+            var xs = x.Span<T>(); var ws = weight.Span<T>(); var ys = y.Span<T>();
+            var col = ArrayPool<T>.Shared.Rent(k * chunk * outPlane);
+            var outTmp = ArrayPool<T>.Shared.Rent(og * chunk * outPlane);
+            try
+            {
+                for (int b0 = start; b0 < end; b0 += chunk)
                 {
-                    var image = xs.Slice((b * groups + grp) * inPlane, inPlane);
-                    ReadOnlySpan<T> colSpan = image;
-                    if (!pointwise)
+                    int s = Math.Min(chunk, end - b0), cols = s * outPlane;
+                    for (int grp = 0; grp < groups; grp++)
                     {
-                        Im2Col.Unfold(image, geo, col.AsSpan(0, k * outPlane));
-                        colSpan = col.AsSpan(0, k * outPlane);
+                        var wg = ws.Slice(grp * og * k, og * k);
+                        if (s == 1 && IsPointwise(geo))
+                        {
+                            var image = xs.Slice((b0 * groups + grp) * k * outPlane, k * outPlane);
+                            Gemm.Multiply<T>(false, false, og, outPlane, k, wg, image, ys.Slice((b0 * o + grp * og) * outPlane, og * outPlane), accumulate: false, maxThreads: 1);
+                            continue;
+                        }
+                        UnfoldChunk<T>(xs, geo, groups, grp, b0, s, col);
+                        if (s == 1)
+                        {
+                            Gemm.Multiply<T>(false, false, og, outPlane, k, wg, col.AsSpan(0, k * outPlane), ys.Slice((b0 * o + grp * og) * outPlane, og * outPlane), accumulate: false, maxThreads: 1);
+                            continue;
+                        }
+                        var res = outTmp.AsSpan(0, og * cols);
+                        Gemm.Multiply<T>(false, false, og, cols, k, wg, col.AsSpan(0, k * cols), res, accumulate: false, maxThreads: 1);
+                        for (int i = 0; i < s; i++)
+                            for (int oc = 0; oc < og; oc++)
+                                res.Slice(oc * cols + i * outPlane, outPlane).CopyTo(ys.Slice(((b0 + i) * o + grp * og + oc) * outPlane, outPlane));
                     }
-                    var dst = ys.Slice((b * o + grp * og) * outPlane, og * outPlane);
-                    Gemm.Multiply<T>(false, false, og, outPlane, k, ws.Slice(grp * og * k, og * k), colSpan, dst, accumulate: false, maxThreads: 1);
-                }
-                if (bias is not null)
-                {
-                    var bs = bias.Span<T>();
-                    for (int ch = 0; ch < o; ch++)
+                    if (bias is not null)
                     {
-                        var plane = ys.Slice((b * o + ch) * outPlane, outPlane);
-                        TensorPrimitives.Add(plane, bs[ch], plane);
+                        var bs = bias.Span<T>();
+                        for (int b = b0; b < b0 + s; b++)
+                            for (int ch = 0; ch < o; ch++)
+                            {
+                                var plane = ys.Slice((b * o + ch) * outPlane, outPlane);
+                                TensorPrimitives.Add(plane, bs[ch], plane);
+                            }
                     }
                 }
             }
-        }
-        finally
-        {
-            if (!pointwise) ArrayPool<T>.Shared.Return(col);
-        }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(col);
+                ArrayPool<T>.Shared.Return(outTmp);
+            }
+        });
     }
 
     private static void ConvBackward<T>(Tensor x, Tensor weight, Tensor g, Tensor? gx, Tensor? gw, Tensor? gb, ConvGeometry geo, int groups)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int n = x.Size(0);
-        int threads = ConvThreads(n);
+        int n = x.Size(0), o = weight.Size(0), og = o / groups, outPlane = geo.ColCols, k = geo.ColRows;
+        int inPlane = geo.Channels * geo.Height * geo.Width;
+        int chunk = ChunkSamples(geo);
         // Each thread sums its samples' weight gradient transposed, dWᵀ[k, o] = col · dYᵀ, which lets the GEMM read
         // the column matrix in place; the partial sums are transposed into gw in thread order.
-        var partials = gw is null ? null : new T[threads][];
-        if (threads == 1)
+        var partials = gw is null ? null : new T[ConvThreads(n)][];
+        RunBySample(n, (id, start, end) =>
         {
-            if (partials is not null) partials[0] = new T[gw!.Length];
-            ConvBackwardRange<T>(x, weight, g, gx, partials?[0], geo, groups, 0, n);
-        }
-        else
-        {
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, id =>
+            var xs = x.Span<T>(); var ws = weight.Span<T>(); var gs = g.Span<T>();
+            var gwT = partials is null ? null : partials[id] = new T[gw!.Length];
+            var col = ArrayPool<T>.Shared.Rent(k * chunk * outPlane);
+            var gTmp = ArrayPool<T>.Shared.Rent(og * chunk * outPlane);
+            try
             {
-                var (start, end) = SampleRange(n, threads, id);
-                T[]? target = partials is null ? null : partials[id] = new T[gw!.Length];
-                ConvBackwardRange<T>(x, weight, g, gx, target, geo, groups, start, end);
-            });
-        }
+                for (int b0 = start; b0 < end; b0 += chunk)
+                {
+                    int s = Math.Min(chunk, end - b0), cols = s * outPlane;
+                    for (int grp = 0; grp < groups; grp++)
+                    {
+                        // dY of the chunk as [og, s·OH·OW].
+                        ReadOnlySpan<T> gChunk;
+                        if (s == 1)
+                        {
+                            gChunk = gs.Slice((b0 * o + grp * og) * outPlane, og * outPlane);
+                        }
+                        else
+                        {
+                            var dst = gTmp.AsSpan(0, og * cols);
+                            for (int i = 0; i < s; i++)
+                                for (int oc = 0; oc < og; oc++)
+                                    gs.Slice(((b0 + i) * o + grp * og + oc) * outPlane, outPlane).CopyTo(dst.Slice(oc * cols + i * outPlane, outPlane));
+                            gChunk = dst;
+                        }
+                        var colSpan = col.AsSpan(0, k * cols);
+                        if (gwT is not null)
+                        {
+                            // dWᵀ_g += col · dY_gᵀ
+                            UnfoldChunk<T>(xs, geo, groups, grp, b0, s, colSpan);
+                            Gemm.Multiply<T>(false, true, k, og, cols, colSpan, gChunk, gwT.AsSpan(grp * og * k, og * k), accumulate: true, maxThreads: 1);
+                        }
+                        if (gx is not null)
+                        {
+                            // dcol = W_gᵀ · dY_g, folded back onto each input image.
+                            Gemm.Multiply<T>(true, false, k, cols, og, ws.Slice(grp * og * k, og * k), gChunk, colSpan, accumulate: false, maxThreads: 1);
+                            var gxs = gx.Span<T>();
+                            for (int i = 0; i < s; i++)
+                            {
+                                var gImage = gxs.Slice(((b0 + i) * groups + grp) * inPlane, inPlane);
+                                if (IsPointwise(geo))
+                                {
+                                    for (int r = 0; r < k; r++)
+                                    {
+                                        var d = gImage.Slice(r * outPlane, outPlane);
+                                        TensorPrimitives.Add(d, colSpan.Slice(r * cols + i * outPlane, outPlane), d);
+                                    }
+                                }
+                                else
+                                {
+                                    Im2Col.FoldAdd<T>(colSpan[(i * outPlane)..], cols, geo, gImage);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(col);
+                ArrayPool<T>.Shared.Return(gTmp);
+            }
+        });
         if (gw is not null)
         {
             // partials hold, per group, dWᵀ_g [k, og]; gw holds W's layout [o, k].
-            int o = weight.Size(0), og = o / groups, k = geo.ColRows;
             var total = gw.Span<T>();
             foreach (var part in partials!)
                 for (int grp = 0; grp < groups; grp++)
@@ -154,60 +245,8 @@ public static partial class Functional
         {
             var bs = gb.Span<T>();
             var gs = g.Span<T>();
-            int o = weight.Size(0), outPlane = geo.ColCols;
             for (int b = 0; b < n; b++)
                 for (int ch = 0; ch < o; ch++) bs[ch] += TensorPrimitives.Sum<T>(gs.Slice((b * o + ch) * outPlane, outPlane));
-        }
-    }
-
-    private static void ConvBackwardRange<T>(Tensor x, Tensor weight, Tensor g, Tensor? gx, T[]? gwT, ConvGeometry geo, int groups, int start, int end)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int o = weight.Size(0), og = o / groups;
-        int inPlane = geo.Channels * geo.Height * geo.Width, outPlane = geo.ColCols, k = geo.ColRows;
-        var xs = x.Span<T>(); var ws = weight.Span<T>(); var gs = g.Span<T>();
-        bool pointwise = IsPointwise(geo);
-        var col = ArrayPool<T>.Shared.Rent(k * outPlane);
-        try
-        {
-            var colSpan = col.AsSpan(0, k * outPlane);
-            for (int b = start; b < end; b++)
-            {
-                for (int grp = 0; grp < groups; grp++)
-                {
-                    var gOut = gs.Slice((b * o + grp * og) * outPlane, og * outPlane);
-                    var image = xs.Slice((b * groups + grp) * inPlane, inPlane);
-                    if (gwT is not null)
-                    {
-                        // dWᵀ_g += col · dY_gᵀ
-                        ReadOnlySpan<T> cols = image;
-                        if (!pointwise)
-                        {
-                            Im2Col.Unfold(image, geo, colSpan);
-                            cols = colSpan;
-                        }
-                        Gemm.Multiply<T>(false, true, k, og, outPlane, cols, gOut, gwT.AsSpan(grp * og * k, og * k), accumulate: true, maxThreads: 1);
-                    }
-                    if (gx is not null)
-                    {
-                        // dcol = W_gᵀ · dY_g, folded back onto the input image (for a 1×1 stride-1 kernel it is the image gradient).
-                        var gImage = gx.Span<T>().Slice((b * groups + grp) * inPlane, inPlane);
-                        if (pointwise)
-                        {
-                            Gemm.Multiply<T>(true, false, k, outPlane, og, ws.Slice(grp * og * k, og * k), gOut, gImage, accumulate: true, maxThreads: 1);
-                        }
-                        else
-                        {
-                            Gemm.Multiply<T>(true, false, k, outPlane, og, ws.Slice(grp * og * k, og * k), gOut, colSpan, accumulate: false, maxThreads: 1);
-                            Im2Col.FoldAdd<T>(colSpan, geo, gImage);
-                        }
-                    }
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<T>.Shared.Return(col);
         }
     }
 }
