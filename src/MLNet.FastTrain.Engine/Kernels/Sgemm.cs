@@ -13,7 +13,8 @@ namespace MLNet.FastTrain.Engine.Kernels;
 /// <remarks>
 /// Micro-kernels: 8×32 with 512-bit vectors (16 accumulators), 4×16 with 256-bit and 4×8 with 128-bit vectors
 /// (8 accumulators), and a scalar one. The 512-bit kernel reads a plain (untransposed) A in place, eight rows
-/// side by side, which saves packing A; transposed or partial panels of A are packed. Threads share one packed copy of B per k-block, each packing a disjoint set
+/// side by side, and a plain B in place, row by row, which saves packing them; transposed operands and partial
+/// panels are packed. Threads share one packed copy of B per k-block, each packing a disjoint set
 /// of its panels, then split the rows of C into fixed blocks, each packing only its own rows of A. Every element
 /// of C is computed by one thread in a fixed order of k, so results do not depend on timing.
 /// </remarks>
@@ -51,30 +52,40 @@ internal static unsafe class Sgemm
         var (mr, nr) = Tile(path);
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Max(1, Math.Min(maxThreads, (m + mr - 1) / mr));
         int nPanels = (n + nr - 1) / nr;
+        // With 512-bit vectors a plain B can be read in place, leaving only a partial last panel to pack. That pays
+        // when few row panels of A reuse each B panel (convolutions: M is the channel count); when many do, packing
+        // is cheap by comparison and keeps the panel dense in L1. A row stride of a multiple of 4 KiB would map every
+        // row of the panel to the same L1 set, so such a B is always packed.
+        bool bInPlace = path == Path.V512 && !transB && m <= MC && ldb % 1024 != 0;
+        int firstPackedB = bInPlace ? n / nr : 0;
+        int packedPanels = nPanels - firstPackedB;
         int kcMax = Math.Min(KC, k);
-        float[] bPack = ArrayPool<float>.Shared.Rent(nPanels * nr * kcMax);
+        float[] bPack = ArrayPool<float>.Shared.Rent(Math.Max(1, packedPanels * nr * kcMax));
         int mBlocks = (m + MC - 1) / MC;
         try
         {
             fixed (float* bp = bPack)
             {
-                var op = new Operands(a, lda, transA, b, ldb, transB, c, ldc, m, n, bp, mr, nr, path);
+                var op = new Operands(a, lda, transA, b, ldb, transB, c, ldc, m, n, bp, firstPackedB, mr, nr, path);
                 for (int pc = 0; pc < k; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
                     bool overwrite = pc == 0 && !accumulate;
                     if (threads == 1)
                     {
-                        PackB(op, pc, kc, 0, nPanels);
+                        PackB(op, pc, kc, firstPackedB, nPanels);
                         RowBlocks(op, pc, kc, 0, mBlocks, overwrite);
                         continue;
                     }
                     int t = threads;
-                    Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, id =>
+                    if (packedPanels > 0)
                     {
-                        var (p0, p1) = Range(nPanels, t, id);
-                        PackB(op, pc, kc, p0, p1);
-                    });
+                        Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, id =>
+                        {
+                            var (p0, p1) = Range(packedPanels, t, id);
+                            PackB(op, pc, kc, firstPackedB + p0, firstPackedB + p1);
+                        });
+                    }
                     Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, id =>
                     {
                         var (b0, b1) = Range(mBlocks, t, id);
@@ -92,10 +103,13 @@ internal static unsafe class Sgemm
     private static (int Start, int End) Range(int count, int parts, int id) =>
         ((int)((long)count * id / parts), (int)((long)count * (id + 1) / parts));
 
-    private readonly struct Operands(float* a, int lda, bool transA, float* b, int ldb, bool transB, float* c, int ldc, int m, int n, float* bPack, int mr, int nr, Path path)
+    private readonly struct Operands(float* a, int lda, bool transA, float* b, int ldb, bool transB, float* c, int ldc, int m, int n, float* bPack, int firstPackedB, int mr, int nr, Path path)
     {
         public readonly float* A = a, B = b, C = c, BPack = bPack;
-        public readonly int Lda = lda, Ldb = ldb, Ldc = ldc, M = m, N = n, MR = mr, NR = nr;
+        public readonly int Lda = lda, Ldb = ldb, Ldc = ldc, M = m, N = n, MR = mr, NR = nr, FirstPackedB = firstPackedB;
+
+        /// <summary>Packed panel <paramref name="panel"/> of the current k-block (only panels from FirstPackedB on are packed).</summary>
+        public float* PackedPanel(int panel, int kc) => BPack + (long)(panel - FirstPackedB) * NR * kc;
         public readonly bool TransA = transA, TransB = transB;
         public readonly Path Path = path;
     }
@@ -113,11 +127,11 @@ internal static unsafe class Sgemm
             {
                 float* src = op.B + (long)(pc + kk) * op.Ldb;
                 for (int panel = p0; panel < fullEnd; panel++)
-                    CopyRow(src + panel * nr, op.BPack + ((long)panel * kc + kk) * nr, nr);
+                    CopyRow(src + panel * nr, op.PackedPanel(panel, kc) + kk * nr, nr);
                 for (int panel = Math.Max(p0, fullEnd); panel < p1; panel++)
                 {
                     int j0 = panel * nr, cols = op.N - j0;
-                    float* d = op.BPack + ((long)panel * kc + kk) * nr;
+                    float* d = op.PackedPanel(panel, kc) + kk * nr;
                     int x = 0;
                     for (; x < cols; x++) d[x] = src[j0 + x];
                     for (; x < nr; x++) d[x] = 0;
@@ -129,7 +143,7 @@ internal static unsafe class Sgemm
         {
             int j0 = panel * nr;
             int cols = Math.Min(nr, op.N - j0);
-            float* dst = op.BPack + (long)panel * nr * kc;
+            float* dst = op.PackedPanel(panel, kc);
             for (int j = 0; j < nr; j++)
             {
                 if (j >= cols) { for (int kk = 0; kk < kc; kk++) dst[kk * nr + j] = 0; continue; }
@@ -168,44 +182,36 @@ internal static unsafe class Sgemm
                     int aPanels = (rows + mr - 1) / mr;
                     // With 512-bit vectors the kernel reads full row panels of a plain A in place; only a partial last
                     // panel, or a transposed A, is packed.
-                    bool direct = !op.TransA && op.Path == Path.V512;
+                    bool direct = !op.TransA && op.Path == Path.V512 && op.Lda % 1024 != 0; // 4 KiB-strided rows share one L1 set
                     int firstPacked = direct ? rows / mr : 0;
                     if (firstPacked < aPanels) PackA(op, i0 + firstPacked * mr, rows - firstPacked * mr, pc, kc, ap);
                     for (int jp = 0; jp < nPanels; jp++)
                     {
                         int j0 = jp * nr;
                         int cols = Math.Min(nr, op.N - j0);
-                        float* bPanel = op.BPack + (long)jp * nr * kc;
+                        bool packedB = jp >= op.FirstPackedB;
+                        float* bPanel = packedB ? op.PackedPanel(jp, kc) : op.B + (long)pc * op.Ldb + j0;
+                        int bRow = packedB ? nr : op.Ldb;
                         for (int ip = 0; ip < aPanels; ip++)
                         {
                             int r0 = ip * mr;
                             int rCount = Math.Min(mr, rows - r0);
                             float* cTile = op.C + (long)(i0 + r0) * op.Ldc + j0;
-                            if (ip < firstPacked)
+                            bool full = rCount == mr && cols == nr;
+                            float* dst = full ? cTile : tile;
+                            int ldDst = full ? op.Ldc : nr;
+                            bool over = !full || overwrite;
+                            if (op.Path == Path.V512)
                             {
-                                float* aRows = op.A + (long)(i0 + r0) * op.Lda + pc;
-                                if (cols == nr)
-                                {
-                                    Kernel8x32Rows(kc, aRows, op.Lda, bPanel, cTile, op.Ldc, overwrite);
-                                }
-                                else
-                                {
-                                    Kernel8x32Rows(kc, aRows, op.Lda, bPanel, tile, nr, overwrite: true);
-                                    AddTile(tile, nr, cTile, op.Ldc, rCount, cols, overwrite);
-                                }
-                                continue;
-                            }
-                            float* aPanel = ap + (long)(ip - firstPacked) * mr * kc;
-                            if (rCount == mr && cols == nr)
-                            {
-                                Kernel(op.Path, kc, aPanel, bPanel, cTile, op.Ldc, overwrite);
+                                if (ip < firstPacked) Kernel8x32Rows(kc, op.A + (long)(i0 + r0) * op.Lda + pc, op.Lda, bPanel, bRow, dst, ldDst, over);
+                                else Kernel8x32(kc, ap + (long)(ip - firstPacked) * mr * kc, bPanel, bRow, dst, ldDst, over);
                             }
                             else
                             {
-                                // Edge tile: compute a full tile into scratch, then add the valid part.
-                                Kernel(op.Path, kc, aPanel, bPanel, tile, nr, overwrite: true);
-                                AddTile(tile, nr, cTile, op.Ldc, rCount, cols, overwrite);
+                                Kernel(op.Path, kc, ap + (long)ip * mr * kc, bPanel, dst, ldDst, over);
                             }
+                            // An edge tile was computed whole into scratch; add its valid part.
+                            if (!full) AddTile(tile, nr, cTile, op.Ldc, rCount, cols, overwrite);
                         }
                     }
                 }
@@ -271,22 +277,32 @@ internal static unsafe class Sgemm
     {
         switch (path)
         {
-            case Path.V512: Kernel8x32(kc, a, b, c, ldc, overwrite); break;
             case Path.V256: Kernel4x16(kc, a, b, c, ldc, overwrite); break;
             case Path.V128: Kernel4x8(kc, a, b, c, ldc, overwrite); break;
             default: KernelScalar(kc, a, b, c, ldc, overwrite); break;
         }
     }
 
+    // The 512-bit 8×32 micro-kernels: C[8, 32] (+)= A[8, kc]·B[kc, 32], with B's row p at b + p·bRow (packed: 32; in
+    // place: ldb). Kernel8x32 reads a packed A panel (element (r, p) at a[8p + r]); Kernel8x32Rows reads eight rows of
+    // a plain A in place (element (r, p) at a[r·lda + p]). They are kept apart because one general kernel needs more
+    // pointer registers than x64 has and spills inside the loop.
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, int ldc)
+    {
+        // The tile of C is read (or written) only after the k loop: ask for its lines now so they arrive meanwhile.
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < 8; r++) { Sse.Prefetch0(c + (long)r * ldc); Sse.Prefetch0(c + (long)r * ldc + 16); }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    private static void Kernel8x32(int kc, float* a, float* b, int bRow, float* c, int ldc, bool overwrite)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-        // The tile of C is read (or written) only after the k loop: ask for its lines now so they arrive meanwhile.
-        if (Sse.IsSupported)
-            for (int r = 0; r < 8; r++) { Sse.Prefetch0(c + (long)r * ldc); Sse.Prefetch0(c + (long)r * ldc + 16); }
-        for (int p = 0; p < kc; p++)
+        PrefetchTile(c, ldc);
+        for (int p = 0; p < kc; p++, b += bRow)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -299,7 +315,6 @@ internal static unsafe class Sgemm
             x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
             x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
             a += 8;
-            b += 32;
         }
         Store512(c, c00, c01, overwrite); c += ldc;
         Store512(c, c10, c11, overwrite); c += ldc;
@@ -312,15 +327,13 @@ internal static unsafe class Sgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32Rows(int kc, float* a, int lda, float* b, float* c, int ldc, bool overwrite)
+    private static void Kernel8x32Rows(int kc, float* a, int lda, float* b, int bRow, float* c, int ldc, bool overwrite)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-        // The tile of C is read (or written) only after the k loop: ask for its lines now so they arrive meanwhile.
-        if (Sse.IsSupported)
-            for (int r = 0; r < 8; r++) { Sse.Prefetch0(c + (long)r * ldc); Sse.Prefetch0(c + (long)r * ldc + 16); }
+        PrefetchTile(c, ldc);
         float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda, a6 = a5 + lda, a7 = a6 + lda;
-        for (int p = 0; p < kc; p++)
+        for (int p = 0; p < kc; p++, b += bRow)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -332,7 +345,6 @@ internal static unsafe class Sgemm
             x = Vector512.Create(a5[p]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
             x = Vector512.Create(a6[p]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
             x = Vector512.Create(a7[p]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
-            b += 32;
         }
         Store512(c, c00, c01, overwrite); c += ldc;
         Store512(c, c10, c11, overwrite); c += ldc;
