@@ -25,6 +25,13 @@ trap 'rm -f "$log"' EXIT
 status=0
 dotnet test MLNet.FastTrain.sln -c Release --no-build 2>&1 | tee "$log" || status=$?
 
+# The kernel tests again on the narrower vector paths a user's machine may take: without AVX-512, and without
+# AVX2 (the runtime's switches turn the wider Vector512/Vector256 paths off).
+for switch in DOTNET_EnableAVX512 DOTNET_EnableAVX2; do
+  echo "== kernel tests with ${switch}=0"
+  env "${switch}=0" dotnet test tests/MLNet.FastTrain.Engine.Tests -c Release --no-build --filter "Category=Kernel" 2>&1 | tee -a "$log" || status=$?
+done
+
 # Each test project prints: "Passed!  - Failed:     0, Passed:   210, Skipped:     0, Total:   210, ..."
 read -r passed failed skipped < <(grep -E '(Passed|Failed)! +- Failed: ' "$log" | awk -F'[:,]' '
   { f += $2; p += $4; s += $6 } END { printf "%d %d %d\n", p, f, s }')

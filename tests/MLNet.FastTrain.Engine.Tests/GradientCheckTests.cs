@@ -6,6 +6,7 @@ using F = MLNet.FastTrain.Engine.Functional;
 namespace MLNet.FastTrain.Engine.Tests;
 
 /// <summary>Every differentiable operation against central differences in double precision.</summary>
+[Trait("Category", "Kernel")]
 public class GradientCheckTests
 {
     private static Tensor R(params int[] shape) => Tensor.Normal(shape, generator: new Generator((ulong)shape.Sum() * 31 + (ulong)shape.Length), dtype: DType.Float64);

@@ -3,6 +3,7 @@ using Xunit;
 
 namespace MLNet.FastTrain.Engine.Tests;
 
+[Trait("Category", "Kernel")]
 public class GemmTests
 {
     public static TheoryData<int, int, int, bool, bool> Shapes()
@@ -93,6 +94,26 @@ public class GemmTests
         Assert.Equal(one, two);
     }
 
+    /// <summary>
+    /// scripts/test.sh reruns the kernel tests with the runtime's DOTNET_EnableAVX512=0 and DOTNET_EnableAVX2=0; this
+    /// fails if a switch was silently ignored, so those runs really exercise the narrower paths.
+    /// </summary>
+    [Fact]
+    public void Vector_width_switches_take_effect()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX512") == "0")
+        {
+            Assert.False(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated);
+            Assert.NotEqual(Sgemm.Path.V512, Sgemm.BestPath);
+        }
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX2") == "0")
+        {
+            Assert.False(System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated);
+            Assert.True(Sgemm.BestPath is Sgemm.Path.V128 or Sgemm.Path.Scalar);
+        }
+        Assert.True(Enum.IsDefined(Sgemm.BestPath));
+    }
+
     [Fact]
     public void Gemm_rejects_short_operands_and_handles_empty_k()
     {
@@ -118,6 +139,7 @@ public class GemmTests
     }
 }
 
+[Trait("Category", "Kernel")]
 public class SpecialFunctionTests
 {
     [Theory]

@@ -5,6 +5,7 @@ using F = MLNet.FastTrain.Engine.Functional;
 
 namespace MLNet.FastTrain.Engine.Tests;
 
+[Trait("Category", "Kernel")]
 public class TensorTests
 {
     [Fact]

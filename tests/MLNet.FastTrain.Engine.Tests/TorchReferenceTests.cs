@@ -11,6 +11,7 @@ namespace MLNet.FastTrain.Engine.Tests;
 /// Forward values, gradients and optimizer trajectories in float32 against PyTorch's (computed in float64 by
 /// tests/reference/make_reference.py), within 1e-4 relative.
 /// </summary>
+[Trait("Category", "Kernel")]
 public class TorchReferenceTests
 {
     public static TheoryData<string> OperationCases => new(TorchReference.CaseNames.Where(n => !n.StartsWith("optim_", StringComparison.Ordinal)));
