@@ -110,4 +110,22 @@ for name, make in {
     cases["optim_" + name] = {"x": enc(x_data), "y": enc(y_data), "weight0": enc(w0), "bias0": enc(b0),
                               "hyper": opt.defaults | {"betas": list(opt.defaults.get("betas", (0, 0)))}, "steps": steps}
 
+# SGDR: CosineAnnealingWarmRestarts stepped once per mini-batch; the learning rate before each step.
+for name, (max_lr, min_lr, spe, cycle_len, cycle_mult, cycles) in {
+    "sgdr_mult1": (0.1, 0.0, 7, 1, 1, 3),
+    "sgdr_mult2": (0.05, 1e-4, 5, 1, 2, 3),
+    "sgdr_len2_mult2": (0.2, 0.0, 4, 2, 2, 3),
+}.items():
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=max_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=cycle_len * spe, T_mult=cycle_mult, eta_min=min_lr)
+    total = sum(cycle_len * spe * cycle_mult ** i for i in range(cycles))
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    cases["schedule_" + name] = {"max_lr": max_lr, "min_lr": min_lr, "steps_per_epoch": spe, "cycle_len": cycle_len,
+                                 "cycle_mult": cycle_mult, "cycles": cycles, "lr": lrs}
+
 print(json.dumps({"torch_version": torch.__version__, "seed": SEED, "cases": cases}, default=float))
