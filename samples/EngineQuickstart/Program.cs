@@ -65,7 +65,7 @@ static string FindData()
     while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MLNet.FastTrain.sln"))) dir = dir.Parent;
     return dir is null
         ? throw new DirectoryNotFoundException("Pass the folder of the IDX files as the first argument.")
-        : Path.Combine(dir.FullName, "tests", "fixtures", "fashion-mnist-mini");
+        : Path.Combine(dir.FullName, "data", "fashion-mnist-mini");
 }
 
 static (byte[] Images, int[] Labels) ReadSplit(string dir, string split) =>

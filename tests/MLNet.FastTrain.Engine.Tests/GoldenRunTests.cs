@@ -9,7 +9,7 @@ namespace MLNet.FastTrain.Engine.Tests;
 
 /// <summary>
 /// A seeded training run of the reference <c>simple</c> net on the committed Fashion-MNIST subset
-/// (tests/fixtures/fashion-mnist-mini: 600 training and 200 test images, 10 classes).
+/// (data/fashion-mnist-mini: 600 training and 200 test images, 10 classes).
 /// </summary>
 /// <remarks>
 /// Golden values were measured with this code at seed 1; to regenerate after an intentional change, run the

@@ -4,7 +4,7 @@ using System.IO.Compression;
 namespace MLNet.FastTrain.TestUtilities;
 
 /// <summary>
-/// The seeded Fashion-MNIST subset committed under tests/fixtures (made by make_fashion_mnist_mini.py):
+/// The seeded Fashion-MNIST subset bundled under data/ (made by make_fashion_mnist_mini.py):
 /// images as bytes [N, 28, 28] and labels.
 /// </summary>
 public static class FashionMnistMini
@@ -12,8 +12,8 @@ public static class FashionMnistMini
     /// <summary>Loads "train" or "t10k".</summary>
     public static (byte[] Images, byte[] Labels, int Count) Load(string split)
     {
-        var images = ReadIdx(RepoPaths.Get("tests", "fixtures", "fashion-mnist-mini", $"{split}-images-idx3-ubyte.gz"), out var imageDims);
-        var labels = ReadIdx(RepoPaths.Get("tests", "fixtures", "fashion-mnist-mini", $"{split}-labels-idx1-ubyte.gz"), out var labelDims);
+        var images = ReadIdx(RepoPaths.Get("data", "fashion-mnist-mini", $"{split}-images-idx3-ubyte.gz"), out var imageDims);
+        var labels = ReadIdx(RepoPaths.Get("data", "fashion-mnist-mini", $"{split}-labels-idx1-ubyte.gz"), out var labelDims);
         if (imageDims[0] != labelDims[0]) throw new InvalidDataException($"{split}: {imageDims[0]} images but {labelDims[0]} labels.");
         return (images, labels, imageDims[0]);
     }

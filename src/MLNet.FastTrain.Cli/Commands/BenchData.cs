@@ -27,7 +27,7 @@ internal sealed class BenchData
 
     /// <summary>
     /// The full set from FMNIST_DIR or Debian's dataset-fashion-mnist when present, else the subset in the
-    /// repository's tests/fixtures.
+    /// repository's data.
     /// </summary>
     public static BenchData Load()
     {
@@ -35,7 +35,7 @@ internal sealed class BenchData
         [
             Environment.GetEnvironmentVariable("FMNIST_DIR") ?? "",
             "/usr/share/datasets/fashion-mnist",
-            Path.Combine(FindRepoRoot() ?? "", "tests", "fixtures", "fashion-mnist-mini"),
+            Path.Combine(FindRepoRoot() ?? "", "data", "fashion-mnist-mini"),
         ];
         string dir = candidates.FirstOrDefault(d => d.Length > 0 && File.Exists(Path.Combine(d, "train-images-idx3-ubyte.gz")))
             ?? throw new DirectoryNotFoundException("No Fashion-MNIST found: set FMNIST_DIR or install Debian's dataset-fashion-mnist.");

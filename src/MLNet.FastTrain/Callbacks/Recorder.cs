@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Globalization;
+using MLNet.FastTrain.Learning;
+
+namespace MLNet.FastTrain.Callbacks;
+
+/// <summary>One recorded training batch.</summary>
+public sealed record BatchRecord(int Step, double[] LearningRates, double? Momentum, double Loss, double SmoothLoss);
+
+/// <summary>One recorded epoch.</summary>
+public sealed record EpochRecord(int Epoch, double TrainLoss, double? ValidLoss, IReadOnlyDictionary<string, double> Metrics, double Seconds);
+
+/// <summary>
+/// Records every batch's learning rates, momentum, loss and smoothed loss (an exponential moving average with
+/// β = 0.98 and bias correction), and every epoch's losses and metrics; logs an epoch summary.
+/// </summary>
+public sealed class Recorder : Callback
+{
+    private const double Beta = 0.98;
+    private readonly List<BatchRecord> _batches = [];
+    private readonly List<EpochRecord> _epochs = [];
+    private readonly Stopwatch _clock = new();
+    private double _average;
+    private int _count;
+    private double _epochLoss;
+    private int _epochBatches;
+
+    /// <inheritdoc />
+    public override int Order => 0;
+
+    /// <summary>Every batch of every fit since the learner was made.</summary>
+    public IReadOnlyList<BatchRecord> Batches => _batches;
+
+    /// <summary>Every epoch.</summary>
+    public IReadOnlyList<EpochRecord> Epochs => _epochs;
+
+    /// <summary>The current smoothed training loss.</summary>
+    public double SmoothLoss => _count == 0 ? double.NaN : _average / (1 - Math.Pow(Beta, _count));
+
+    /// <inheritdoc />
+    public override void BeforeFit(Learner learner)
+    {
+        _average = 0;
+        _count = 0;
+    }
+
+    /// <inheritdoc />
+    public override void BeforeEpoch(Learner learner)
+    {
+        _epochLoss = 0;
+        _epochBatches = 0;
+        _clock.Restart();
+    }
+
+    /// <inheritdoc />
+    public override void AfterBatch(Learner learner)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        double loss = learner.LastLoss;
+        _count++;
+        _average = Beta * _average + (1 - Beta) * loss;
+        _epochLoss += loss;
+        _epochBatches++;
+        var groups = learner.Optimizer.Groups;
+        _batches.Add(new BatchRecord(learner.Step, groups.Select(g => g.LearningRate ?? 0).ToArray(), groups[0].Momentum, loss, SmoothLoss));
+    }
+
+    /// <inheritdoc />
+    public override void AfterEpoch(Learner learner)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        var v = learner.LastValidation;
+        var record = new EpochRecord(learner.EpochsTrained - 1, _epochBatches == 0 ? double.NaN : _epochLoss / _epochBatches, v?.Loss,
+            v?.Metrics ?? new Dictionary<string, double>(), _clock.Elapsed.TotalSeconds);
+        _epochs.Add(record);
+        var metrics = string.Join(", ", record.Metrics.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F4}")));
+        learner.Write(FormattableString.Invariant($"epoch {learner.Epoch + 1}/{learner.Epochs}: train_loss {record.TrainLoss:F4}") +
+            (v is null ? "" : FormattableString.Invariant($", valid_loss {v.Loss:F4}")) + (metrics.Length > 0 ? ", " + metrics : "") +
+            FormattableString.Invariant($" ({record.Seconds:F1} s)"));
+    }
+}

@@ -1,0 +1,331 @@
+using System.Diagnostics;
+using MLNet.FastTrain.Callbacks;
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Autograd;
+using MLNet.FastTrain.Engine.Modules;
+using MLNet.FastTrain.Engine.Optimizers;
+using MLNet.FastTrain.Engine.Schedules;
+using MLNet.FastTrain.Metrics;
+using MLNet.FastTrain.Vision.Datasets;
+
+namespace MLNet.FastTrain.Learning;
+
+/// <summary>The loss and metrics of one validation pass.</summary>
+public sealed record ValidationResult(double Loss, IReadOnlyDictionary<string, double> Metrics, int Items);
+
+/// <summary>
+/// Trains a model: the loop of forward, loss, backward and optimizer step over mini-batches, with callbacks at
+/// fixed events, validation after every epoch, and a <see cref="Recorder"/> of everything.
+/// </summary>
+/// <remarks>
+/// The learner sees the model only through <see cref="Module.Forward"/>, its parameters (via the optimizer's
+/// groups), train/eval mode and its state dict: the seam a TorchSharp backend would fill. Each training step runs in
+/// a <see cref="TensorScope"/>, so intermediate tensors are released when the step ends; callbacks that need a
+/// tensor after the step copy it in <see cref="Callback.AfterLoss"/>.
+/// </remarks>
+public sealed class Learner
+{
+    private readonly List<Callback> _callbacks = [];
+
+    /// <summary>Creates a learner.</summary>
+    /// <param name="model">The network; its output is one row of class scores per item.</param>
+    /// <param name="train">Training batches.</param>
+    /// <param name="valid">Validation batches, or null to skip validation.</param>
+    /// <param name="optimizer">Default: SGD over all parameters with momentum 0.9 and weight decay 5e-4.</param>
+    /// <param name="metrics">Default: accuracy.</param>
+    /// <param name="callbacks">Extra callbacks.</param>
+    public Learner(Module model, DataLoader train, DataLoader? valid = null, Optimizer? optimizer = null,
+        IEnumerable<Metric>? metrics = null, IEnumerable<Callback>? callbacks = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(train);
+        Model = model;
+        TrainData = train;
+        ValidData = valid;
+        Optimizer = optimizer ?? new Sgd(model.Parameters(), learningRate: 1e-3, momentum: 0.9, weightDecay: 5e-4);
+        Metrics = (metrics ?? [new Accuracy()]).ToList();
+        Recorder = new Recorder();
+        Add(Recorder);
+        foreach (var cb in callbacks ?? []) Add(cb);
+    }
+
+    /// <summary>The model.</summary>
+    public Module Model { get; }
+
+    /// <summary>The training data.</summary>
+    public DataLoader TrainData { get; set; }
+
+    /// <summary>The validation data, or null.</summary>
+    public DataLoader? ValidData { get; set; }
+
+    /// <summary>The optimizer; its parameter groups carry the learning rates.</summary>
+    public Optimizer Optimizer { get; set; }
+
+    /// <summary>The validation metrics.</summary>
+    public IReadOnlyList<Metric> Metrics { get; }
+
+    /// <summary>The loss: logits and labels to a scalar. Default: cross-entropy.</summary>
+    public Func<Tensor, int[], Tensor> LossFunction { get; set; } = (logits, labels) => Functional.CrossEntropy(logits, labels);
+
+    /// <summary>Records losses, learning rates and metrics.</summary>
+    public Recorder Recorder { get; }
+
+    /// <summary>The callbacks, in the order they run.</summary>
+    public IReadOnlyList<Callback> Callbacks => _callbacks;
+
+    /// <summary>Messages for the user (epoch summaries, warnings, why training stopped).</summary>
+    public event EventHandler<string>? Log;
+
+    // ---- progress, readable by callbacks ---------------------------------------------------------------------
+
+    /// <summary>Epoch within the current fit (0-based).</summary>
+    public int Epoch { get; private set; }
+
+    /// <summary>Epochs in the current fit.</summary>
+    public int Epochs { get; private set; }
+
+    /// <summary>Batch within the current epoch (0-based).</summary>
+    public int BatchIndex { get; private set; }
+
+    /// <summary>Training step within the current fit (0-based): what schedules are evaluated at.</summary>
+    public int Step { get; private set; }
+
+    /// <summary>Training steps the current fit will take.</summary>
+    public int TotalSteps => Epochs * TrainData.BatchCount;
+
+    /// <summary>Epochs trained over the learner's life; selects each epoch's shuffle so fits never repeat one.</summary>
+    public int EpochsTrained { get; private set; }
+
+    /// <summary>The current training batch.</summary>
+    public Batch? CurrentBatch { get; private set; }
+
+    /// <summary>The current batch's model output (valid until the step ends).</summary>
+    public Tensor? Output { get; private set; }
+
+    /// <summary>The current batch's loss tensor (valid until the step ends).</summary>
+    public Tensor? Loss { get; private set; }
+
+    /// <summary>The current batch's loss value.</summary>
+    public double LastLoss { get; private set; } = double.NaN;
+
+    /// <summary>The latest validation.</summary>
+    public ValidationResult? LastValidation { get; private set; }
+
+    /// <summary>Why the last fit stopped early, or null.</summary>
+    public string? StopReason { get; private set; }
+
+    /// <summary>Adds a callback (kept sorted by <see cref="Callback.Order"/>, stable).</summary>
+    public Learner Add(Callback callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        int i = _callbacks.FindLastIndex(c => c.Order <= callback.Order);
+        _callbacks.Insert(i + 1, callback);
+        return this;
+    }
+
+    /// <summary>Removes a callback.</summary>
+    public bool Remove(Callback callback) => _callbacks.Remove(callback);
+
+    /// <summary>Writes a message to <see cref="Log"/>.</summary>
+    public void Write(string message) => Log?.Invoke(this, message);
+
+    /// <summary>
+    /// Trains for <paramref name="epochs"/> epochs. Learning rates and momenta come from the optimizer's groups,
+    /// which scheduler callbacks may set before every batch.
+    /// </summary>
+    public void Fit(int epochs, IEnumerable<Callback>? extra = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(epochs);
+        var added = (extra ?? []).ToList();
+        foreach (var cb in added) Add(cb);
+        Epochs = epochs;
+        Step = 0;
+        StopReason = null;
+        try
+        {
+            Run(c => c.BeforeFit(this));
+            for (Epoch = 0; Epoch < epochs; Epoch++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Run(c => c.BeforeEpoch(this));
+                TrainEpoch(cancellationToken);
+                if (ValidData is not null)
+                {
+                    Run(c => c.BeforeValidate(this));
+                    LastValidation = Validate(ValidData, cancellationToken);
+                    Run(c => c.AfterValidate(this));
+                }
+                EpochsTrained++;
+                Run(c => c.AfterEpoch(this));
+            }
+        }
+        catch (CancelFitException e)
+        {
+            StopReason = e.Message;
+            Write(e.Message);
+        }
+        finally
+        {
+            Run(c => c.AfterFit(this));
+            foreach (var cb in added) Remove(cb);
+            Model.Train();
+        }
+    }
+
+    private void TrainEpoch(CancellationToken cancellationToken)
+    {
+        Model.Train();
+        BatchIndex = 0;
+        try
+        {
+            foreach (var batch in TrainData.Epoch(EpochsTrained, cancellationToken: cancellationToken))
+            {
+                CurrentBatch = batch;
+                using (TensorScope.Begin())
+                {
+                    try
+                    {
+                        Run(c => c.BeforeBatch(this));
+                        Output = Model.Forward(batch.Images);
+                        Loss = LossFunction(Output, batch.Labels);
+                        LastLoss = Loss.Item();
+                        Run(c => c.AfterLoss(this));
+                        Optimizer.ZeroGrad();
+                        Loss.Backward();
+                        Run(c => c.AfterBackward(this));
+                        Optimizer.Step();
+                        Run(c => c.AfterStep(this));
+                    }
+                    catch (CancelBatchException)
+                    {
+                        // the batch is skipped; AfterBatch still runs
+                    }
+                    Run(c => c.AfterBatch(this));
+                    Output = null;
+                    Loss = null;
+                }
+                BatchIndex++;
+                Step++;
+            }
+        }
+        catch (CancelEpochException e)
+        {
+            Write(e.Message);
+        }
+    }
+
+    /// <summary>Mean loss and metrics over a dataset, in evaluation mode, without gradients.</summary>
+    public ValidationResult Validate(DataLoader? data = null, CancellationToken cancellationToken = default)
+    {
+        data ??= ValidData ?? throw new InvalidOperationException("No validation data: pass a loader or set ValidData.");
+        bool wasTraining = Model.Training;
+        Model.Eval();
+        foreach (var m in Metrics) m.Reset();
+        double lossSum = 0;
+        int items = 0;
+        try
+        {
+            using var noGrad = GradRecorder.NoGrad();
+            foreach (var batch in data.Epoch(0, cancellationToken: cancellationToken))
+            {
+                using var scope = TensorScope.Begin();
+                var output = Model.Forward(batch.Images);
+                lossSum += LossFunction(output, batch.Labels).Item() * batch.Labels.Length;
+                items += batch.Labels.Length;
+                foreach (var m in Metrics) m.Accumulate(output, batch.Labels);
+            }
+        }
+        finally
+        {
+            Model.Train(wasTraining);
+        }
+        return new ValidationResult(items == 0 ? double.NaN : lossSum / items, Metrics.ToDictionary(m => m.Name, m => m.Value), items);
+    }
+
+    /// <summary>Class probabilities for every item of a loader, in its order: [N, classes].</summary>
+    public float[][] PredictProbabilities(DataLoader data, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        bool wasTraining = Model.Training;
+        Model.Eval();
+        var rows = new List<float[]>();
+        try
+        {
+            using var noGrad = GradRecorder.NoGrad();
+            foreach (var batch in data.Epoch(0, cancellationToken: cancellationToken))
+            {
+                using var scope = TensorScope.Begin();
+                var p = Functional.Softmax(Model.Forward(batch.Images), 1);
+                int c = p.Size(1);
+                var values = p.ToArray();
+                for (int i = 0; i < p.Size(0); i++) rows.Add(values.AsSpan(i * c, c).ToArray());
+            }
+        }
+        finally
+        {
+            Model.Train(wasTraining);
+        }
+        return [.. rows];
+    }
+
+    /// <summary>Everything needed to put the learner back exactly: weights, buffers, optimizer state and hyperparameters, random state.</summary>
+    public LearnerSnapshot Capture() =>
+        new(Model.StateDict().Clone(), Optimizer.StateDict(), Generator.Default.GetState(), EpochsTrained);
+
+    /// <summary>Restores a <see cref="Capture"/>.</summary>
+    public void Restore(LearnerSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        Model.LoadStateDict(snapshot.Model);
+        Optimizer.LoadStateDict(snapshot.Optimizer);
+        Generator.Default.SetState(snapshot.RandomState);
+        EpochsTrained = snapshot.EpochsTrained;
+    }
+
+    // ---- fastai's compositions ---------------------------------------------------------------------------------
+
+    /// <summary>
+    /// fastai's fit_one_cycle: the learning rate of group g rises to <paramref name="maxLr"/>[g] (one value for all
+    /// groups, or one per group) and anneals; momentum cycles 0.95 → 0.85 → 0.95.
+    /// </summary>
+    public void FitOneCycle(int epochs, double[] maxLr, double pctStart = 0.25, double div = 25, double divFinal = 1e5,
+        IEnumerable<Callback>? extra = null, CancellationToken cancellationToken = default)
+    {
+        int steps = epochs * TrainData.BatchCount;
+        var perGroup = ExpandPerGroup(maxLr).Select(lr => new OneCycleSchedule(lr, steps, pctStart, div, divFinal)).ToArray();
+        var scheduler = new ParamScheduler(perGroup, perGroup[0].Momentum);
+        Fit(epochs, [scheduler, .. extra ?? []], cancellationToken);
+    }
+
+    /// <summary>
+    /// SGD with warm restarts for <paramref name="cycles"/> cycles: cycle i lasts cycleLength·cycleMult^i epochs.
+    /// With <paramref name="snapshots"/>, the weights at the end of each cycle are kept (a snapshot ensemble).
+    /// </summary>
+    public IReadOnlyList<Engine.Serialization.StateDict> FitSgdr(int cycles, double[] maxLr, int cycleLength = 1, int cycleMult = 1,
+        double minLr = 0, bool snapshots = false, IEnumerable<Callback>? extra = null, CancellationToken cancellationToken = default)
+    {
+        var perGroup = ExpandPerGroup(maxLr).Select(lr => new SgdrSchedule(lr, cycles, TrainData.BatchCount, cycleLength, cycleMult, Math.Min(minLr, lr))).ToArray();
+        var snapshot = new SnapshotCallback(perGroup[0].CycleEnds());
+        var callbacks = new List<Callback> { new ParamScheduler(perGroup) };
+        if (snapshots) callbacks.Add(snapshot);
+        Fit(perGroup[0].Epochs, [.. callbacks, .. extra ?? []], cancellationToken);
+        return snapshot.Snapshots;
+    }
+
+    private double[] ExpandPerGroup(double[] values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        int groups = Optimizer.Groups.Count;
+        if (values.Length == groups) return values;
+        if (values.Length == 1) return Enumerable.Repeat(values[0], groups).ToArray();
+        throw new ArgumentException($"{values.Length} learning rates for {groups} parameter groups: give one, or one per group.", nameof(values));
+    }
+
+    private void Run(Action<Callback> e)
+    {
+        foreach (var cb in _callbacks.ToArray()) e(cb);
+    }
+}
+
+/// <summary>A learner's state at one moment (see <see cref="Learner.Capture"/>).</summary>
+public sealed record LearnerSnapshot(Engine.Serialization.StateDict Model, Engine.Serialization.StateDict Optimizer, ulong[] RandomState, int EpochsTrained);

@@ -1,0 +1,139 @@
+using MLNet.FastTrain.Callbacks;
+using MLNet.FastTrain.Engine.Schedules;
+using MLNet.FastTrain.Learning;
+
+namespace MLNet.FastTrain.Tuning;
+
+/// <summary>
+/// Leslie Smith's learning-rate range test (Smith, 2017): train for a short while with the learning rate growing
+/// from tiny to huge, record the loss, and read a good learning rate off the curve. The model, its buffers, the
+/// optimizer state and hyperparameters and the random state are restored exactly afterwards.
+/// </summary>
+public sealed class LrFinder
+{
+    /// <summary>The range test's settings; the defaults are fastai's.</summary>
+    public sealed class Options
+    {
+        /// <summary>The first learning rate. Default 1e-7.</summary>
+        public double StartLr { get; set; } = 1e-7;
+
+        /// <summary>The last learning rate. Default 10.</summary>
+        public double EndLr { get; set; } = 10;
+
+        /// <summary>Training steps. Default 100.</summary>
+        public int Iterations { get; set; } = 100;
+
+        /// <summary>Exponential ramp (default) or linear.</summary>
+        public bool Exponential { get; set; } = true;
+
+        /// <summary>Weight of the past in the loss's moving average. Default 0.98.</summary>
+        public double Beta { get; set; } = 0.98;
+
+        /// <summary>Stop once the smoothed loss exceeds this multiple of its best. Default 4.</summary>
+        public double DivergenceFactor { get; set; } = 4;
+
+        /// <summary>
+        /// Per-group (start, end) learning rates instead of one range for all groups, for discriminative rates.
+        /// </summary>
+        public IReadOnlyList<(double Start, double End)>? PerGroup { get; set; }
+
+        /// <summary>
+        /// When set, the curve is the validation accuracy on this many validation items after each step (Smith's
+        /// original form) instead of the training loss. Slower; default off.
+        /// </summary>
+        public int? RankByValidationItems { get; set; }
+    }
+
+    /// <summary>Runs the test with default options.</summary>
+    public static LrFinderResult Run(Learner learner) => Run(learner, new Options());
+
+    /// <summary>Runs the test.</summary>
+    public static LrFinderResult Run(Learner learner, Options options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        ArgumentNullException.ThrowIfNull(options);
+        if (!(options.StartLr > 0) || !(options.EndLr > options.StartLr))
+            throw new ArgumentOutOfRangeException(nameof(options), $"LR finder: need 0 < StartLr < EndLr, got {options.StartLr} and {options.EndLr}.");
+        if (options.Iterations < 2) throw new ArgumentOutOfRangeException(nameof(options), $"LR finder: Iterations must be at least 2, not {options.Iterations}.");
+        if (options.Beta is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(options), $"LR finder: Beta must be in [0, 1), not {options.Beta}.");
+        int groups = learner.Optimizer.Groups.Count;
+        if (options.PerGroup is { } pg && pg.Count != groups)
+            throw new ArgumentException($"LR finder: {pg.Count} per-group ranges for {groups} parameter groups.", nameof(options));
+        if (options.RankByValidationItems is not null && learner.ValidData is null)
+            throw new ArgumentException("LR finder: ranking by validation accuracy needs validation data.", nameof(options));
+
+        var before = learner.Capture();
+        var valid = learner.ValidData;
+        var recorder = new RangeTestCallback(options, groups, valid);
+        int epochs = (options.Iterations + learner.TrainData.BatchCount - 1) / learner.TrainData.BatchCount;
+        // The test is not part of the training history: no per-epoch validation, nothing in the recorder.
+        learner.ValidData = null;
+        learner.Remove(learner.Recorder);
+        try
+        {
+            learner.Fit(epochs, [recorder], cancellationToken);
+        }
+        finally
+        {
+            learner.ValidData = valid;
+            learner.Add(learner.Recorder);
+            learner.Restore(before);
+        }
+        return new LrFinderResult(recorder.Points, recorder.StoppedEarly, options);
+    }
+
+    /// <summary>Drives the ramp and records the curve.</summary>
+    private sealed class RangeTestCallback(Options options, int groups, Vision.Datasets.DataLoader? valid) : Callback
+    {
+        private double _average;
+        private double _best = double.PositiveInfinity;
+        private Vision.Datasets.DataLoader? _rankingData;
+
+        public List<LrPoint> Points { get; } = [];
+
+        public bool StoppedEarly { get; private set; }
+
+        public override int Order => -10;
+
+        private double LrAt(int step, double start, double end)
+        {
+            double pos = (double)step / (options.Iterations - 1);
+            return options.Exponential ? Schedule.Exponential(start, end, pos) : Schedule.Linear(start, end, pos);
+        }
+
+        public override void BeforeBatch(Learner learner)
+        {
+            for (int g = 0; g < groups; g++)
+            {
+                var (start, end) = options.PerGroup?[g] ?? (options.StartLr, options.EndLr);
+                learner.Optimizer.Groups[g].LearningRate = LrAt(learner.Step, start, end);
+            }
+        }
+
+        public override void AfterStep(Learner learner)
+        {
+            int i = Points.Count;
+            double raw = learner.LastLoss;
+            if (options.RankByValidationItems is int items)
+            {
+                _rankingData ??= new Vision.Datasets.DataLoader(valid!.Dataset.Subset(Enumerable.Range(0, Math.Min(items, valid.Dataset.Count)).ToArray()),
+                    valid.BatchSize, shuffle: false, normalization: valid.Normalization);
+                var loader = _rankingData;
+                raw = 1 - learner.Validate(loader).Metrics.GetValueOrDefault("accuracy", double.NaN); // lower is better, as a loss
+            }
+            _average = options.Beta * _average + (1 - options.Beta) * raw;
+            double smooth = _average / (1 - Math.Pow(options.Beta, i + 1));
+            Points.Add(new LrPoint(learner.Optimizer.Groups[0].LearningRate ?? 0, raw, smooth));
+            if (smooth < _best) _best = smooth;
+            if (!double.IsFinite(smooth) || smooth > options.DivergenceFactor * _best)
+            {
+                StoppedEarly = true;
+                throw new CancelFitException("LR finder: the loss diverged; stopping the range test.");
+            }
+            if (Points.Count >= options.Iterations) throw new CancelFitException("LR finder: range test complete.");
+        }
+    }
+}
+
+/// <summary>One point of the range test: the learning rate (of the first group), the raw and the smoothed loss.</summary>
+public sealed record LrPoint(double LearningRate, double Loss, double SmoothLoss);

@@ -1,0 +1,132 @@
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Optimizers;
+using MLNet.FastTrain.Learning;
+using MLNet.FastTrain.Tuning;
+using Xunit;
+
+namespace MLNet.FastTrain.Tests;
+
+public class LrFinderTests
+{
+    private static Learner NewLearner()
+    {
+        var (train, valid) = TestData.Loaders();
+        var net = TestData.TinyNet();
+        return new Learner(net, train, valid, new Sgd(net.Parameters(), 0.01, momentum: 0.9, weightDecay: 5e-4));
+    }
+
+    [Fact]
+    public void Range_test_restores_weights_buffers_optimizer_and_random_state_bit_for_bit()
+    {
+        var learner = NewLearner();
+        learner.Fit(1);                                                           // optimizer has momentum buffers now
+        Generator.Default.ManualSeed(42);
+        var weights = learner.Model.StateDict().Clone();
+        var optimizer = learner.Optimizer.StateDict();
+        var random = Generator.Default.GetState();
+        double lr = learner.Optimizer.Groups[0].LearningRate!.Value;
+        int epochs = learner.EpochsTrained, records = learner.Recorder.Batches.Count;
+
+        var result = LrFinder.Run(learner, new LrFinder.Options { Iterations = 40 });
+
+        Assert.True(result.Points.Count > 5);
+        foreach (var (name, t) in weights) Assert.Equal(t.ToArray(), learner.Model.StateDict()[name].ToArray());
+        var after = learner.Optimizer.StateDict();
+        Assert.Equal(optimizer.Keys, after.Keys);
+        foreach (var (name, t) in optimizer) Assert.Equal(t.ToDoubleArray(), after[name].ToDoubleArray());
+        Assert.Equal(random, Generator.Default.GetState());
+        Assert.Equal(lr, learner.Optimizer.Groups[0].LearningRate);
+        Assert.Equal(epochs, learner.EpochsTrained);
+        Assert.Equal(records, learner.Recorder.Batches.Count);                   // the test is not training history
+        Assert.NotNull(learner.ValidData);
+    }
+
+    [Fact]
+    public void Ramp_is_exponential_smoothed_and_stops_on_divergence()
+    {
+        var learner = NewLearner();
+        var result = LrFinder.Run(learner, new LrFinder.Options { Iterations = 100 });
+        var p = result.Points;
+        Assert.Equal(1e-7, p[0].LearningRate, 15);
+        for (int i = 1; i < p.Count; i++) Assert.Equal(Math.Pow(1e8, 1 / 99.0), p[i].LearningRate / p[i - 1].LearningRate, 9);
+        // The smoothed loss is the bias-corrected EMA of the raw losses.
+        double avg = 0;
+        for (int i = 0; i < p.Count; i++)
+        {
+            avg = 0.98 * avg + 0.02 * p[i].Loss;
+            Assert.Equal(avg / (1 - Math.Pow(0.98, i + 1)), p[i].SmoothLoss, 9);
+        }
+        Assert.True(result.StoppedEarly, "an LR of 10 should make this net diverge");
+        Assert.True(p[^1].SmoothLoss > 4 * p.Min(q => q.SmoothLoss) || !double.IsFinite(p[^1].SmoothLoss));
+    }
+
+    [Fact]
+    public void Suggestions_lie_inside_the_range_with_the_valley_rule_by_default()
+    {
+        var learner = NewLearner();
+        var result = LrFinder.Run(learner);
+        Assert.Equal(4, result.Suggestions.Count);
+        foreach (var (_, lr) in result.Suggestions) Assert.InRange(lr, 1e-8, 10);
+        Assert.Equal(result.Suggestions[LrSuggestion.Valley], result.Suggested);
+        var minimum = result.Points.Skip(10).Take(result.Points.Count - 15).MinBy(q => q.SmoothLoss)!;
+        Assert.Equal(minimum.LearningRate / 10, result.Suggestions[LrSuggestion.Minimum], 12);
+        // A useful rate for this net and data is far above the start of the ramp and below the blow-up.
+        Assert.InRange(result.Suggested, 1e-4, 2);
+        Assert.Null(result.Warning);
+    }
+
+    [Fact]
+    public void Svg_plot_marks_each_suggestion()
+    {
+        var result = LrFinder.Run(NewLearner());
+        var svg = result.ToSvg();
+        Assert.StartsWith("<svg", svg, StringComparison.Ordinal);
+        Assert.Contains("class=\"smooth-loss\"", svg, StringComparison.Ordinal);
+        Assert.Equal(4, System.Text.RegularExpressions.Regex.Count(svg, "class=\"suggestion\""));
+        Assert.Contains("Valley: ", svg, StringComparison.Ordinal);
+        var doc = System.Xml.Linq.XDocument.Parse(svg);                          // well-formed
+        Assert.Equal("svg", doc.Root!.Name.LocalName);
+    }
+
+    [Fact]
+    public void A_flat_curve_gets_a_warning()
+    {
+        // A learning-rate range far too small to move the loss.
+        var result = LrFinder.Run(NewLearner(), new LrFinder.Options { StartLr = 1e-12, EndLr = 1e-10, Iterations = 30 });
+        Assert.NotNull(result.Warning);
+        Assert.Contains("no valley", result.Warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bad_options_are_rejected_by_name()
+    {
+        var learner = NewLearner();
+        Assert.Contains("StartLr", Assert.Throws<ArgumentOutOfRangeException>(() => LrFinder.Run(learner, new LrFinder.Options { StartLr = 1, EndLr = 0.1 })).Message, StringComparison.Ordinal);
+        Assert.Contains("Iterations", Assert.Throws<ArgumentOutOfRangeException>(() => LrFinder.Run(learner, new LrFinder.Options { Iterations = 1 })).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => LrFinder.Run(learner, new LrFinder.Options { PerGroup = [(1e-7, 1), (1e-7, 1)] }));
+    }
+
+    [Fact]
+    public void Per_group_ranges_ramp_each_group_separately()
+    {
+        var (train, valid) = TestData.Loaders();
+        var net = TestData.TinyNet();
+        var all = net.Parameters().ToList();
+        var opt = new Sgd([new ParamGroup(all.Take(4)), new ParamGroup(all.Skip(4))], 0.01, momentum: 0.9);
+        var learner = new Learner(net, train, valid, opt);
+        var probe = new GroupProbe();
+        learner.Add(probe);
+        LrFinder.Run(learner, new LrFinder.Options { Iterations = 20, PerGroup = [(1e-8, 1e-2), (1e-7, 1e-1)] });
+        Assert.All(probe.Ratios, r => Assert.Equal(10, r, 6));
+    }
+
+    private sealed class GroupProbe : Callbacks.Callback
+    {
+        public List<double> Ratios { get; } = [];
+
+        public override int Order => 0;
+
+        public override void BeforeBatch(Learner learner) =>
+            Ratios.Add(learner.Optimizer.Groups[1].LearningRate!.Value / learner.Optimizer.Groups[0].LearningRate!.Value);
+    }
+}
