@@ -60,6 +60,7 @@ public class GradientCheckTests
         ["conv2d_kernel_wider_than_input"] = (x => F.Conv2d(x[0], x[1], null, padding: (1, 2)), () => [R(1, 1, 3, 1), R(2, 1, 3, 5)]),
         ["conv2d_pointwise"] = (x => F.Conv2d(x[0], x[1], x[2]), () => [R(2, 3, 3, 4), R(4, 3, 1, 1), R(4)]),
         ["conv2d_pointwise_stride2"] = (x => F.Conv2d(x[0], x[1], null, stride: (2, 2)), () => [R(2, 3, 5, 4), R(4, 3, 1, 1)]),
+        ["conv2d_stride3_dilation2_pad2"] = (x => F.Conv2d(x[0], x[1], null, stride: (3, 3), padding: (2, 2), dilation: (2, 2)), () => [R(1, 2, 9, 10), R(2, 2, 3, 3)]),
         ["max_pool2d"] = (x => F.MaxPool2d(x[0], (2, 2)), () => [R(2, 2, 4, 6)]),
         ["max_pool2d_overlap_pad"] = (x => F.MaxPool2d(x[0], (3, 3), (2, 2), (1, 1)), () => [R(1, 2, 5, 6)]),
         ["avg_pool2d"] = (x => F.AvgPool2d(x[0], (2, 2)), () => [R(2, 2, 4, 6)]),

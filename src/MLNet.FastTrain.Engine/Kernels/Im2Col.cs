@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace MLNet.FastTrain.Engine.Kernels;
 
@@ -65,19 +67,24 @@ internal static class Im2Col
                             dstRow[xEnd..].Clear();
                             continue;
                         }
-                        for (int x = 0; x < ow; x++)
-                        {
-                            int ix = ix0 + x * g.StrideW;
-                            dstRow[x] = (uint)ix < (uint)g.Width ? srcRow[ix] : T.Zero;
-                        }
+                        // Strided: the in-image columns are x in [xStart, xEnd); zero the rest, gather the middle.
+                        var (xs, xe) = ValidColumns(ix0, g.StrideW, g.Width, ow);
+                        dstRow[..xs].Clear();
+                        dstRow[xe..].Clear();
+                        ref T from = ref MemoryMarshal.GetReference(srcRow);
+                        ref T to = ref MemoryMarshal.GetReference(dstRow);
+                        for (int x = xs; x < xe; x++) Unsafe.Add(ref to, x) = Unsafe.Add(ref from, ix0 + x * g.StrideW);
                     }
                 }
             }
         }
     }
 
-    /// <summary>Adds each column-matrix entry back into the image position it was read from.</summary>
-    public static void FoldAdd<T>(ReadOnlySpan<T> col, int ldCol, in ConvGeometry g, Span<T> image) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// Adds each column-matrix entry back into the image position it was read from. The column matrix is scratch:
+    /// entries that correspond to padding may be zeroed on the way.
+    /// </summary>
+    public static void FoldAdd<T>(Span<T> col, int ldCol, in ConvGeometry g, Span<T> image) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int oh = g.OutH, ow = g.OutW, plane = g.Height * g.Width;
         int row = 0;
@@ -109,15 +116,25 @@ internal static class Im2Col
                             System.Numerics.Tensors.TensorPrimitives.Add(d, srcRow[xStart..xEnd], d);
                             continue;
                         }
-                        for (int x = 0; x < ow; x++)
-                        {
-                            int ix = ix0 + x * g.StrideW;
-                            if ((uint)ix < (uint)g.Width) dstRow[ix] += srcRow[x];
-                        }
+                        var (xs, xe) = ValidColumns(ix0, g.StrideW, g.Width, ow);
+                        ref T from = ref MemoryMarshal.GetReference(srcRow);
+                        ref T to = ref MemoryMarshal.GetReference(dstRow);
+                        for (int x = xs; x < xe; x++) Unsafe.Add(ref to, ix0 + x * g.StrideW) += Unsafe.Add(ref from, x);
                     }
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The output columns x in [start, end) whose input column ix0 + x·stride lies in [0, width); the range is
+    /// contiguous because the input column grows with x.
+    /// </summary>
+    private static (int Start, int End) ValidColumns(int ix0, int stride, int width, int ow)
+    {
+        int start = ix0 >= 0 ? 0 : Math.Min(ow, (-ix0 + stride - 1) / stride);
+        int end = ix0 >= width ? start : Math.Min(ow, (width - 1 - ix0) / stride + 1);
+        return (start, Math.Max(start, end));
     }
 
     /// <summary>Stride 1 with an output as large as the input ("same" padding): each column-matrix row is the image shifted.</summary>
@@ -141,34 +158,28 @@ internal static class Im2Col
         ZeroWrappedColumns(dst, y0, y1, w, dx);
     }
 
-    /// <summary>image[y + dy, x + dx] += col[y, x] for positions inside the image (the inverse of <see cref="ShiftPlane"/>).</summary>
-    private static void ShiftAddPlane<T>(ReadOnlySpan<T> col, Span<T> image, int h, int w, int dy, int dx) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// image[y + dy, x + dx] += col[y, x] for positions inside the image (the inverse of <see cref="ShiftPlane"/>).
+    /// The entries of col whose target wraps round a row edge are zeroed first, so one contiguous add does the rest.
+    /// </summary>
+    private static void ShiftAddPlane<T>(Span<T> col, Span<T> image, int h, int w, int dy, int dx) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int y0 = Math.Clamp(-dy, 0, h), y1 = Math.Clamp(h - dy, y0, h);
         if (y0 == y1) return;
         int shift = dy * w + dx;
         int from = Math.Max(y0 * w, -shift), to = Math.Min(y1 * w, image.Length - shift);
         if (from >= to) return;
-        if (dx == 0)
-        {
-            var d = image.Slice(from + shift, to - from);
-            System.Numerics.Tensors.TensorPrimitives.Add(d, col[from..to], d);
-            return;
-        }
-        // Row by row, skipping the columns whose source would wrap round the row edge.
-        int xStart = Math.Max(0, -dx), xEnd = Math.Min(w, w - dx);
-        if (xStart >= xEnd) return;
-        for (int y = y0; y < y1; y++)
-        {
-            var d = image.Slice((y + dy) * w + xStart + dx, xEnd - xStart);
-            System.Numerics.Tensors.TensorPrimitives.Add(d, col.Slice(y * w + xStart, xEnd - xStart), d);
-        }
+        ZeroWrappedColumns(col, y0, y1, w, dx);
+        var d = image.Slice(from + shift, to - from);
+        System.Numerics.Tensors.TensorPrimitives.Add(d, col[from..to], d);
     }
 
-    private static void ZeroWrappedColumns<T>(Span<T> dst, int y0, int y1, int w, int dx) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void ZeroWrappedColumns<T>(Span<T> plane, int y0, int y1, int w, int dx) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (dx == 0) return;
         int xStart = dx > 0 ? Math.Max(0, w - dx) : 0, xEnd = dx > 0 ? w : Math.Min(w, -dx);
-        for (int y = y0; y < y1; y++) dst.Slice(y * w + xStart, xEnd - xStart).Clear();
+        // Usually one or two columns: plain stores beat a Clear call per row.
+        for (int y = y0; y < y1; y++)
+            for (int x = xStart; x < xEnd; x++) plane[y * w + x] = T.Zero;
     }
 }

@@ -16,13 +16,19 @@ public static partial class Functional
     private static Tensor LeakyRelu(Tensor x, double slope, string name)
     {
         var y = Tensor.EmptyLike(x);
-        if (IsF32(x)) LeakyReluKernel<float>(x.Span<float>(), y.Span<float>(), (float)slope);
-        else LeakyReluKernel<double>(x.Span<double>(), y.Span<double>(), slope);
+        ParallelRanges.For(x.Length, ParallelRanges.ElementwiseGrain, (a, b) =>
+        {
+            if (IsF32(x)) LeakyReluKernel<float>(x.Span<float>()[a..b], y.Span<float>()[a..b], (float)slope);
+            else LeakyReluKernel<double>(x.Span<double>()[a..b], y.Span<double>()[a..b], slope);
+        });
         return GradRecorder.Record(y, name, [x], g =>
         {
             var gx = Tensor.EmptyLike(x);
-            if (IsF32(x)) LeakyReluBackward<float>(x.Span<float>(), g.Span<float>(), gx.Span<float>(), (float)slope);
-            else LeakyReluBackward<double>(x.Span<double>(), g.Span<double>(), gx.Span<double>(), slope);
+            ParallelRanges.For(x.Length, ParallelRanges.ElementwiseGrain, (a, b) =>
+            {
+                if (IsF32(x)) LeakyReluBackward<float>(x.Span<float>()[a..b], g.Span<float>()[a..b], gx.Span<float>()[a..b], (float)slope);
+                else LeakyReluBackward<double>(x.Span<double>()[a..b], g.Span<double>()[a..b], gx.Span<double>()[a..b], slope);
+            });
             return [gx];
         });
     }

@@ -35,8 +35,11 @@ public static partial class Functional
         var invStd = new double[c];
         if (training)
         {
-            if (IsF32(x)) BatchStatistics<float>(x.Span<float>(), n, c, plane, mean, invStd, eps);
-            else BatchStatistics<double>(x.Span<double>(), n, c, plane, mean, invStd, eps);
+            ParallelRanges.For(c, Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, count)), (c0, c1) =>
+            {
+                if (IsF32(x)) BatchStatistics<float>(x.Span<float>(), n, c, plane, mean, invStd, eps, c0, c1);
+                else BatchStatistics<double>(x.Span<double>(), n, c, plane, mean, invStd, eps, c0, c1);
+            });
             for (int ch = 0; ch < c; ch++)
             {
                 double variance = 1.0 / (invStd[ch] * invStd[ch]) - eps;
@@ -54,8 +57,11 @@ public static partial class Functional
         }
 
         var y = Tensor.EmptyLike(x);
-        if (IsF32(x)) BatchNormApply<float>(x.Span<float>(), y.Span<float>(), weight, bias, mean, invStd, n, c, plane);
-        else BatchNormApply<double>(x.Span<double>(), y.Span<double>(), weight, bias, mean, invStd, n, c, plane);
+        ParallelRanges.For(c, Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, count)), (c0, c1) =>
+        {
+            if (IsF32(x)) BatchNormApply<float>(x.Span<float>(), y.Span<float>(), weight, bias, mean, invStd, n, c, plane, c0, c1);
+            else BatchNormApply<double>(x.Span<double>(), y.Span<double>(), weight, bias, mean, invStd, n, c, plane, c0, c1);
+        });
 
         var inputs = new List<Tensor> { x };
         if (weight is not null) inputs.Add(weight);
@@ -65,8 +71,11 @@ public static partial class Functional
             var gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
             var gw = weight is not null && weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
             var gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
-            if (IsF32(x)) BatchNormBackward<float>(x, g, gx, gw, gb, weight, mean, invStd, n, c, plane, training);
-            else BatchNormBackward<double>(x, g, gx, gw, gb, weight, mean, invStd, n, c, plane, training);
+            ParallelRanges.For(c, Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, count)), (c0, c1) =>
+            {
+                if (IsF32(x)) BatchNormBackward<float>(x, g, gx, gw, gb, weight, mean, invStd, n, c, plane, training, c0, c1);
+                else BatchNormBackward<double>(x, g, gx, gw, gb, weight, mean, invStd, n, c, plane, training, c0, c1);
+            });
             var grads = new List<Tensor?> { gx };
             if (weight is not null) grads.Add(gw);
             if (bias is not null) grads.Add(gb);
@@ -74,11 +83,11 @@ public static partial class Functional
         });
     }
 
-    private static void BatchStatistics<T>(ReadOnlySpan<T> x, int n, int c, int plane, double[] mean, double[] invStd, double eps)
+    private static void BatchStatistics<T>(ReadOnlySpan<T> x, int n, int c, int plane, double[] mean, double[] invStd, double eps, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int count = n * plane;
-        for (int ch = 0; ch < c; ch++)
+        for (int ch = c0; ch < c1; ch++)
         {
             double sum = 0;
             for (int b = 0; b < n; b++) sum += double.CreateTruncating(TensorPrimitives.Sum(x.Slice((b * c + ch) * plane, plane)));
@@ -91,10 +100,10 @@ public static partial class Functional
         }
     }
 
-    private static void BatchNormApply<T>(ReadOnlySpan<T> x, Span<T> y, Tensor? weight, Tensor? bias, double[] mean, double[] invStd, int n, int c, int plane)
+    private static void BatchNormApply<T>(ReadOnlySpan<T> x, Span<T> y, Tensor? weight, Tensor? bias, double[] mean, double[] invStd, int n, int c, int plane, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (int ch = 0; ch < c; ch++)
+        for (int ch = c0; ch < c1; ch++)
         {
             // y = x·scale + shift with scale = γ·invstd and shift = β − μ·scale.
             double scale = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch];
@@ -109,13 +118,13 @@ public static partial class Functional
     }
 
     private static void BatchNormBackward<T>(Tensor x, Tensor g, Tensor? gx, Tensor? gw, Tensor? gb, Tensor? weight,
-        double[] mean, double[] invStd, int n, int c, int plane, bool training)
+        double[] mean, double[] invStd, int n, int c, int plane, bool training, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var xs = x.Span<T>();
         var gs = g.Span<T>();
         int count = n * plane;
-        for (int ch = 0; ch < c; ch++)
+        for (int ch = c0; ch < c1; ch++)
         {
             double sumG = 0, sumGX = 0;
             for (int b = 0; b < n; b++)
@@ -132,13 +141,13 @@ public static partial class Functional
             // Training: dx = γ·invstd·(g − Σg/M − x̂·Σ(g·x̂)/M), written as a·g + b·x + c.
             // Evaluation: dx = γ·invstd·g.
             double scale = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch];
-            double a = scale, bx = 0, c0 = 0;
+            double a = scale, bx = 0, cx = 0;
             if (training)
             {
                 bx = -scale * invStd[ch] * sumGXhat / count;
-                c0 = -scale * sumG / count - bx * mean[ch];
+                cx = -scale * sumG / count - bx * mean[ch];
             }
-            T ta = T.CreateTruncating(a), tb = T.CreateTruncating(bx), tc = T.CreateTruncating(c0);
+            T ta = T.CreateTruncating(a), tb = T.CreateTruncating(bx), tc = T.CreateTruncating(cx);
             var dxs = gx.Span<T>();
             for (int b = 0; b < n; b++)
             {

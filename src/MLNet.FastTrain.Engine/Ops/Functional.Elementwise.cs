@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using MLNet.FastTrain.Engine.Autograd;
+using MLNet.FastTrain.Engine.Kernels;
 
 namespace MLNet.FastTrain.Engine;
 
@@ -106,6 +107,16 @@ public static partial class Functional
         CheckSameDType(op, a, b);
         var shape = BroadcastShape(a.Shape, b.Shape, op);
         var y = Tensor.Empty(shape, a.DType);
+        if (a.Shape.SequenceEqual(b.Shape))
+        {
+            // The common case (residual additions, gradients): split across cores.
+            ParallelRanges.For(y.Length, ParallelRanges.ElementwiseGrain, (lo, hi) =>
+            {
+                if (IsF32(a)) TOp.Invoke(a.Span<float>()[lo..hi], b.Span<float>()[lo..hi], y.Span<float>()[lo..hi]);
+                else TOp.Invoke(a.Span<double>()[lo..hi], b.Span<double>()[lo..hi], y.Span<double>()[lo..hi]);
+            });
+            return y;
+        }
         if (IsF32(a)) BinaryKernel<float, TOp>(a, b, y); else BinaryKernel<double, TOp>(a, b, y);
         return y;
     }
