@@ -1,5 +1,7 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 using MLNet.FastTrain.Engine.Autograd;
+using MLNet.FastTrain.Engine.Kernels;
 
 namespace MLNet.FastTrain.Engine;
 
@@ -124,41 +126,72 @@ public static partial class Functional
         if (oh < 1 || ow < 1) throw new ArgumentOutOfRangeException(nameof(outputSize), $"adaptive_avg_pool2d: output size ({oh}, {ow}) must be positive.");
         int n = x.Size(0), c = x.Size(1), h = x.Size(2), w = x.Size(3);
         if (h < 1 || w < 1) throw new ShapeMismatchException($"adaptive_avg_pool2d: input {ShapeText.Format(x.Shape)} has an empty spatial dimension.");
-        var y = Tensor.Zeros([n, c, oh, ow], x.DType);
-        void Windows(Action<int, int, int, int, int, int> body)
+        var y = Tensor.Empty([n, c, oh, ow], x.DType);
+        int planes = n * c, grain = Math.Max(1, ParallelRanges.ElementwiseGrain / (h * w));
+        ParallelRanges.For(planes, grain, (p0, p1) =>
         {
-            for (int plane = 0; plane < n * c; plane++)
-                for (int i = 0; i < oh; i++)
-                {
-                    int y0 = i * h / oh, y1 = ((i + 1) * h + oh - 1) / oh;
-                    for (int j = 0; j < ow; j++)
-                    {
-                        int x0 = j * w / ow, x1 = ((j + 1) * w + ow - 1) / ow;
-                        body(plane, i * ow + j, y0, y1, x0, x1);
-                    }
-                }
-        }
-        Windows((plane, o, y0, y1, x0, x1) =>
-        {
-            double sum = 0;
-            for (int iy = y0; iy < y1; iy++) for (int ix = x0; ix < x1; ix++) sum += x.GetFlat(plane * h * w + iy * w + ix);
-            y.SetFlat(plane * oh * ow + o, sum / ((y1 - y0) * (x1 - x0)));
+            if (IsF32(x)) AdaptiveAvgPlanes<float>(x.Span<float>(), y.Span<float>(), h, w, oh, ow, p0, p1);
+            else AdaptiveAvgPlanes<double>(x.Span<double>(), y.Span<double>(), h, w, oh, ow, p0, p1);
         });
         return GradRecorder.Record(y, "adaptive_avg_pool2d", [x], g =>
         {
             var gx = Tensor.ZerosLike(x);
-            Windows((plane, o, y0, y1, x0, x1) =>
+            ParallelRanges.For(planes, grain, (p0, p1) =>
             {
-                double share = g.GetFlat(plane * oh * ow + o) / ((y1 - y0) * (x1 - x0));
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++)
-                    {
-                        int at = plane * h * w + iy * w + ix;
-                        gx.SetFlat(at, gx.GetFlat(at) + share);
-                    }
+                if (IsF32(x)) AdaptiveAvgBackwardPlanes<float>(g.Span<float>(), gx.Span<float>(), h, w, oh, ow, p0, p1);
+                else AdaptiveAvgBackwardPlanes<double>(g.Span<double>(), gx.Span<double>(), h, w, oh, ow, p0, p1);
             });
             return [gx];
         });
+    }
+
+    // Output cell (i, j) covers rows [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) and columns [⌊j·W/OW⌋, ⌈(j+1)·W/OW⌉).
+    private static (int Start, int End) AdaptiveWindow(int i, int size, int outSize) => (i * size / outSize, ((i + 1) * size + outSize - 1) / outSize);
+
+    private static void AdaptiveAvgPlanes<T>(ReadOnlySpan<T> x, Span<T> y, int h, int w, int oh, int ow, int p0, int p1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int plane = p0; plane < p1; plane++)
+        {
+            var src = x.Slice(plane * h * w, h * w);
+            if (oh == 1 && ow == 1)
+            {
+                y[plane] = TensorPrimitives.Sum(src) / T.CreateTruncating(h * w);
+                continue;
+            }
+            for (int i = 0; i < oh; i++)
+            {
+                var (y0, y1) = AdaptiveWindow(i, h, oh);
+                for (int j = 0; j < ow; j++)
+                {
+                    var (x0, x1) = AdaptiveWindow(j, w, ow);
+                    T sum = T.Zero;
+                    for (int iy = y0; iy < y1; iy++) sum += TensorPrimitives.Sum(src.Slice(iy * w + x0, x1 - x0));
+                    y[plane * oh * ow + i * ow + j] = sum / T.CreateTruncating((y1 - y0) * (x1 - x0));
+                }
+            }
+        }
+    }
+
+    private static void AdaptiveAvgBackwardPlanes<T>(ReadOnlySpan<T> g, Span<T> gx, int h, int w, int oh, int ow, int p0, int p1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int plane = p0; plane < p1; plane++)
+        {
+            var dst = gx.Slice(plane * h * w, h * w);
+            for (int i = 0; i < oh; i++)
+            {
+                var (y0, y1) = AdaptiveWindow(i, h, oh);
+                for (int j = 0; j < ow; j++)
+                {
+                    var (x0, x1) = AdaptiveWindow(j, w, ow);
+                    T share = g[plane * oh * ow + i * ow + j] / T.CreateTruncating((y1 - y0) * (x1 - x0));
+                    for (int iy = y0; iy < y1; iy++)
+                    {
+                        var row = dst.Slice(iy * w + x0, x1 - x0);
+                        TensorPrimitives.Add(row, share, row);
+                    }
+                }
+            }
+        }
     }
 
     private readonly record struct PoolGeometry(int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW)
