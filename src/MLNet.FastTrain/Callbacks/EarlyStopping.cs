@@ -13,6 +13,7 @@ public sealed class EarlyStopping : Callback
 {
     private StateDict? _best;
     private int _bad;
+    private int _lastEpoch = -1;
 
     /// <summary>Creates the callback.</summary>
     /// <param name="monitor">"valid_loss" (lower is better) or a metric name such as "accuracy" (higher is better).</param>
@@ -53,6 +54,7 @@ public sealed class EarlyStopping : Callback
     {
         _best = null;
         _bad = 0;
+        _lastEpoch = -1;
         Best = double.NaN;
         BestEpoch = -1;
     }
@@ -66,6 +68,7 @@ public sealed class EarlyStopping : Callback
         double value = Monitor == "valid_loss" ? v.Loss
             : v.Metrics.TryGetValue(Monitor, out var m) ? m
             : throw new InvalidOperationException($"EarlyStopping monitors '{Monitor}', which is neither valid_loss nor a metric ({string.Join(", ", v.Metrics.Keys)}).");
+        _lastEpoch = learner.Epoch;
         bool improved = double.IsNaN(Best) || (lowerIsBetter ? value < Best - MinDelta : value > Best + MinDelta);
         if (improved)
         {
@@ -84,7 +87,7 @@ public sealed class EarlyStopping : Callback
     public override void AfterFit(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        if (!RestoreBest || _best is null || BestEpoch == learner.Epoch) return;
+        if (!RestoreBest || _best is null || BestEpoch == _lastEpoch) return;
         learner.Model.LoadStateDict(_best);
         learner.Write(string.Create(CultureInfo.InvariantCulture, $"Restored the weights of epoch {BestEpoch + 1} ({Monitor} {Best:G5})."));
     }

@@ -1,0 +1,80 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MLNet.FastTrain.Engine.Serialization;
+using MLNet.FastTrain.Vision.Datasets;
+
+namespace MLNet.FastTrain.Cli.Commands;
+
+/// <summary>Exit codes, error reporting and options shared by the commands.</summary>
+internal static class CliSupport
+{
+    public const int Success = 0;
+    public const int UserError = 1;
+    public const int UsageError = 2;
+    public const int Cancelled = 130;
+
+    public static readonly Option<bool> Verbose = new("--verbose") { Description = "show stack traces of errors", Recursive = true };
+
+    /// <summary>
+    /// Runs a command body: a user error (bad file, bad data, impossible setting) is one line on stderr and exit 1;
+    /// Ctrl+C is exit 130.
+    /// </summary>
+    public static int Run(ParseResult parse, Func<CancellationToken, int> body)
+    {
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            return body(cts.Token);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("cancelled");
+            return Cancelled;
+        }
+        catch (Exception e) when (e is IOException or InvalidDatasetException or ModelFileException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine("error: " + e.Message);
+            if (parse.GetValue(Verbose)) Console.Error.WriteLine(e);
+            return e is ArgumentException ? UsageError : UserError;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    /// <summary>Parses --lr: "auto" (null), a number, or "LOW:HIGH".</summary>
+    public static (double? Single, (double Low, double High)? Range) ParseLr(string text)
+    {
+        if (text == "auto") return (null, null);
+        var inv = CultureInfo.InvariantCulture;
+        var parts = text.Split(':');
+        if (parts.Length == 1 && double.TryParse(parts[0], NumberStyles.Float, inv, out var lr) && lr > 0) return (lr, null);
+        if (parts.Length == 2 && double.TryParse(parts[0], NumberStyles.Float, inv, out var low) && double.TryParse(parts[1], NumberStyles.Float, inv, out var high) && low > 0 && high > low)
+            return (null, (low, high));
+        throw new ArgumentException($"--lr '{text}' is not 'auto', a positive number, or LOW:HIGH with 0 < LOW < HIGH.");
+    }
+
+    /// <summary>The data folder: --data, else the bundled Fashion-MNIST subset.</summary>
+    public static string DataFolder(string? given)
+    {
+        if (!string.IsNullOrEmpty(given))
+        {
+            if (!Directory.Exists(given)) throw new DirectoryNotFoundException($"--data '{given}' does not exist.");
+            return given;
+        }
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null)
+        {
+            string candidate = Path.Combine(dir.FullName, "data", "fashion-mnist-mini");
+            if (Directory.Exists(candidate)) return candidate;
+            dir = dir.Parent;
+        }
+        throw new DirectoryNotFoundException("No --data given and the bundled data/fashion-mnist-mini was not found.");
+    }
+
+    public static void WriteJson(object value) => Console.WriteLine(JsonSerializer.Serialize(value));
+}

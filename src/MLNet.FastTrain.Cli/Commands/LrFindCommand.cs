@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.Globalization;
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Optimizers;
+using MLNet.FastTrain.Learning;
+using MLNet.FastTrain.Models;
+using MLNet.FastTrain.Tuning;
+using MLNet.FastTrain.Vision.Datasets;
+
+namespace MLNet.FastTrain.Cli.Commands;
+
+/// <summary><c>fasttrain lr-find</c>: the learning-rate range test, with its curve, suggestions and an SVG plot.</summary>
+internal static class LrFindCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string?>("--data") { Description = "an IDX folder; default: the bundled subset" };
+        var model = new Option<string>("--model") { DefaultValueFactory = _ => "resnet" };
+        model.AcceptOnlyFromAmong("simple", "resnet");
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1 };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
+        var plot = new Option<string?>("--plot") { Description = "write the curve as SVG" };
+        var json = new Option<bool>("--json");
+        var command = new Command("lr-find", "Run the learning-rate range test.") { data, model, batch, seed, threads, plot, json };
+        command.SetAction(p => CliSupport.Run(p, ct =>
+        {
+            if (p.GetValue(batch) < 1 || p.GetValue(threads) < 1) throw new ArgumentException("--batch and --threads must be positive.");
+            EngineSettings.Threads = p.GetValue(threads);
+            ulong s = p.GetValue(seed);
+            Generator.Default.ManualSeed(s);
+            var (train, _) = IdxDataset.Load(CliSupport.DataFolder(p.GetValue(data)));
+            var loader = new DataLoader(train, p.GetValue(batch), shuffle: true, seed: s, dropLast: true);
+            var net = TrainedModel.CreateNetwork(p.GetValue(model)!, train.Channels, train.Classes.Count, new Generator(s));
+            var learner = new Learner(net, loader, null, new Sgd(net.Parameters(), 1e-3, momentum: 0.9, weightDecay: 5e-4));
+            var result = LrFinder.Run(learner, new LrFinder.Options(), ct);
+            if (p.GetValue(plot) is { } path) File.WriteAllText(path, result.ToSvg());
+            if (p.GetValue(json))
+            {
+                CliSupport.WriteJson(new Dictionary<string, object?>
+                {
+                    ["lr"] = result.Points.Select(q => q.LearningRate).ToArray(),
+                    ["loss"] = result.Points.Select(q => q.SmoothLoss).ToArray(),
+                    ["suggested"] = result.Suggested,
+                    ["suggestions"] = result.Suggestions.ToDictionary(kv => kv.Key.ToString().ToLowerInvariant(), kv => kv.Value),
+                    ["warning"] = result.Warning,
+                });
+            }
+            else
+            {
+                foreach (var (rule, lr) in result.Suggestions) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{rule,-8} {lr:G3}"));
+                if (result.Warning is not null) Console.WriteLine("warning: " + result.Warning);
+            }
+            return CliSupport.Success;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Numerics;
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Optimizers;
+using MLNet.FastTrain.Learning;
+using MLNet.FastTrain.Models;
+using MLNet.FastTrain.Vision.Datasets;
+
+namespace MLNet.FastTrain.Cli.Commands;
+
+/// <summary><c>fasttrain train</c>: trains a zoo network on an IDX folder (or the bundled data) with a recipe.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string?>("--data") { Description = "an IDX folder (train-* and t10k-* files); default: the bundled Fashion-MNIST subset" };
+        var model = new Option<string>("--model") { Description = "simple or resnet", DefaultValueFactory = _ => "resnet" };
+        model.AcceptOnlyFromAmong("simple", "resnet");
+        var recipe = new Option<string>("--recipe") { Description = "fine-tune, sgdr or one-cycle", DefaultValueFactory = _ => "fine-tune" };
+        recipe.AcceptOnlyFromAmong("fine-tune", "sgdr", "one-cycle");
+        var epochs = new Option<int?>("--epochs") { Description = "most epochs any recipe trains (one-cycle: its length, default 3)" };
+        var cycles = new Option<int>("--cycles") { Description = "SGDR cycles", DefaultValueFactory = _ => 3 };
+        var cycleLen = new Option<int>("--cycle-len") { Description = "epochs in the first SGDR cycle", DefaultValueFactory = _ => 1 };
+        var cycleMult = new Option<int>("--cycle-mult") { Description = "growth of each SGDR cycle", DefaultValueFactory = _ => 2 };
+        var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
+        var batch = new Option<int?>("--batch") { Description = "images per batch; default: a power of two near 1/16 of the training set, between 16 and 128" };
+        var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
+        var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var output = new Option<string?>("--out") { Description = "write the trained model here (.ftm)" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
+        var command = new Command("train", "Train a classifier with fast.ai's recipe.")
+        {
+            data, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, seed, threads, output, json,
+        };
+        command.SetAction(parse => CliSupport.Run(parse, ct =>
+        {
+            var clock = Stopwatch.StartNew();
+            int t = parse.GetValue(threads);
+            if (parse.GetValue(batch) is < 1) throw new ArgumentException($"--batch must be positive, not {parse.GetValue(batch)}.");
+            if (t < 1) throw new ArgumentException($"--threads must be positive, not {t}.");
+            if (parse.GetValue(epochs) is < 1) throw new ArgumentException("--epochs must be positive.");
+            var (single, range) = CliSupport.ParseLr(parse.GetValue(lr)!);
+            EngineSettings.Threads = t;
+            ulong s = parse.GetValue(seed);
+            Generator.Default.ManualSeed(s);
+
+            string folder = CliSupport.DataFolder(parse.GetValue(data));
+            var (trainSet, validSet) = IdxDataset.Load(folder);
+            int b = parse.GetValue(batch) ?? DefaultBatch(trainSet.Count);
+            var trainLoader = new DataLoader(trainSet, b, shuffle: true, seed: s, dropLast: true);
+            var validLoader = new DataLoader(validSet, 256, shuffle: false, normalization: trainLoader.Normalization);
+            string arch = parse.GetValue(model)!;
+            var network = TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count, new Generator(s));
+            var learner = new Learner(network, trainLoader, validLoader, new Sgd(network.Parameters(), 1e-3, momentum: 0.9, weightDecay: 5e-4));
+            bool asJson = parse.GetValue(json);
+            if (!asJson) learner.Log += (_, m) => Console.WriteLine(m);
+            if (!asJson) Console.WriteLine($"{trainSet.Count} training and {validSet.Count} validation images from {folder}; {arch}, batch {b}, {t} threads, seed {s}");
+
+            var options = new RecipeOptions
+            {
+                Recipe = parse.GetValue(recipe) switch { "sgdr" => RecipeKind.Sgdr, "one-cycle" => RecipeKind.OneCycle, _ => RecipeKind.FineTune },
+                MaxEpochs = parse.GetValue(epochs),
+                Epochs = parse.GetValue(epochs) ?? 3,
+                Cycles = parse.GetValue(cycles),
+                CycleLength = parse.GetValue(cycleLen),
+                CycleMult = parse.GetValue(cycleMult),
+                LearningRate = single ?? range?.High,
+            };
+            var result = Recipes.Run(learner, options, ct);
+            var trained = new TrainedModel(network, arch, trainSet.Classes, trainLoader.Normalization, (trainSet.Channels, trainSet.Height, trainSet.Width));
+            if (parse.GetValue(output) is { } path) trained.Save(path);
+
+            double accuracy = result.Validation?.Metrics.GetValueOrDefault("accuracy", double.NaN) ?? double.NaN;
+            if (asJson)
+            {
+                CliSupport.WriteJson(new Dictionary<string, object?>
+                {
+                    ["accuracy"] = Math.Round(accuracy, 4),
+                    ["loss"] = Math.Round(result.Validation?.Loss ?? double.NaN, 4),
+                    ["train_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
+                    ["epochs"] = result.Epochs,
+                    ["batch_size"] = b,
+                    ["lr"] = result.LearningRate,
+                    ["recipe"] = parse.GetValue(recipe),
+                    ["model"] = arch,
+                    ["stop_reason"] = result.StopReason,
+                });
+            }
+            else
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"validation accuracy {accuracy:P2}, loss {result.Validation?.Loss:F4} after {result.Epochs} epochs in {clock.Elapsed.TotalSeconds:F1} s (lr {result.LearningRate:G3})"));
+            }
+            return CliSupport.Success;
+        }));
+        return command;
+    }
+
+    /// <summary>Small sets get small batches (more steps per epoch); large ones 128, as the reference workload.</summary>
+    internal static int DefaultBatch(int items) => Math.Clamp((int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, items / 16)) / 2, 16, 128);
+}

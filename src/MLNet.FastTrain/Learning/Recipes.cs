@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Globalization;
+using MLNet.FastTrain.Callbacks;
+using MLNet.FastTrain.Tuning;
+
+namespace MLNet.FastTrain.Learning;
+
+/// <summary>The training recipes.</summary>
+public enum RecipeKind
+{
+    /// <summary>
+    /// fastai's fine-tuning recipe. For a network that is not pretrained, the frozen stages (precomputed activations,
+    /// head training) have nothing to train and are skipped: find the learning rate, then SGDR with cycle length 1 and
+    /// cycle multiplier 2 until the validation loss stops improving (the best epoch's weights are kept).
+    /// </summary>
+    FineTune,
+
+    /// <summary>SGD with warm restarts for a number of cycles.</summary>
+    Sgdr,
+
+    /// <summary>One cycle over a number of epochs.</summary>
+    OneCycle,
+}
+
+/// <summary>Settings of <see cref="Recipes.Run"/>; defaults follow fastai.</summary>
+public sealed class RecipeOptions
+{
+    /// <summary>Which recipe. Default: fine-tune.</summary>
+    public RecipeKind Recipe { get; set; } = RecipeKind.FineTune;
+
+    /// <summary>The most epochs any recipe may train (null: the recipe's own length).</summary>
+    public int? MaxEpochs { get; set; }
+
+    /// <summary>Epochs of one-cycle. Default 3.</summary>
+    public int Epochs { get; set; } = 3;
+
+    /// <summary>SGDR cycles. Default 3 (1 + 2 + 4 epochs with the default length and multiplier).</summary>
+    public int Cycles { get; set; } = 3;
+
+    /// <summary>Epochs in the first SGDR cycle. Default 1.</summary>
+    public int CycleLength { get; set; } = 1;
+
+    /// <summary>Growth of each SGDR cycle. Default 2.</summary>
+    public int CycleMult { get; set; } = 2;
+
+    /// <summary>The peak learning rate; null runs the LR finder and takes its suggestion.</summary>
+    public double? LearningRate { get; set; }
+
+    /// <summary>Epochs without validation improvement before fine-tuning stops. Default 1.</summary>
+    public int Patience { get; set; } = 1;
+}
+
+/// <summary>What a recipe did.</summary>
+public sealed record RecipeResult(double LearningRate, LrFinderResult? LrFinder, int Epochs, ValidationResult? Validation, double Seconds, string? StopReason);
+
+/// <summary>The recipes as short compositions of the learner's building blocks.</summary>
+public static class Recipes
+{
+    /// <summary>Runs a recipe on a learner.</summary>
+    public static RecipeResult Run(Learner learner, RecipeOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        ArgumentNullException.ThrowIfNull(options);
+        var clock = Stopwatch.StartNew();
+        LrFinderResult? finder = null;
+        double lr;
+        if (options.LearningRate is double given)
+        {
+            lr = given;
+        }
+        else
+        {
+            finder = LrFinder.Run(learner, new LrFinder.Options(), cancellationToken);
+            if (finder.Warning is not null) learner.Write("LR finder: " + finder.Warning);
+            lr = double.IsFinite(finder.Suggested) ? finder.Suggested : 1e-3;
+            learner.Write(string.Create(CultureInfo.InvariantCulture, $"LR finder suggests {lr:G3} (valley rule)."));
+        }
+
+        int epochsBefore = learner.EpochsTrained;
+        switch (options.Recipe)
+        {
+            case RecipeKind.OneCycle:
+                learner.FitOneCycle(Math.Min(options.Epochs, options.MaxEpochs ?? int.MaxValue), [lr], cancellationToken: cancellationToken);
+                break;
+            case RecipeKind.Sgdr:
+                learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult, cancellationToken: cancellationToken);
+                break;
+            default:
+                learner.Write("Fine-tune: the network is not pretrained, so the frozen stages (precomputed activations, head training) are skipped.");
+                learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult,
+                    extra: learner.ValidData is null ? null : [new EarlyStopping("valid_loss", options.Patience)], cancellationToken: cancellationToken);
+                break;
+        }
+        var validation = learner.ValidData is null ? null : learner.Validate(cancellationToken: cancellationToken);
+        return new RecipeResult(lr, finder, learner.EpochsTrained - epochsBefore, validation, clock.Elapsed.TotalSeconds, learner.StopReason);
+    }
+
+    /// <summary>The most SGDR cycles whose epochs fit within MaxEpochs (at least one).</summary>
+    private static int CyclesWithin(RecipeOptions o)
+    {
+        int cycles = 0;
+        long epochs = 0, length = o.CycleLength;
+        while (cycles < o.Cycles && epochs + length <= (o.MaxEpochs ?? long.MaxValue))
+        {
+            epochs += length;
+            length *= o.CycleMult;
+            cycles++;
+        }
+        return Math.Max(1, cycles);
+    }
+}

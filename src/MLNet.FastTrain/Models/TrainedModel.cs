@@ -1,0 +1,126 @@
+using System.Globalization;
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Autograd;
+using MLNet.FastTrain.Engine.Modules;
+using MLNet.FastTrain.Engine.Serialization;
+using MLNet.FastTrain.Vision.Datasets;
+using MLNet.FastTrain.Vision.Models;
+
+namespace MLNet.FastTrain.Models;
+
+/// <summary>One prediction: the most likely class and the probability of every class, in <see cref="TrainedModel.Classes"/> order.</summary>
+public sealed record Prediction(string PredictedLabel, float[] Score);
+
+/// <summary>
+/// A trained classifier with what it needs to score new images: the network, its architecture name, the class
+/// names and the input normalisation. Saved as one model file.
+/// </summary>
+public sealed class TrainedModel
+{
+    /// <summary>Creates the model.</summary>
+    public TrainedModel(Module network, string architecture, IReadOnlyList<string> classes, (float[] Mean, float[] Std) normalization, (int Channels, int Height, int Width) inputSize)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentException.ThrowIfNullOrEmpty(architecture);
+        ArgumentNullException.ThrowIfNull(classes);
+        Network = network;
+        Architecture = architecture;
+        Classes = classes.ToArray();
+        Normalization = normalization;
+        InputSize = inputSize;
+    }
+
+    /// <summary>The network.</summary>
+    public Module Network { get; }
+
+    /// <summary>The model-zoo name the network was built from ("simple", "resnet").</summary>
+    public string Architecture { get; }
+
+    /// <summary>Class names, in score order.</summary>
+    public IReadOnlyList<string> Classes { get; }
+
+    /// <summary>Per-channel mean and std of [0, 1] pixels.</summary>
+    public (float[] Mean, float[] Std) Normalization { get; }
+
+    /// <summary>The image size the model was trained at.</summary>
+    public (int Channels, int Height, int Width) InputSize { get; }
+
+    /// <summary>Builds a zoo network by name.</summary>
+    public static Module CreateNetwork(string architecture, int channels, int classes, Generator? generator = null) => architecture switch
+    {
+        "simple" => ModelZoo.Simple(channels, classes, generator),
+        "resnet" => ModelZoo.ResNetSmall(channels, classes, generator),
+        _ => throw new ArgumentException($"Unknown architecture '{architecture}'; expected simple or resnet.", nameof(architecture)),
+    };
+
+    /// <summary>Predictions for every item of a dataset, in order.</summary>
+    public IReadOnlyList<Prediction> Predict(ImageDataset data, int batchSize = 256)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Channels != InputSize.Channels)
+            throw new ArgumentException($"The model takes {InputSize.Channels}-channel images; the data has {data.Channels}.", nameof(data));
+        var loader = new DataLoader(data, batchSize, shuffle: false, normalization: Normalization);
+        var results = new List<Prediction>(data.Count);
+        bool wasTraining = Network.Training;
+        Network.Eval();
+        try
+        {
+            using var noGrad = GradRecorder.NoGrad();
+            foreach (var batch in loader.Epoch(0))
+            {
+                using var scope = TensorScope.Begin();
+                var p = Functional.Softmax(Network.Forward(batch.Images), 1).ToArray();
+                int c = Classes.Count;
+                for (int i = 0; i < batch.Labels.Length; i++)
+                {
+                    var score = p.AsSpan(i * c, c).ToArray();
+                    int best = 0;
+                    for (int k = 1; k < c; k++) if (score[k] > score[best]) best = k;
+                    results.Add(new Prediction(Classes[best], score));
+                }
+            }
+        }
+        finally
+        {
+            Network.Train(wasTraining);
+        }
+        return results;
+    }
+
+    /// <summary>Writes the model file (atomically).</summary>
+    public void Save(string path)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        ModelFile.Save(path, Network.StateDict(), new Dictionary<string, string>
+        {
+            ["architecture"] = Architecture,
+            ["classes"] = string.Join("\n", Classes),
+            ["mean"] = string.Join(",", Normalization.Mean.Select(v => v.ToString("R", inv))),
+            ["std"] = string.Join(",", Normalization.Std.Select(v => v.ToString("R", inv))),
+            ["input"] = string.Create(inv, $"{InputSize.Channels},{InputSize.Height},{InputSize.Width}"),
+        });
+    }
+
+    /// <summary>Reads a model file written by <see cref="Save"/>.</summary>
+    /// <exception cref="ModelFileException">The file is foreign, damaged, truncated, or lacks the metadata of a trained model.</exception>
+    public static TrainedModel Load(string path)
+    {
+        var (state, meta) = ModelFile.Load(path);
+        string Need(string key) => meta.TryGetValue(key, out var v) ? v : throw new ModelFileException(path, ModelFileError.Damaged, $"the metadata entry '{key}' of a trained model is missing.");
+        try
+        {
+            var inv = CultureInfo.InvariantCulture;
+            var classes = Need("classes").Split('\n');
+            var input = Need("input").Split(',').Select(v => int.Parse(v, inv)).ToArray();
+            var mean = Need("mean").Split(',').Select(v => float.Parse(v, inv)).ToArray();
+            var std = Need("std").Split(',').Select(v => float.Parse(v, inv)).ToArray();
+            var network = CreateNetwork(Need("architecture"), input[0], classes.Length);
+            network.LoadStateDict(state);
+            return new TrainedModel(network, Need("architecture"), classes, (mean, std), (input[0], input[1], input[2]));
+        }
+        catch (Exception e) when (e is FormatException or IndexOutOfRangeException or ArgumentException or StateDictMismatchException)
+        {
+            throw new ModelFileException(path, ModelFileError.Damaged, $"its metadata or weights do not describe a trained model ({e.Message}).");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using System.Text.Json;
+using MLNet.FastTrain.Engine.Schedules;
+using MLNet.FastTrain.Models;
+using MLNet.FastTrain.TestUtilities;
+using Xunit;
+
+namespace MLNet.FastTrain.Cli.Tests;
+
+/// <summary>Runs the built fasttrain tool as a user would and checks exit codes and output.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("fasttrain-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fasttrain.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["FASTTRAIN_THREADS"] = "2";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void Schedule_prints_the_same_values_as_the_library()
+    {
+        var (code, output, _) = Run("schedule", "sgdr", "--lr", "0.1", "--cycles", "3", "--cycle-len", "1", "--cycle-mult", "2", "--steps-per-epoch", "4", "--json");
+        Assert.Equal(0, code);
+        var lr = JsonDocument.Parse(output).RootElement.GetProperty("lr").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(new SgdrSchedule(0.1, 3, 4, 1, 2).ToArray(), lr);
+        var (code2, output2, _) = Run("schedule", "one-cycle", "--lr", "0.5", "--epochs", "2", "--steps-per-epoch", "5", "--json");
+        Assert.Equal(0, code2);
+        Assert.Equal(10, JsonDocument.Parse(output2).RootElement.GetProperty("lr").GetArrayLength());
+    }
+
+    [Fact]
+    public void Train_on_bundled_data_reports_json_and_writes_a_loadable_model()
+    {
+        string model = Path.Combine(_dir, "m.ftm");
+        var (code, output, err) = Run("train", "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.03", "--batch", "32", "--out", model, "--json");
+        Assert.True(code == 0, err);
+        var json = JsonDocument.Parse(output).RootElement;
+        foreach (var key in new[] { "accuracy", "loss", "train_seconds", "epochs", "batch_size", "lr" }) Assert.True(json.TryGetProperty(key, out _), key);
+        Assert.Equal(1, json.GetProperty("epochs").GetInt32());
+        Assert.Equal(32, json.GetProperty("batch_size").GetInt32());
+        Assert.InRange(json.GetProperty("accuracy").GetDouble(), 0.3, 1.0);
+        var loaded = TrainedModel.Load(model);
+        Assert.Equal("simple", loaded.Architecture);
+        Assert.Equal("Ankle boot", loaded.Classes[9]);
+        var valid = Vision.Datasets.IdxDataset.Load(RepoPaths.Get("data", "fashion-mnist-mini")).Valid;
+        var predictions = loaded.Predict(valid);
+        double accuracy = predictions.Where((p, i) => p.PredictedLabel == valid.Classes[valid.LabelOf(i)]).Count() / (double)valid.Count;
+        Assert.Equal(json.GetProperty("accuracy").GetDouble(), accuracy, 3);
+        Assert.All(predictions, p => Assert.Equal(1.0, p.Score.Sum(), 4));
+    }
+
+    [Fact]
+    public void Lr_find_reports_curve_and_suggestions_and_writes_a_plot()
+    {
+        string plot = Path.Combine(_dir, "lr.svg");
+        var (code, output, err) = Run("lr-find", "--model", "simple", "--batch", "32", "--plot", plot, "--json");
+        Assert.True(code == 0, err);
+        var json = JsonDocument.Parse(output).RootElement;
+        Assert.Equal(json.GetProperty("lr").GetArrayLength(), json.GetProperty("loss").GetArrayLength());
+        Assert.True(json.GetProperty("suggested").GetDouble() > 0);
+        Assert.True(json.GetProperty("suggestions").TryGetProperty("steep", out _));
+        Assert.StartsWith("<svg", File.ReadAllText(plot), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(2, "train", "--batch", "0")]
+    [InlineData(2, "train", "--model", "vgg")]
+    [InlineData(2, "train", "--lr", "fast")]
+    [InlineData(2, "train", "--no-such-option")]
+    [InlineData(1, "train", "--data", "/no/such/folder")]
+    public void Bad_input_gives_one_clear_line_and_the_documented_exit_code(int expected, params string[] args)
+    {
+        var (code, _, err) = Run(args);
+        Assert.Equal(expected, code);
+        Assert.StartsWith("error: ", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);      // no stack trace without --verbose
+    }
+
+    [Fact]
+    public void A_damaged_data_folder_is_a_user_error_naming_the_file()
+    {
+        File.WriteAllBytes(Path.Combine(_dir, "train-images-idx3-ubyte.gz"), [1, 2, 3]);
+        var (missingCode, _, missingErr) = Run("train", "--data", _dir);
+        Assert.Equal(1, missingCode);
+        Assert.Contains("train-labels-idx1-ubyte", missingErr, StringComparison.Ordinal);      // the missing file is named
+        File.WriteAllBytes(Path.Combine(_dir, "train-labels-idx1-ubyte"), [0, 0, 8, 1, 0, 0, 0, 1, 3]);
+        var (code, _, err) = Run("train", "--data", _dir);
+        Assert.Equal(1, code);
+        Assert.Contains("train-images-idx3-ubyte.gz", err, StringComparison.Ordinal);
+    }
+}
