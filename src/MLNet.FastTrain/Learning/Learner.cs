@@ -133,7 +133,15 @@ public sealed class Learner
     /// Trains for <paramref name="epochs"/> epochs. Learning rates and momenta come from the optimizer's groups,
     /// which scheduler callbacks may set before every batch.
     /// </summary>
-    public void Fit(int epochs, IEnumerable<Callback>? extra = null, CancellationToken cancellationToken = default)
+    /// <param name="epochs">Epochs to train.</param>
+    /// <param name="extra">Callbacks for this fit only.</param>
+    /// <param name="cancellationToken">Stops training between batches.</param>
+    /// <param name="resume">
+    /// A checkpoint of an interrupted fit with the same epochs and callbacks: its state is restored and training
+    /// continues from the batch after it, giving bit-identical results to a fit that was never interrupted (same
+    /// thread count).
+    /// </param>
+    public void Fit(int epochs, IEnumerable<Callback>? extra = null, Checkpoint? resume = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(epochs);
         var added = (extra ?? []).ToList();
@@ -141,14 +149,23 @@ public sealed class Learner
         Epochs = epochs;
         Step = 0;
         StopReason = null;
+        int firstEpoch = 0, skipBatches = 0;
+        if (resume is not null)
+        {
+            if (resume.Epochs != epochs)
+                throw new ArgumentException($"The checkpoint belongs to a fit of {resume.Epochs} epochs, not {epochs}.", nameof(resume));
+            resume.ApplyTo(this);
+            (firstEpoch, skipBatches, Step) = (resume.NextEpoch, resume.NextBatch, resume.NextStep);
+        }
         try
         {
             Run(c => c.BeforeFit(this));
-            for (Epoch = 0; Epoch < epochs; Epoch++)
+            for (Epoch = firstEpoch; Epoch < epochs; Epoch++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 Run(c => c.BeforeEpoch(this));
-                TrainEpoch(cancellationToken);
+                TrainEpoch(skipBatches, cancellationToken);
+                skipBatches = 0;
                 if (ValidData is not null)
                 {
                     Run(c => c.BeforeValidate(this));
@@ -172,13 +189,13 @@ public sealed class Learner
         }
     }
 
-    private void TrainEpoch(CancellationToken cancellationToken)
+    private void TrainEpoch(int skipBatches, CancellationToken cancellationToken)
     {
         Model.Train();
-        BatchIndex = 0;
+        BatchIndex = skipBatches;
         try
         {
-            foreach (var batch in TrainData.Epoch(EpochsTrained, cancellationToken: cancellationToken))
+            foreach (var batch in TrainData.Epoch(EpochsTrained, skipBatches, cancellationToken))
             {
                 CurrentBatch = batch;
                 using (TensorScope.Begin())
@@ -282,6 +299,8 @@ public sealed class Learner
         EpochsTrained = snapshot.EpochsTrained;
     }
 
+    internal void SetEpochsTrained(int value) => EpochsTrained = value;
+
     // ---- fastai's compositions ---------------------------------------------------------------------------------
 
     /// <summary>
@@ -289,12 +308,12 @@ public sealed class Learner
     /// groups, or one per group) and anneals; momentum cycles 0.95 → 0.85 → 0.95.
     /// </summary>
     public void FitOneCycle(int epochs, double[] maxLr, double pctStart = 0.25, double div = 25, double divFinal = 1e5,
-        IEnumerable<Callback>? extra = null, CancellationToken cancellationToken = default)
+        IEnumerable<Callback>? extra = null, Checkpoint? resume = null, CancellationToken cancellationToken = default)
     {
         int steps = epochs * TrainData.BatchCount;
         var perGroup = ExpandPerGroup(maxLr).Select(lr => new OneCycleSchedule(lr, steps, pctStart, div, divFinal)).ToArray();
         var scheduler = new ParamScheduler(perGroup, perGroup[0].Momentum);
-        Fit(epochs, [scheduler, .. extra ?? []], cancellationToken);
+        Fit(epochs, [scheduler, .. extra ?? []], resume, cancellationToken);
     }
 
     /// <summary>
@@ -308,7 +327,7 @@ public sealed class Learner
         var snapshot = new SnapshotCallback(perGroup[0].CycleEnds());
         var callbacks = new List<Callback> { new ParamScheduler(perGroup) };
         if (snapshots) callbacks.Add(snapshot);
-        Fit(perGroup[0].Epochs, [.. callbacks, .. extra ?? []], cancellationToken);
+        Fit(perGroup[0].Epochs, [.. callbacks, .. extra ?? []], cancellationToken: cancellationToken);
         return snapshot.Snapshots;
     }
 

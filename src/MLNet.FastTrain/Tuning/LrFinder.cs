@@ -71,7 +71,7 @@ public sealed class LrFinder
         learner.Remove(learner.Recorder);
         try
         {
-            learner.Fit(epochs, [recorder], cancellationToken);
+            learner.Fit(epochs, [recorder], cancellationToken: cancellationToken);
         }
         finally
         {

@@ -1,0 +1,164 @@
+using System.Globalization;
+using MLNet.FastTrain.Callbacks;
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Serialization;
+
+namespace MLNet.FastTrain.Learning;
+
+/// <summary>
+/// Everything needed to resume a fit exactly: weights and buffers, optimizer state and hyperparameters, the random
+/// state, and the position (epoch, batch, schedule step). Stored as one model file, written atomically.
+/// </summary>
+public sealed class Checkpoint
+{
+    private Checkpoint(StateDict model, StateDict optimizer, ulong[] random, int epochs, int nextEpoch, int nextBatch, int nextStep, int epochsTrainedAtEpochStart)
+    {
+        Model = model;
+        Optimizer = optimizer;
+        RandomState = random;
+        Epochs = epochs;
+        NextEpoch = nextEpoch;
+        NextBatch = nextBatch;
+        NextStep = nextStep;
+        EpochsTrainedAtEpochStart = epochsTrainedAtEpochStart;
+    }
+
+    /// <summary>Model weights and buffers.</summary>
+    public StateDict Model { get; }
+
+    /// <summary>Optimizer state and group hyperparameters.</summary>
+    public StateDict Optimizer { get; }
+
+    /// <summary>The state of <see cref="Generator.Default"/>.</summary>
+    public IReadOnlyList<ulong> RandomState { get; }
+
+    /// <summary>Epochs of the fit the checkpoint belongs to.</summary>
+    public int Epochs { get; }
+
+    /// <summary>The epoch (of the fit) to continue with.</summary>
+    public int NextEpoch { get; }
+
+    /// <summary>The batch of that epoch to continue with.</summary>
+    public int NextBatch { get; }
+
+    /// <summary>The schedule step to continue with.</summary>
+    public int NextStep { get; }
+
+    /// <summary>The learner's lifetime epoch count when epoch <see cref="NextEpoch"/> started (selects its shuffle).</summary>
+    public int EpochsTrainedAtEpochStart { get; }
+
+    /// <summary>Takes a checkpoint of a learner after the current batch (or, with <paramref name="afterEpoch"/>, after the current epoch).</summary>
+    public static Checkpoint Take(Learner learner, bool afterEpoch)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        int batches = learner.TrainData.BatchCount;
+        bool epochDone = afterEpoch || learner.BatchIndex + 1 >= batches;
+        int nextEpoch = epochDone ? learner.Epoch + 1 : learner.Epoch;
+        int nextBatch = epochDone ? 0 : learner.BatchIndex + 1;
+        int nextStep = afterEpoch ? learner.Step : learner.Step + 1;
+        // During an epoch EpochsTrained still counts the epochs before it; after AfterEpoch it includes it.
+        int epochsTrained = afterEpoch || !epochDone ? learner.EpochsTrained : learner.EpochsTrained + 1;
+        return new Checkpoint(learner.Model.StateDict().Clone(), learner.Optimizer.StateDict(), Generator.Default.GetState(),
+            learner.Epochs, nextEpoch, nextBatch, nextStep, epochsTrained);
+    }
+
+    internal void ApplyTo(Learner learner)
+    {
+        learner.Model.LoadStateDict(Model);
+        learner.Optimizer.LoadStateDict(Optimizer);
+        Generator.Default.SetState(RandomState.ToArray());
+        learner.SetEpochsTrained(EpochsTrainedAtEpochStart);
+    }
+
+    /// <summary>Writes the checkpoint (to a temporary name, then renamed).</summary>
+    public void Save(string path)
+    {
+        var state = new StateDict();
+        foreach (var (k, v) in Model) state.Add("model." + k, v);
+        foreach (var (k, v) in Optimizer) state.Add("optimizer." + k, v);
+        var inv = CultureInfo.InvariantCulture;
+        ModelFile.Save(path, state, new Dictionary<string, string>
+        {
+            ["kind"] = "checkpoint",
+            ["random"] = string.Join(",", RandomState.Select(v => v.ToString(inv))),
+            ["epochs"] = Epochs.ToString(inv),
+            ["next_epoch"] = NextEpoch.ToString(inv),
+            ["next_batch"] = NextBatch.ToString(inv),
+            ["next_step"] = NextStep.ToString(inv),
+            ["epochs_trained"] = EpochsTrainedAtEpochStart.ToString(inv),
+        });
+    }
+
+    /// <summary>Reads a checkpoint file.</summary>
+    /// <exception cref="ModelFileException">The file is not a readable checkpoint.</exception>
+    public static Checkpoint Load(string path)
+    {
+        var (state, meta) = ModelFile.Load(path);
+        if (meta.GetValueOrDefault("kind") != "checkpoint")
+            throw new ModelFileException(path, ModelFileError.Damaged, "it is a model file but not a checkpoint.");
+        try
+        {
+            var inv = CultureInfo.InvariantCulture;
+            int Int(string key) => int.Parse(meta[key], inv);
+            var model = new StateDict();
+            var optimizer = new StateDict();
+            foreach (var (k, v) in state)
+            {
+                if (k.StartsWith("model.", StringComparison.Ordinal)) model.Add(k["model.".Length..], v);
+                else if (k.StartsWith("optimizer.", StringComparison.Ordinal)) optimizer.Add(k["optimizer.".Length..], v);
+                else throw new FormatException($"unexpected entry '{k}'");
+            }
+            var random = meta["random"].Split(',').Select(v => ulong.Parse(v, inv)).ToArray();
+            return new Checkpoint(model, optimizer, random, Int("epochs"), Int("next_epoch"), Int("next_batch"), Int("next_step"), Int("epochs_trained"));
+        }
+        catch (Exception e) when (e is FormatException or KeyNotFoundException or OverflowException)
+        {
+            throw new ModelFileException(path, ModelFileError.Damaged, $"its checkpoint metadata is unreadable ({e.Message}).");
+        }
+    }
+
+    /// <summary>The newest checkpoint file in a folder, or null.</summary>
+    public static string? Latest(string directory) =>
+        Directory.Exists(directory) ? Directory.GetFiles(directory, "checkpoint-*.ftc").OrderBy(f => f, StringComparer.Ordinal).LastOrDefault() : null;
+}
+
+/// <summary>
+/// Writes a <see cref="Checkpoint"/> every <see cref="EveryBatches"/> batches (or after every epoch when 0) into a
+/// folder, keeping the newest <see cref="Keep"/>. File names sort by training position.
+/// </summary>
+public sealed class CheckpointCallback(string directory, int everyBatches = 0, int keep = 3) : Callback
+{
+    /// <summary>The folder.</summary>
+    public string Directory { get; } = directory;
+
+    /// <summary>Batches between checkpoints; 0 means after each epoch.</summary>
+    public int EveryBatches { get; } = everyBatches;
+
+    /// <summary>How many checkpoint files to keep.</summary>
+    public int Keep { get; } = Math.Max(1, keep);
+
+    /// <inheritdoc />
+    public override int Order => 50; // after everything that changes state in the same event
+
+    /// <inheritdoc />
+    public override void AfterStep(Learner learner)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        if (EveryBatches > 0 && (learner.Step + 1) % EveryBatches == 0) Write(Checkpoint.Take(learner, afterEpoch: false));
+    }
+
+    /// <inheritdoc />
+    public override void AfterEpoch(Learner learner)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        if (EveryBatches == 0) Write(Checkpoint.Take(learner, afterEpoch: true));
+    }
+
+    private void Write(Checkpoint checkpoint)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        checkpoint.Save(Path.Combine(Directory, string.Create(CultureInfo.InvariantCulture, $"checkpoint-{checkpoint.NextStep:D9}.ftc")));
+        foreach (var old in System.IO.Directory.GetFiles(Directory, "checkpoint-*.ftc").OrderByDescending(f => f, StringComparer.Ordinal).Skip(Keep))
+            File.Delete(old);
+    }
+}
