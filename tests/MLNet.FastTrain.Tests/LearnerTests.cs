@@ -267,5 +267,10 @@ public class LearnerTests
         Assert.Equal(1.0, top2.Value, 12);       // row 1: class 1 ties for second; row 2: class 0 ties for second (ties go to the lower index)
         Assert.Equal(2 / 3.0, err.Value, 12);
         Assert.Equal("top2_accuracy", top2.Name);
+
+        // A diverged model (NaN scores) is wrong, not right.
+        acc.Reset();
+        acc.Accumulate(Tensor.Full([2, 3], double.NaN), [0, 1]);
+        Assert.Equal(0, acc.Value);
     }
 }

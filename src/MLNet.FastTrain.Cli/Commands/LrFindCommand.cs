@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using MLNet.FastTrain.Engine;
-using MLNet.FastTrain.Engine.Optimizers;
 using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.Models;
 using MLNet.FastTrain.Tuning;
@@ -32,7 +31,7 @@ internal static class LrFindCommand
             var (train, _) = IdxDataset.Load(CliSupport.DataFolder(p.GetValue(data)));
             var loader = new DataLoader(train, p.GetValue(batch), shuffle: true, seed: s, dropLast: true);
             var net = TrainedModel.CreateNetwork(p.GetValue(model)!, train.Channels, train.Classes.Count, new Generator(s));
-            var learner = new Learner(net, loader, null, new Sgd(net.Parameters(), 1e-3, momentum: 0.9, weightDecay: 5e-4));
+            var learner = new Learner(net, loader);
             var result = LrFinder.Run(learner, new LrFinder.Options(), ct);
             if (p.GetValue(plot) is { } path) File.WriteAllText(path, result.ToSvg());
             if (p.GetValue(json))

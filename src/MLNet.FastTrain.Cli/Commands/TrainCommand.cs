@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Numerics;
 using MLNet.FastTrain.Engine;
-using MLNet.FastTrain.Engine.Optimizers;
 using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.Models;
 using MLNet.FastTrain.Vision.Datasets;
@@ -53,7 +52,7 @@ internal static class TrainCommand
             var validLoader = new DataLoader(validSet, 256, shuffle: false, normalization: trainLoader.Normalization);
             string arch = parse.GetValue(model)!;
             var network = TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count, new Generator(s));
-            var learner = new Learner(network, trainLoader, validLoader, new Sgd(network.Parameters(), 1e-3, momentum: 0.9, weightDecay: 5e-4));
+            var learner = new Learner(network, trainLoader, validLoader);
             bool asJson = parse.GetValue(json);
             if (!asJson) learner.Log += (_, m) => Console.WriteLine(m);
             if (!asJson) Console.WriteLine($"{trainSet.Count} training and {validSet.Count} validation images from {folder}; {arch}, batch {b}, {t} threads, seed {s}");

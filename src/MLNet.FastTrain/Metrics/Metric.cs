@@ -51,9 +51,13 @@ public class TopKAccuracy : Metric
         for (int i = 0; i < n; i++)
         {
             float truth = s[i * c + labels[i]];
+            if (float.IsNaN(truth)) continue;                    // a NaN score is never a right answer
             int higher = 0;
             for (int j = 0; j < c; j++)
-                if (s[i * c + j] > truth || (s[i * c + j] == truth && j < labels[i])) higher++;
+            {
+                float v = s[i * c + j];
+                if (v > truth || float.IsNaN(v) || (v == truth && j < labels[i])) higher++;
+            }
             if (higher < K) _correct++;
         }
         _total += n;
