@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Learning;
-using MLNet.FastTrain.Models;
 using MLNet.FastTrain.Tuning;
 using MLNet.FastTrain.Vision.Datasets;
 
@@ -16,7 +15,7 @@ internal static class LrFindCommand
         var data = new Option<string?>("--data") { Description = "an IDX folder; default: the bundled subset" };
         var model = new Option<string>("--model") { DefaultValueFactory = _ => "resnet" };
         model.AcceptOnlyFromAmong("simple", "resnet");
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64 };
+        var batch = new Option<int?>("--batch") { Description = "default: as train" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
         var plot = new Option<string?>("--plot") { Description = "write the curve as SVG" };
@@ -24,14 +23,12 @@ internal static class LrFindCommand
         var command = new Command("lr-find", "Run the learning-rate range test.") { data, model, batch, seed, threads, plot, json };
         command.SetAction(p => CliSupport.Run(p, ct =>
         {
-            if (p.GetValue(batch) < 1 || p.GetValue(threads) < 1) throw new ArgumentException("--batch and --threads must be positive.");
+            if (p.GetValue(batch) is < 1 || p.GetValue(threads) < 1) throw new ArgumentException("--batch and --threads must be positive.");
             EngineSettings.Threads = p.GetValue(threads);
             ulong s = p.GetValue(seed);
             Generator.Default.ManualSeed(s);
             var (train, _) = IdxDataset.Load(CliSupport.DataFolder(p.GetValue(data)));
-            var loader = new DataLoader(train, p.GetValue(batch), shuffle: true, seed: s, dropLast: true);
-            var net = TrainedModel.CreateNetwork(p.GetValue(model)!, train.Channels, train.Classes.Count, new Generator(s));
-            var learner = new Learner(net, loader);
+            var learner = Learner.ForImageClassification(train, null, p.GetValue(model)!, p.GetValue(batch), s);
             var result = LrFinder.Run(learner, new LrFinder.Options(), ct);
             if (p.GetValue(plot) is { } path) File.WriteAllText(path, result.ToSvg());
             if (p.GetValue(json))

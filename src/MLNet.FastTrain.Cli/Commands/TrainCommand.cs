@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Numerics;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.Models;
@@ -47,12 +46,9 @@ internal static class TrainCommand
 
             string folder = CliSupport.DataFolder(parse.GetValue(data));
             var (trainSet, validSet) = IdxDataset.Load(folder);
-            int b = parse.GetValue(batch) ?? DefaultBatch(trainSet.Count);
-            var trainLoader = new DataLoader(trainSet, b, shuffle: true, seed: s, dropLast: true);
-            var validLoader = new DataLoader(validSet, 256, shuffle: false, normalization: trainLoader.Normalization);
             string arch = parse.GetValue(model)!;
-            var network = TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count, new Generator(s));
-            var learner = new Learner(network, trainLoader, validLoader);
+            var learner = Learner.ForImageClassification(trainSet, validSet, arch, parse.GetValue(batch), s);
+            int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
             if (!asJson) learner.Log += (_, m) => Console.WriteLine(m);
             if (!asJson) Console.WriteLine($"{trainSet.Count} training and {validSet.Count} validation images from {folder}; {arch}, batch {b}, {t} threads, seed {s}");
@@ -68,7 +64,7 @@ internal static class TrainCommand
                 LearningRate = single ?? range?.High,
             };
             var result = Recipes.Run(learner, options, ct);
-            var trained = new TrainedModel(network, arch, trainSet.Classes, trainLoader.Normalization, (trainSet.Channels, trainSet.Height, trainSet.Width));
+            var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.TrainData.Normalization, (trainSet.Channels, trainSet.Height, trainSet.Width));
             if (parse.GetValue(output) is { } path) trained.Save(path);
 
             double accuracy = result.Validation?.Metrics.GetValueOrDefault("accuracy", double.NaN) ?? double.NaN;
@@ -96,7 +92,4 @@ internal static class TrainCommand
         }));
         return command;
     }
-
-    /// <summary>Small sets get small batches (more steps per epoch); large ones 128, as the reference workload.</summary>
-    internal static int DefaultBatch(int items) => Math.Clamp((int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, items / 16)) / 2, 16, 128);
 }

@@ -25,17 +25,21 @@ public abstract class TrainerBase
 
     internal static Learner CreateLearner(FastTrainContext context, ImageDataset train, ImageDataset? valid, string architecture, int? batchSize)
     {
-        ArgumentNullException.ThrowIfNull(train);
-        int batch = batchSize ?? Math.Clamp((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, train.Count / 16)) / 2, 16, 128);
-        var trainLoader = new DataLoader(train, batch, shuffle: true, seed: context.Seed, dropLast: true);
-        var validLoader = valid is null ? null : new DataLoader(valid, 256, shuffle: false, normalization: trainLoader.Normalization);
-        var network = TrainedModel.CreateNetwork(architecture, train.Channels, train.Classes.Count, new Generator(context.Seed));
-        var learner = new Learner(network, trainLoader, validLoader);
+        var learner = Learner.ForImageClassification(train, valid, architecture, batchSize, context.Seed);
         learner.Log += context.Write;
         return learner;
     }
 
-    private protected double ResolveLearningRate(Learner learner, double? given, CancellationToken cancellationToken)
+    /// <summary>Builds the learner for a fit and settles its learning rate (given, or found by the LR finder).</summary>
+    private protected (Learner Learner, double LearningRate) Prepare(ImageDataset train, ImageDataset? valid, string architecture, int? batchSize, double? learningRate, CancellationToken cancellationToken)
+    {
+        var learner = CreateLearner(Context, train, valid, architecture, batchSize);
+        LastLearner = learner;
+        LastLearningRate = ResolveLearningRate(learner, learningRate, cancellationToken);
+        return (learner, LastLearningRate.Value);
+    }
+
+    private double ResolveLearningRate(Learner learner, double? given, CancellationToken cancellationToken)
     {
         if (given is double lr)
         {
@@ -106,10 +110,7 @@ public sealed class SgdrTrainer : TrainerBase
     /// <summary>Trains and returns the classifier.</summary>
     public ClassifierTransformer Fit(ImageDataset train, ImageDataset? valid = null, CancellationToken cancellationToken = default)
     {
-        var learner = CreateLearner(Context, train, valid, _options.Architecture, _options.BatchSize);
-        LastLearner = learner;
-        double lr = ResolveLearningRate(learner, _options.LearningRate, cancellationToken);
-        LastLearningRate = lr;
+        var (learner, lr) = Prepare(train, valid, _options.Architecture, _options.BatchSize, _options.LearningRate, cancellationToken);
         var extra = new List<Callback>();
         if (_options.EarlyStoppingPatience is int patience && valid is not null) extra.Add(new EarlyStopping("valid_loss", patience));
         var snapshots = learner.FitSgdr(_options.Cycles, [lr], _options.CycleLength, _options.CycleMult, _options.MinLr, _options.SnapshotEnsemble, extra, cancellationToken);
@@ -156,10 +157,7 @@ public sealed class OneCycleTrainer : TrainerBase
     /// <summary>Trains and returns the classifier.</summary>
     public ClassifierTransformer Fit(ImageDataset train, ImageDataset? valid = null, CancellationToken cancellationToken = default)
     {
-        var learner = CreateLearner(Context, train, valid, _options.Architecture, _options.BatchSize);
-        LastLearner = learner;
-        double lr = ResolveLearningRate(learner, _options.LearningRate, cancellationToken);
-        LastLearningRate = lr;
+        var (learner, lr) = Prepare(train, valid, _options.Architecture, _options.BatchSize, _options.LearningRate, cancellationToken);
         learner.FitOneCycle(_options.Epochs, [lr], _options.PctStart, _options.Div, _options.DivFinal, cancellationToken: cancellationToken);
         return Wrap(learner, train, _options.Architecture);
     }

@@ -53,6 +53,28 @@ public sealed class Learner
         foreach (var cb in callbacks ?? []) Add(cb);
     }
 
+    /// <summary>
+    /// A learner for a fresh model-zoo network on image datasets: training batches shuffled by <paramref name="seed"/>
+    /// (dropping a last partial batch), validation normalised with the training set's statistics, the default
+    /// optimizer.
+    /// </summary>
+    public static Learner ForImageClassification(ImageDataset train, ImageDataset? valid, string architecture, int? batchSize = null, ulong seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        int batch = batchSize ?? DefaultBatchSize(train.Count);
+        var trainLoader = new DataLoader(train, batch, shuffle: true, seed: seed, dropLast: true);
+        var validLoader = valid is null ? null : new DataLoader(valid, 256, shuffle: false, normalization: trainLoader.Normalization);
+        var network = Models.TrainedModel.CreateNetwork(architecture, train.Channels, train.Classes.Count, new Generator(seed));
+        return new Learner(network, trainLoader, validLoader);
+    }
+
+    /// <summary>
+    /// A batch size for a training set of <paramref name="items"/>: a power of two near 1/16 of it, between 16 and 128
+    /// (small sets get more steps per epoch; large ones the reference workload's 128).
+    /// </summary>
+    public static int DefaultBatchSize(int items) =>
+        Math.Clamp((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, items / 16)) / 2, 16, 128);
+
     /// <summary>The model.</summary>
     public Module Model { get; }
 
