@@ -71,7 +71,7 @@ public class LearnerTests
         var learner = NewLearner();
         var log = new EventLog();
         learner.Add(log);
-        learner.TrainData = learner.TrainData.WithBatchSize(300); // 2 batches
+        learner.TrainData = ((Vision.Datasets.DataLoader)learner.TrainData).WithBatchSize(300); // 2 batches
         learner.Fit(1);
         string[] batch = ["BeforeBatch", "AfterLoss", "AfterBackward", "AfterStep", "AfterBatch"];
         Assert.Equal(["BeforeFit", "BeforeEpoch", .. batch, .. batch, "BeforeValidate", "AfterValidate", "AfterEpoch", "AfterFit"], log.Events);

@@ -64,7 +64,7 @@ internal static class TrainCommand
                 LearningRate = single ?? range?.High,
             };
             var result = Recipes.Run(learner, options, ct);
-            var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.TrainData.Normalization, (trainSet.Channels, trainSet.Height, trainSet.Width));
+            var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.Normalization!.Value, (trainSet.Channels, trainSet.Height, trainSet.Width));
             if (parse.GetValue(output) is { } path) trained.Save(path);
 
             double accuracy = result.Validation?.Metrics.GetValueOrDefault("accuracy", double.NaN) ?? double.NaN;

@@ -11,7 +11,7 @@ public sealed record Batch(Tensor Images, int[] Labels);
 /// an optional batch transform (augmentation), and the next batch prepared on a background thread while the
 /// current one trains.
 /// </summary>
-public sealed class DataLoader
+public sealed class DataLoader : IBatchSource
 {
     private readonly float[] _mean;
     private readonly float[] _std;
@@ -66,12 +66,7 @@ public sealed class DataLoader
         new(Dataset, batchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform };
 
     /// <summary>The item order of an epoch.</summary>
-    public int[] Order(int epoch)
-    {
-        var order = Enumerable.Range(0, Dataset.Count).ToArray();
-        if (Shuffle) new Generator(Seed + (ulong)epoch).Shuffle<int>(order);
-        return order;
-    }
+    public int[] Order(int epoch) => Shuffling.Order(Dataset.Count, Shuffle, Seed, epoch);
 
     /// <summary>The batches of one epoch, each built on a background thread one batch ahead.</summary>
     /// <param name="epoch">The epoch (selects the shuffle).</param>

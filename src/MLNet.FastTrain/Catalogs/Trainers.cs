@@ -53,7 +53,7 @@ public abstract class TrainerBase
 
     private protected static ClassifierTransformer Wrap(Learner learner, ImageDataset train, string architecture, IReadOnlyList<Engine.Serialization.StateDict>? snapshots = null)
     {
-        var model = new TrainedModel(learner.Model, architecture, train.Classes, learner.TrainData.Normalization, (train.Channels, train.Height, train.Width));
+        var model = new TrainedModel(learner.Model, architecture, train.Classes, learner.Normalization!.Value, (train.Channels, train.Height, train.Width));
         if (snapshots is null || snapshots.Count < 2) return new ClassifierTransformer(model);
         var members = snapshots.Select(state =>
         {

@@ -159,6 +159,22 @@ public sealed class DifferentialFineTune
     }
 
     /// <summary>
+    /// The model as body (every group but the head) and head, sharing its modules: running the body and then the
+    /// head is running the model. Needs a <see cref="Sequential"/> whose head children come last.
+    /// </summary>
+    public (Sequential Body, Sequential Head) SplitBodyHead()
+    {
+        if (_model is not Sequential seq) throw new InvalidOperationException("Splitting into body and head needs a Sequential model.");
+        var children = seq.NamedChildren().ToList();
+        var head = _groups[^1].Group.Children;
+        var tail = children.Skip(children.Count - head.Count).Select(kv => kv.Key);
+        if (!tail.SequenceEqual(head))
+            throw new InvalidOperationException($"The head group [{string.Join(", ", head)}] is not the model's last children.");
+        var body = new Sequential(children.Take(children.Count - head.Count).Select(kv => (kv.Key, kv.Value)).ToArray());
+        return (body, new Sequential(children.Skip(children.Count - head.Count).Select(kv => (kv.Key, kv.Value)).ToArray()));
+    }
+
+    /// <summary>
     /// Replaces the model's last <see cref="Linear"/> child with a fresh one for <paramref name="numClasses"/> classes
     /// (a new head for a pretrained body). The model must be a <see cref="Sequential"/>.
     /// </summary>

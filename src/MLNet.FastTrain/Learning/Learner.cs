@@ -38,7 +38,7 @@ public sealed class Learner
     /// </param>
     /// <param name="metrics">Default: accuracy.</param>
     /// <param name="callbacks">Extra callbacks.</param>
-    public Learner(Module model, DataLoader train, DataLoader? valid = null, Optimizer? optimizer = null,
+    public Learner(Module model, IBatchSource train, IBatchSource? valid = null, Optimizer? optimizer = null,
         IEnumerable<Metric>? metrics = null, IEnumerable<Callback>? callbacks = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -79,10 +79,13 @@ public sealed class Learner
     public Module Model { get; }
 
     /// <summary>The training data.</summary>
-    public DataLoader TrainData { get; set; }
+    public IBatchSource TrainData { get; set; }
 
     /// <summary>The validation data, or null.</summary>
-    public DataLoader? ValidData { get; set; }
+    public IBatchSource? ValidData { get; set; }
+
+    /// <summary>The per-channel normalisation of the training images, when the training data is an image <see cref="DataLoader"/>.</summary>
+    public (float[] Mean, float[] Std)? Normalization => TrainData is DataLoader images ? images.Normalization : null;
 
     /// <summary>The optimizer; its parameter groups carry the learning rates.</summary>
     public Optimizer Optimizer { get; set; }
@@ -258,7 +261,7 @@ public sealed class Learner
     }
 
     /// <summary>Mean loss and metrics over a dataset, in evaluation mode, without gradients.</summary>
-    public ValidationResult Validate(DataLoader? data = null, CancellationToken cancellationToken = default)
+    public ValidationResult Validate(IBatchSource? data = null, CancellationToken cancellationToken = default)
     {
         data ??= ValidData ?? throw new InvalidOperationException("No validation data: pass a loader or set ValidData.");
         bool wasTraining = Model.Training;
@@ -286,7 +289,7 @@ public sealed class Learner
     }
 
     /// <summary>Class probabilities for every item of a loader, in its order: [N, classes].</summary>
-    public float[][] PredictProbabilities(DataLoader data, CancellationToken cancellationToken = default)
+    public float[][] PredictProbabilities(IBatchSource data, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         bool wasTraining = Model.Training;

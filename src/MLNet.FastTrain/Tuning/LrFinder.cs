@@ -59,12 +59,12 @@ public sealed class LrFinder
         int groups = learner.Optimizer.Groups.Count;
         if (options.PerGroup is { } pg && pg.Count != groups)
             throw new ArgumentException($"LR finder: {pg.Count} per-group ranges for {groups} parameter groups.", nameof(options));
-        if (options.RankByValidationItems is not null && learner.ValidData is null)
-            throw new ArgumentException("LR finder: ranking by validation accuracy needs validation data.", nameof(options));
+        if (options.RankByValidationItems is not null && learner.ValidData is not Vision.Datasets.DataLoader)
+            throw new ArgumentException("LR finder: ranking by validation accuracy needs validation images (a DataLoader).", nameof(options));
 
         var before = learner.Capture();
         var valid = learner.ValidData;
-        var recorder = new RangeTestCallback(options, groups, valid);
+        var recorder = new RangeTestCallback(options, groups, valid as Vision.Datasets.DataLoader);
         int epochs = (options.Iterations + learner.TrainData.BatchCount - 1) / learner.TrainData.BatchCount;
         // The test is not part of the training history: no per-epoch validation, nothing in the recorder.
         learner.ValidData = null;

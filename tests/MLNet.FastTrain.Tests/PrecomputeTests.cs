@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Optimizers;
+using MLNet.FastTrain.FineTuning;
+using MLNet.FastTrain.Learning;
+using MLNet.FastTrain.Vision.Datasets;
+using MLNet.FastTrain.Vision.Models;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace MLNet.FastTrain.Tests;
+
+public class PrecomputeTests(ITestOutputHelper output)
+{
+    private static DataLoader Loader() => new(TestData.Train, 32, shuffle: true, seed: 3, dropLast: true);
+
+    [Fact]
+    public void Head_trained_on_precomputed_activations_equals_head_trained_through_the_frozen_body()
+    {
+        // Through the frozen body (batch-norm statistics frozen too, so each item's features never change).
+        var throughModel = ModelZoo.ResNetSmall(generator: new Generator(1));
+        var through = new DifferentialFineTune(throughModel) { FreezeBatchNormStatistics = true };
+        through.Freeze();
+        var clock = Stopwatch.StartNew();
+        new Learner(throughModel, Loader(), null, new Sgd(throughModel.Parameters(), 0.05, momentum: 0.9, weightDecay: 5e-4)).Fit(2);
+        double throughSeconds = clock.Elapsed.TotalSeconds;
+
+        // On the cache.
+        var cachedModel = ModelZoo.ResNetSmall(generator: new Generator(1));
+        var cached = new DifferentialFineTune(cachedModel) { FreezeBatchNormStatistics = true };
+        cached.Freeze();
+        var (body, head) = cached.SplitBodyHead();
+        clock.Restart();
+        var features = PrecomputedActivations.Compute(body, Loader());
+        double precomputeSeconds = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        new Learner(head, features, null, new Sgd(head.Parameters(), 0.05, momentum: 0.9, weightDecay: 5e-4)).Fit(2);
+        double headSeconds = clock.Elapsed.TotalSeconds;
+        output.WriteLine($"through the body {throughSeconds:F2} s; precompute {precomputeSeconds:F2} s + head {headSeconds:F3} s");
+
+        Assert.Equal([600, 64, 7, 7], features.Items.ShapeArray());                     // layer3 output; the head starts at the pooling
+        var expected = throughModel.StateDict();
+        var actual = cachedModel.StateDict();
+        Assert.NotEqual(ModelZoo.ResNetSmall(generator: new Generator(1)).StateDict()["fc.weight"].ToArray(), actual["fc.weight"].ToArray()); // the head did train
+        foreach (var (name, t) in expected) Assert.Equal(t.ToArray(), actual[name].ToArray());
+    }
+
+    [Fact]
+    public void Precompute_refuses_augmented_data_and_splits_only_sequential_heads()
+    {
+        var loader = Loader();
+        loader.BatchTransform = (x, _) => x;
+        var model = ModelZoo.ResNetSmall();
+        var (body, _) = new DifferentialFineTune(model).SplitBodyHead();
+        var e = Assert.Throws<InvalidOperationException>(() => PrecomputedActivations.Compute(body, loader));
+        Assert.Contains("augmentation", e.Message, StringComparison.Ordinal);
+        var odd = new DifferentialFineTune(model, LayerGroups.ByChildren(model, ["fc", "pool", "flatten"], ["conv1", "bn1", "relu", "layer1", "layer2", "layer3"]));
+        Assert.Throws<InvalidOperationException>(() => odd.SplitBodyHead());
+    }
+
+    [Fact]
+    public void Tensor_batches_shuffle_like_image_batches()
+    {
+        var loader = Loader();
+        var items = Tensor.Arange(600).Reshape(600, 1);
+        var source = new TensorBatchSource(items, TestData.Train.Labels.ToArray(), 32, shuffle: true, seed: 3, dropLast: true);
+        Assert.Equal(loader.BatchCount, source.BatchCount);
+        var first = source.Epoch(2).First();
+        var order = loader.Order(2);
+        Assert.Equal(order.Take(32).Select(i => (float)i), first.Images.ToArray());
+        Assert.Equal(loader.Epoch(2).First().Labels, first.Labels);
+        Assert.Equal(18 - 5, source.Epoch(0, skipBatches: 5).Count());
+    }
+}
