@@ -56,7 +56,7 @@ public sealed class DataLoader : IBatchSource
     public (float[] Mean, float[] Std) Normalization => (_mean, _std);
 
     /// <summary>A transform applied to each batch's images (for example augmentation), or null.</summary>
-    public Func<Tensor, Generator, Tensor>? BatchTransform { get; set; }
+    public Transforms.BatchTransform? BatchTransform { get; set; }
 
     /// <summary>Batches per epoch.</summary>
     public int BatchCount => DropLast ? Dataset.Count / BatchSize : (Dataset.Count + BatchSize - 1) / BatchSize;

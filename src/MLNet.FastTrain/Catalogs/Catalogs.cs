@@ -82,3 +82,13 @@ public sealed class ModelCatalog
     /// <summary>Reads a model file.</summary>
     public ClassifierTransformer Load(string path) => new(TrainedModel.Load(path));
 }
+
+/// <summary>Scoring helpers: test-time augmentation.</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822:Mark members as static", Justification = "Catalog members are reached through the context, as in ML.NET.")]
+public sealed class ScoringCatalog
+{
+    internal ScoringCatalog() { }
+
+    /// <summary>Wraps a trained classifier in test-time augmentation.</summary>
+    public TtaScorer Tta(ClassifierTransformer model, TtaScorer.Options? options = null) => new(model, options);
+}

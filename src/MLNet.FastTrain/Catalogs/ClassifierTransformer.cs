@@ -8,7 +8,7 @@ namespace MLNet.FastTrain;
 public sealed record ClassificationRow(string PredictedLabel, float[] Score);
 
 /// <summary>
-/// A trained image classifier (ML.NET's transformer): <see cref="Transform"/> scores a dataset, <see cref="Predict"/>
+/// A trained image classifier (ML.NET's transformer): <see cref="Transform(ImageDataset)"/> scores a dataset, <see cref="Predict"/>
 /// one image. A snapshot ensemble averages the probabilities of its members.
 /// </summary>
 public sealed class ClassifierTransformer
@@ -38,23 +38,32 @@ public sealed class ClassifierTransformer
     public TrainedModel Model => _members[0];
 
     /// <summary>Scores every image of a dataset.</summary>
-    public IReadOnlyList<ClassificationRow> Transform(ImageDataset data)
+    public IReadOnlyList<ClassificationRow> Transform(ImageDataset data) => Transform(data, null, 0, 0);
+
+    /// <summary>Scores with a batch transform on the normalised images (one test-time-augmentation pass).</summary>
+    internal IReadOnlyList<ClassificationRow> Transform(ImageDataset data, Vision.Transforms.BatchTransform? transform, ulong seed, int pass)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var sums = _members[0].Predict(data).Select(p => p.Score.ToArray()).ToList();
+        var sums = _members[0].Predict(data, transform, seed, pass).Select(p => p.Score.ToArray()).ToList();
         foreach (var member in _members.Skip(1))
         {
-            var more = member.Predict(data);
+            var more = member.Predict(data, transform, seed, pass);
             for (int i = 0; i < sums.Count; i++)
                 for (int k = 0; k < sums[i].Length; k++) sums[i][k] += more[i].Score[k];
         }
         return sums.Select(s =>
         {
             for (int k = 0; k < s.Length; k++) s[k] /= _members.Count;
-            int best = 0;
-            for (int k = 1; k < s.Length; k++) if (s[k] > s[best]) best = k;
-            return new ClassificationRow(Classes[best], s);
+            return Row(s);
         }).ToList();
+    }
+
+    /// <summary>A row for a score vector: the label of the highest score (the first on ties).</summary>
+    internal ClassificationRow Row(float[] score)
+    {
+        int best = 0;
+        for (int k = 1; k < score.Length; k++) if (score[k] > score[best]) best = k;
+        return new ClassificationRow(Classes[best], score);
     }
 
     /// <summary>Scores one image given as 8-bit pixels [channels, height, width] of the model's input size.</summary>

@@ -5,7 +5,7 @@ namespace MLNet.FastTrain;
 /// <summary>
 /// The entry point, in ML.NET's idiom: one context per application or experiment, holding the seed, the thread count
 /// and the log, with catalogs of components: <see cref="Data"/>, <see cref="Trainers"/>, <see cref="Tuning"/> and
-/// <see cref="Model"/>.
+/// <see cref="Model"/> and <see cref="Scoring"/>.
 /// </summary>
 /// <example>
 /// <code>
@@ -31,6 +31,7 @@ public sealed class FastTrainContext
         Trainers = new TrainersCatalog(this);
         Tuning = new TuningCatalog(this);
         Model = new ModelCatalog();
+        Scoring = new ScoringCatalog();
     }
 
     /// <summary>The seed.</summary>
@@ -47,6 +48,9 @@ public sealed class FastTrainContext
 
     /// <summary>Saving and loading trained models.</summary>
     public ModelCatalog Model { get; }
+
+    /// <summary>Test-time augmentation.</summary>
+    public ScoringCatalog Scoring { get; }
 
     /// <summary>Training progress and messages (epoch summaries, the LR finder's suggestion, why training stopped).</summary>
     public event EventHandler<string>? Log;

@@ -54,19 +54,25 @@ public sealed class TrainedModel
     };
 
     /// <summary>Predictions for every item of a dataset, in order.</summary>
-    public IReadOnlyList<Prediction> Predict(ImageDataset data, int batchSize = 256)
+    public IReadOnlyList<Prediction> Predict(ImageDataset data, int batchSize = 256) => Predict(data, null, 0, 0, batchSize);
+
+    /// <summary>
+    /// Predictions with a batch transform applied to the normalised images (test-time augmentation); pass k of a
+    /// given seed always draws the same augmentations.
+    /// </summary>
+    public IReadOnlyList<Prediction> Predict(ImageDataset data, Vision.Transforms.BatchTransform? transform, ulong seed, int pass, int batchSize = 256)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.Channels != InputSize.Channels)
             throw new ArgumentException($"The model takes {InputSize.Channels}-channel images; the data has {data.Channels}.", nameof(data));
-        var loader = new DataLoader(data, batchSize, shuffle: false, normalization: Normalization);
+        var loader = new DataLoader(data, batchSize, shuffle: false, seed: seed, normalization: Normalization) { BatchTransform = transform };
         var results = new List<Prediction>(data.Count);
         bool wasTraining = Network.Training;
         Network.Eval();
         try
         {
             using var noGrad = GradRecorder.NoGrad();
-            foreach (var batch in loader.Epoch(0))
+            foreach (var batch in loader.Epoch(pass))
             {
                 using var scope = TensorScope.Begin();
                 var p = Functional.Softmax(Network.Forward(batch.Images), 1).ToArray();
