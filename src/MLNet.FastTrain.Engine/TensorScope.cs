@@ -29,6 +29,7 @@ public sealed class TensorScope : IDisposable
     private readonly HashSet<Array> _lent = new(ReferenceEqualityComparer.Instance);
     private readonly List<Tensor> _tensors = [];
     private bool _disposed;
+    private long _lentBytes;
 
     private TensorScope(TensorScope? parent, bool suspended)
     {
@@ -48,6 +49,12 @@ public sealed class TensorScope : IDisposable
     /// <summary>Bytes held by the pool for reuse.</summary>
     public static long PooledBytes => TensorPool.PooledBytes;
 
+    /// <summary>
+    /// Bytes lent to tensors of this scope so far. Nothing is returned before the scope ends, so at the end of a step
+    /// this is the step's peak tensor memory (activations kept for backward, gradients of intermediates, outputs).
+    /// </summary>
+    public long LentBytes => _lentBytes;
+
     internal static Array Allocate(int length, DType dtype, bool clear)
     {
         var scope = t_current;
@@ -56,6 +63,7 @@ public sealed class TensorScope : IDisposable
         var array = TensorPool.Rent(length, dtype);
         if (clear) Array.Clear(array);
         scope._lent.Add(array);
+        scope._lentBytes += (long)length * (dtype == DType.Float32 ? 4 : 8);
         return array;
     }
 
