@@ -73,7 +73,20 @@ public sealed class CliTests : IDisposable
         Assert.StartsWith("<svg", File.ReadAllText(plot), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Memory_budget_picks_and_explains_the_batch_size_or_refuses_clearly()
+    {
+        var (code, output, err) = Run("train", "--model", "simple", "--memory-budget", "64MB", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.003");
+        Assert.True(code == 0, err);
+        Assert.Contains("for a budget of 64.0 MB", output, StringComparison.Ordinal);
+        Assert.Contains("per image", output, StringComparison.Ordinal);
+        var (tooSmall, _, tooSmallErr) = Run("train", "--memory-budget", "1MB");
+        Assert.Equal(1, tooSmall);
+        Assert.Contains("cannot train this model", tooSmallErr, StringComparison.Ordinal);
+    }
+
     [Theory]
+    [InlineData(2, "train", "--memory-budget", "lots")]
     [InlineData(2, "train", "--batch", "0")]
     [InlineData(2, "train", "--model", "vgg")]
     [InlineData(2, "train", "--lr", "fast")]

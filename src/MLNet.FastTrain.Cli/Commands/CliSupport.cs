@@ -58,6 +58,21 @@ internal static class CliSupport
         throw new ArgumentException($"--lr '{text}' is not 'auto', a positive number, or LOW:HIGH with 0 < LOW < HIGH.");
     }
 
+    /// <summary>Parses a size such as 1GB, 512MB, 64KiB or a plain number of bytes.</summary>
+    public static long ParseBytes(string text, string option)
+    {
+        var t = text.Trim().ToUpperInvariant().Replace("IB", "B", StringComparison.Ordinal);
+        (string Suffix, long Factor)[] units = [("GB", 1L << 30), ("MB", 1L << 20), ("KB", 1L << 10), ("B", 1)];
+        foreach (var (suffix, factor) in units)
+        {
+            if (!t.EndsWith(suffix, StringComparison.Ordinal)) continue;
+            if (double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0) return (long)(v * factor);
+            break;
+        }
+        if (long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes) && bytes > 0) return bytes;
+        throw new ArgumentException($"{option} '{text}' is not a size such as 1GB or 512MB.");
+    }
+
     /// <summary>The data folder: --data, else the bundled Fashion-MNIST subset.</summary>
     public static string DataFolder(string? given)
     {

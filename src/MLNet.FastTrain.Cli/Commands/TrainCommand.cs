@@ -24,13 +24,14 @@ internal static class TrainCommand
         var cycleMult = new Option<int>("--cycle-mult") { Description = "growth of each SGDR cycle", DefaultValueFactory = _ => 2 };
         var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
         var batch = new Option<int?>("--batch") { Description = "images per batch; default: a power of two near 1/16 of the training set, between 16 and 128" };
+        var budget = new Option<string?>("--memory-budget") { Description = "pick the batch size that fits this much memory (e.g. 1GB); overrides --batch" };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var output = new Option<string?>("--out") { Description = "write the trained model here (.ftm)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, seed, threads, output, json,
+            data, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, seed, threads, output, json,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -47,10 +48,21 @@ internal static class TrainCommand
             string folder = CliSupport.DataFolder(parse.GetValue(data));
             var (trainSet, validSet) = IdxDataset.Load(folder);
             string arch = parse.GetValue(model)!;
-            var learner = Learner.ForImageClassification(trainSet, validSet, arch, parse.GetValue(batch), s);
+            int? batchSize = parse.GetValue(batch);
+            string? advice = null;
+            if (parse.GetValue(budget) is { } text)
+            {
+                var probeNet = Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
+                var found = Tuning.BatchSizeFinder.Find(probeNet, (trainSet.Channels, trainSet.Height, trainSet.Width), trainSet.Classes.Count,
+                    new Tuning.BatchSizeFinder.Options { MemoryBudgetBytes = CliSupport.ParseBytes(text, "--memory-budget"), MaxBatchSize = Math.Max(1, trainSet.Count / 4) });
+                batchSize = found.BatchSize;
+                advice = found.Explanation;
+            }
+            var learner = Learner.ForImageClassification(trainSet, validSet, arch, batchSize, s);
             int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
             if (!asJson) learner.Log += (_, m) => Console.WriteLine(m);
+            if (!asJson && advice is not null) Console.Write(advice);
             if (!asJson) Console.WriteLine($"{trainSet.Count} training and {validSet.Count} validation images from {folder}; {arch}, batch {b}, {t} threads, seed {s}");
 
             var options = new RecipeOptions
