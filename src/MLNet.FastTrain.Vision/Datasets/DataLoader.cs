@@ -58,12 +58,18 @@ public sealed class DataLoader : IBatchSource
     /// <summary>A transform applied to each batch's images (for example augmentation), or null.</summary>
     public Transforms.BatchTransform? BatchTransform { get; set; }
 
+    /// <summary>
+    /// The (height, width) batches are served at; null (default) keeps the dataset's size. Progressive resizing
+    /// changes it between epochs; the same dataset is resized on the fly, never reloaded.
+    /// </summary>
+    public (int Height, int Width)? ImageSize { get; set; }
+
     /// <summary>Batches per epoch.</summary>
     public int BatchCount => DropLast ? Dataset.Count / BatchSize : (Dataset.Count + BatchSize - 1) / BatchSize;
 
     /// <summary>A loader over the same data and settings with another batch size.</summary>
     public DataLoader WithBatchSize(int batchSize) =>
-        new(Dataset, batchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform };
+        new(Dataset, batchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform, ImageSize = ImageSize };
 
     /// <summary>The item order of an epoch.</summary>
     public int[] Order(int epoch) => Shuffling.Order(Dataset.Count, Shuffle, Seed, epoch);
@@ -118,21 +124,34 @@ public sealed class DataLoader : IBatchSource
     private Batch Build(int[] order, int b, Generator augment)
     {
         int start = b * BatchSize, count = Math.Min(BatchSize, order.Length - start);
-        int c = Dataset.Channels, plane = Dataset.Height * Dataset.Width;
-        var images = Tensor.Zeros(count, c, Dataset.Height, Dataset.Width);
+        int c = Dataset.Channels;
+        var (h, w) = ImageSize ?? (Dataset.Height, Dataset.Width);
+        int plane = h * w;
+        bool resize = h != Dataset.Height || w != Dataset.Width;
+        var images = Tensor.Zeros(count, c, h, w);
         var dst = images.AsSpan();
         var labels = new int[count];
+        var resized = resize ? new float[c * plane] : null;
         for (int i = 0; i < count; i++)
         {
             int item = order[start + i];
             labels[i] = Dataset.LabelOf(item);
             var src = Dataset.Pixels(item);
+            if (resized is not null) Transforms.Resize.Planes(src, c, Dataset.Height, Dataset.Width, resized, h, w);
             for (int ch = 0; ch < c; ch++)
             {
                 float scale = 1f / (255f * _std[ch]), shift = -_mean[ch] / _std[ch];
-                var s = src.Slice(ch * plane, plane);
                 var d = dst.Slice((i * c + ch) * plane, plane);
-                for (int p = 0; p < plane; p++) d[p] = s[p] * scale + shift;
+                if (resized is not null)
+                {
+                    var r = resized.AsSpan(ch * plane, plane);
+                    for (int p = 0; p < plane; p++) d[p] = r[p] * scale + shift;
+                }
+                else
+                {
+                    var s = src.Slice(ch * plane, plane);
+                    for (int p = 0; p < plane; p++) d[p] = s[p] * scale + shift;
+                }
             }
         }
         if (BatchTransform is not null) images = BatchTransform(images, augment);

@@ -1,0 +1,69 @@
+namespace MLNet.FastTrain.Vision.Transforms;
+
+/// <summary>
+/// Image resizing on planes of 8-bit or float pixels: bilinear interpolation when enlarging (pixel centres aligned,
+/// as align_corners=False), area averaging when shrinking, so no detail is skipped over.
+/// </summary>
+public static class Resize
+{
+    /// <summary>Resizes each of <paramref name="channels"/> planes from h×w to oh×ow.</summary>
+    public static void Planes(ReadOnlySpan<byte> src, int channels, int h, int w, Span<float> dst, int oh, int ow)
+    {
+        if (src.Length < channels * h * w || dst.Length < channels * oh * ow)
+            throw new ArgumentException($"Buffers too small for {channels}×{h}×{w} → {channels}×{oh}×{ow}.");
+        if (oh < 1 || ow < 1) throw new ArgumentOutOfRangeException(nameof(oh), $"Target size {oh}×{ow} must be positive.");
+        var rows = Weights(h, oh);
+        var cols = Weights(w, ow);
+        var tmp = new float[oh * w];
+        for (int c = 0; c < channels; c++)
+        {
+            var plane = src.Slice(c * h * w, h * w);
+            // Rows first, then columns: the weights separate.
+            Array.Clear(tmp);
+            for (int y = 0; y < oh; y++)
+                foreach (var (index, weight) in rows[y])
+                    for (int x = 0; x < w; x++) tmp[y * w + x] += weight * plane[index * w + x];
+            var outPlane = dst.Slice(c * oh * ow, oh * ow);
+            for (int y = 0; y < oh; y++)
+                for (int x = 0; x < ow; x++)
+                {
+                    float sum = 0;
+                    foreach (var (index, weight) in cols[x]) sum += weight * tmp[y * w + index];
+                    outPlane[y * ow + x] = sum;
+                }
+        }
+    }
+
+    /// <summary>
+    /// For each output position, the input positions and weights that make it: a tent of width one output pixel
+    /// when enlarging (bilinear), a box of one output pixel's extent when shrinking (area). Weights sum to 1.
+    /// </summary>
+    internal static (int Index, float Weight)[][] Weights(int inSize, int outSize)
+    {
+        var result = new (int, float)[outSize][];
+        double scale = (double)inSize / outSize;
+        for (int o = 0; o < outSize; o++)
+        {
+            var list = new List<(int, float)>();
+            if (scale <= 1)
+            {
+                double centre = (o + 0.5) * scale - 0.5;
+                int i0 = (int)Math.Floor(centre);
+                double f = centre - i0;
+                list.Add((Math.Clamp(i0, 0, inSize - 1), (float)(1 - f)));
+                list.Add((Math.Clamp(i0 + 1, 0, inSize - 1), (float)f));
+            }
+            else
+            {
+                double start = o * scale, end = (o + 1) * scale;
+                for (int i = (int)Math.Floor(start); i < Math.Ceiling(end - 1e-12); i++)
+                {
+                    double overlap = Math.Min(end, i + 1) - Math.Max(start, i);
+                    if (overlap > 0) list.Add((Math.Min(i, inSize - 1), (float)(overlap / scale)));
+                }
+            }
+            result[o] = list.ToArray();
+        }
+        return result;
+    }
+}
