@@ -7,6 +7,19 @@ using MLNet.FastTrain.Vision.Datasets;
 
 namespace MLNet.FastTrain;
 
+/// <summary>Settings every trainer has.</summary>
+public abstract class TrainerOptions
+{
+    /// <summary>Model-zoo network: "resnet" (default) or "simple".</summary>
+    public string Architecture { get; set; } = "resnet";
+
+    /// <summary>The peak learning rate; null (default) runs the LR finder.</summary>
+    public double? LearningRate { get; set; }
+
+    /// <summary>Images per batch; null picks one from the data size.</summary>
+    public int? BatchSize { get; set; }
+}
+
 /// <summary>What the trainers share: building the learner, finding the learning rate, wrapping the result.</summary>
 public abstract class TrainerBase
 {
@@ -31,11 +44,11 @@ public abstract class TrainerBase
     }
 
     /// <summary>Builds the learner for a fit and settles its learning rate (given, or found by the LR finder).</summary>
-    private protected (Learner Learner, double LearningRate) Prepare(ImageDataset train, ImageDataset? valid, string architecture, int? batchSize, double? learningRate, CancellationToken cancellationToken)
+    private protected (Learner Learner, double LearningRate) Prepare(ImageDataset train, ImageDataset? valid, TrainerOptions options, CancellationToken cancellationToken)
     {
-        var learner = CreateLearner(Context, train, valid, architecture, batchSize);
+        var learner = CreateLearner(Context, train, valid, options.Architecture, options.BatchSize);
         LastLearner = learner;
-        LastLearningRate = ResolveLearningRate(learner, learningRate, cancellationToken);
+        LastLearningRate = ResolveLearningRate(learner, options.LearningRate, cancellationToken);
         return (learner, LastLearningRate.Value);
     }
 
@@ -70,21 +83,11 @@ public sealed class SgdrTrainer : TrainerBase
 {
     private readonly Options _options;
 
-    internal SgdrTrainer(FastTrainContext context, Options options) : base(context)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        _options = options;
-    }
+    internal SgdrTrainer(FastTrainContext context, Options options) : base(context) => _options = options ?? throw new ArgumentNullException(nameof(options));
 
     /// <summary>SGDR settings.</summary>
-    public sealed class Options
+    public sealed class Options : TrainerOptions
     {
-        /// <summary>Model-zoo network: "resnet" (default) or "simple".</summary>
-        public string Architecture { get; set; } = "resnet";
-
-        /// <summary>The first cycle's peak; null (default) runs the LR finder.</summary>
-        public double? LearningRate { get; set; }
-
         /// <summary>Cycles. Default 3.</summary>
         public int Cycles { get; set; } = 3;
 
@@ -97,9 +100,6 @@ public sealed class SgdrTrainer : TrainerBase
         /// <summary>The floor of each cycle. Default 0.</summary>
         public double MinLr { get; set; }
 
-        /// <summary>Images per batch; null picks one from the data size.</summary>
-        public int? BatchSize { get; set; }
-
         /// <summary>Keep the weights at the end of each cycle and average their probabilities (a snapshot ensemble). Default false.</summary>
         public bool SnapshotEnsemble { get; set; }
 
@@ -110,7 +110,7 @@ public sealed class SgdrTrainer : TrainerBase
     /// <summary>Trains and returns the classifier.</summary>
     public ClassifierTransformer Fit(ImageDataset train, ImageDataset? valid = null, CancellationToken cancellationToken = default)
     {
-        var (learner, lr) = Prepare(train, valid, _options.Architecture, _options.BatchSize, _options.LearningRate, cancellationToken);
+        var (learner, lr) = Prepare(train, valid, _options, cancellationToken);
         var extra = new List<Callback>();
         if (_options.EarlyStoppingPatience is int patience && valid is not null) extra.Add(new EarlyStopping("valid_loss", patience));
         var snapshots = learner.FitSgdr(_options.Cycles, [lr], _options.CycleLength, _options.CycleMult, _options.MinLr, _options.SnapshotEnsemble, extra, cancellationToken);
@@ -123,21 +123,11 @@ public sealed class OneCycleTrainer : TrainerBase
 {
     private readonly Options _options;
 
-    internal OneCycleTrainer(FastTrainContext context, Options options) : base(context)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        _options = options;
-    }
+    internal OneCycleTrainer(FastTrainContext context, Options options) : base(context) => _options = options ?? throw new ArgumentNullException(nameof(options));
 
     /// <summary>One-cycle settings; defaults are fastai's.</summary>
-    public sealed class Options
+    public sealed class Options : TrainerOptions
     {
-        /// <summary>Model-zoo network: "resnet" (default) or "simple".</summary>
-        public string Architecture { get; set; } = "resnet";
-
-        /// <summary>The peak; null (default) runs the LR finder.</summary>
-        public double? LearningRate { get; set; }
-
         /// <summary>Epochs. Default 3.</summary>
         public int Epochs { get; set; } = 3;
 
@@ -149,15 +139,12 @@ public sealed class OneCycleTrainer : TrainerBase
 
         /// <summary>End at peak / DivFinal. Default 1e5.</summary>
         public double DivFinal { get; set; } = 1e5;
-
-        /// <summary>Images per batch; null picks one from the data size.</summary>
-        public int? BatchSize { get; set; }
     }
 
     /// <summary>Trains and returns the classifier.</summary>
     public ClassifierTransformer Fit(ImageDataset train, ImageDataset? valid = null, CancellationToken cancellationToken = default)
     {
-        var (learner, lr) = Prepare(train, valid, _options.Architecture, _options.BatchSize, _options.LearningRate, cancellationToken);
+        var (learner, lr) = Prepare(train, valid, _options, cancellationToken);
         learner.FitOneCycle(_options.Epochs, [lr], _options.PctStart, _options.Div, _options.DivFinal, cancellationToken: cancellationToken);
         return Wrap(learner, train, _options.Architecture);
     }
