@@ -10,8 +10,9 @@ public enum RecipeKind
 {
     /// <summary>
     /// fastai's fine-tuning recipe. For a network that is not pretrained, the frozen stages (precomputed activations,
-    /// head training) have nothing to train and are skipped: find the learning rate, then SGDR with cycle length 1 and
-    /// cycle multiplier 2 until the validation loss stops improving (the best epoch's weights are kept).
+    /// head training) have nothing to train and are skipped: find the learning rate, then, with augmentation, SGDR with
+    /// cycle length 1 and cycle multiplier 2 until the validation loss stops improving (the best epoch's weights are
+    /// kept). For a pretrained body use <see cref="FineTuning.FineTuneRecipe"/>.
     /// </summary>
     FineTune,
 
@@ -48,6 +49,12 @@ public sealed class RecipeOptions
 
     /// <summary>Epochs without validation improvement before fine-tuning stops. Default 1.</summary>
     public int Patience { get; set; } = 1;
+
+    /// <summary>
+    /// The fine-tune recipe's augmentation (its first step), applied to image training data; null turns it off.
+    /// Default fastai's preset. The other recipes train on the images as they are.
+    /// </summary>
+    public Vision.Transforms.BatchTransform? Augmentation { get; set; } = Vision.Transforms.Augmentations.Default();
 }
 
 /// <summary>What a recipe did.</summary>
@@ -87,6 +94,7 @@ public static class Recipes
                 break;
             default:
                 learner.Write("Fine-tune: the network is not pretrained, so the frozen stages (precomputed activations, head training) are skipped.");
+                if (learner.TrainData is Vision.Datasets.DataLoader images) images.BatchTransform = options.Augmentation;
                 learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult,
                     extra: learner.ValidData is null ? null : [new EarlyStopping("valid_loss", options.Patience)], cancellationToken: cancellationToken);
                 break;
