@@ -6,6 +6,7 @@ var root = new RootCommand("fasttrain: fast.ai's training techniques on the MLNe
     TrainCommand.Create(),
     LrFindCommand.Create(),
     ScheduleCommand.Create(),
+    ShowBatchCommand.Create(),
     BenchCommand.Create(),
     CliSupport.Verbose,
 };

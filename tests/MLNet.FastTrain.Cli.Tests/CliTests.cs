@@ -85,7 +85,18 @@ public sealed class CliTests : IDisposable
         Assert.Contains("cannot train this model", tooSmallErr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Show_batch_writes_a_png_grid()
+    {
+        string png = Path.Combine(_dir, "grid.png");
+        var (code, output, err) = Run("show-batch", "--augment", "--count", "9", "--out", png);
+        Assert.True(code == 0, err);
+        Assert.Contains("labels row by row", output, StringComparison.Ordinal);
+        Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, File.ReadAllBytes(png)[..4]);
+    }
+
     [Theory]
+    [InlineData(2, "show-batch")]
     [InlineData(2, "train", "--memory-budget", "lots")]
     [InlineData(2, "train", "--batch", "0")]
     [InlineData(2, "train", "--model", "vgg")]
