@@ -7,6 +7,7 @@ var root = new RootCommand("fasttrain: fast.ai's training techniques on the MLNe
     LrFindCommand.Create(),
     ScheduleCommand.Create(),
     ShowBatchCommand.Create(),
+    EvaluateCommand.Create(),
     BenchCommand.Create(),
     CliSupport.Verbose,
 };

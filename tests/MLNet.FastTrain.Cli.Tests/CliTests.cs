@@ -58,6 +58,16 @@ public sealed class CliTests : IDisposable
         double accuracy = predictions.Where((p, i) => p.PredictedLabel == valid.Classes[valid.LabelOf(i)]).Count() / (double)valid.Count;
         Assert.Equal(json.GetProperty("accuracy").GetDouble(), accuracy, 3);
         Assert.All(predictions, p => Assert.Equal(1.0, p.Score.Sum(), 4));
+
+        var (evalCode, evalOut, evalErr) = Run("evaluate", "--model", model, "--json");
+        Assert.True(evalCode == 0, evalErr);
+        var report = JsonDocument.Parse(evalOut).RootElement;
+        Assert.Equal(json.GetProperty("accuracy").GetDouble(), report.GetProperty("accuracy").GetDouble(), 3);
+        Assert.Equal(10, report.GetProperty("confusion_matrix").GetArrayLength());
+        Assert.Equal(200, report.GetProperty("per_class").EnumerateArray().Sum(c => c.GetProperty("support").GetInt32()));
+        var (missing, _, missingErr) = Run("evaluate", "--model", Path.Combine(_dir, "none.ftm"));
+        Assert.Equal(1, missing);
+        Assert.Contains("none.ftm", missingErr, StringComparison.Ordinal);
     }
 
     [Fact]
