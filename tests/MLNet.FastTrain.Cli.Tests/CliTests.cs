@@ -105,7 +105,18 @@ public sealed class CliTests : IDisposable
         Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, File.ReadAllBytes(png)[..4]);
     }
 
+    [Fact]
+    public void Time_budget_stops_cleanly_and_tta_is_reported()
+    {
+        var (code, output, err) = Run("train", "--model", "simple", "--time-budget", "1s", "--lr", "0.003", "--tta", "--json");
+        Assert.True(code == 0, err);
+        var json = JsonDocument.Parse(output).RootElement;
+        Assert.Contains("time budget", json.GetProperty("stop_reason").GetString(), StringComparison.Ordinal);
+        Assert.InRange(json.GetProperty("accuracy_tta").GetDouble(), 0, 1);
+    }
+
     [Theory]
+    [InlineData(2, "train", "--time-budget", "soon")]
     [InlineData(2, "show-batch")]
     [InlineData(2, "train", "--memory-budget", "lots")]
     [InlineData(2, "train", "--batch", "0")]

@@ -255,6 +255,18 @@ public class LearnerTests
     }
 
     [Fact]
+    public void Time_budget_stops_the_fit_cleanly()
+    {
+        var learner = NewLearner();
+        var budget = new TimeBudget(TimeSpan.FromMilliseconds(1));
+        learner.Fit(3, [budget]);
+        Assert.True(budget.Exhausted);
+        Assert.Contains("time budget", learner.StopReason, StringComparison.Ordinal);
+        Assert.Single(learner.Recorder.Batches);                                   // stopped after the first batch
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TimeBudget(TimeSpan.Zero));
+    }
+
+    [Fact]
     public void Metrics_compute_accuracy_top_k_and_error_rate()
     {
         var logits = Tensor.FromArray(new float[] { 0.1f, 0.9f, 0.0f, 0.8f, 0.1f, 0.1f, 0.3f, 0.3f, 0.4f }, 3, 3);

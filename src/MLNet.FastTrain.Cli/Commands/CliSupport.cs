@@ -73,6 +73,17 @@ internal static class CliSupport
         throw new ArgumentException($"{option} '{text}' is not a size such as 1GB or 512MB.");
     }
 
+    /// <summary>Parses a duration such as 10m, 90s, 1h or 1h30m.</summary>
+    public static TimeSpan ParseDuration(string text, string option)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(text.Trim(), @"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$");
+        if (!m.Success || text.Trim().Length == 0)
+            throw new ArgumentException($"{option} '{text}' is not a duration such as 10m, 90s or 1h30m.");
+        int Part(int i) => m.Groups[i].Success ? int.Parse(m.Groups[i].Value, CultureInfo.InvariantCulture) : 0;
+        var span = new TimeSpan(Part(1), Part(2), Part(3));
+        return span > TimeSpan.Zero ? span : throw new ArgumentException($"{option} '{text}' must be longer than zero.");
+    }
+
     /// <summary>The data folder: --data, else the bundled Fashion-MNIST subset.</summary>
     public static string DataFolder(string? given)
     {

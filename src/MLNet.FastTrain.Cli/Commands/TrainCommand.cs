@@ -25,13 +25,15 @@ internal static class TrainCommand
         var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
         var batch = new Option<int?>("--batch") { Description = "images per batch; default: a power of two near 1/16 of the training set, between 16 and 128" };
         var budget = new Option<string?>("--memory-budget") { Description = "pick the batch size that fits this much memory (e.g. 1GB); overrides --batch" };
+        var timeBudget = new Option<string?>("--time-budget") { Description = "stop cleanly after this long, keeping the best model (e.g. 10m, 90s, 1h)" };
+        var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta)" };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var output = new Option<string?>("--out") { Description = "write the trained model here (.ftm)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, seed, threads, output, json,
+            data, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -41,6 +43,7 @@ internal static class TrainCommand
             if (t < 1) throw new ArgumentException($"--threads must be positive, not {t}.");
             if (parse.GetValue(epochs) is < 1) throw new ArgumentException("--epochs must be positive.");
             var (single, range) = CliSupport.ParseLr(parse.GetValue(lr)!);
+            TimeSpan? budgetSpan = parse.GetValue(timeBudget) is { } tb ? CliSupport.ParseDuration(tb, "--time-budget") : null;
             EngineSettings.Threads = t;
             ulong s = parse.GetValue(seed);
             Generator.Default.ManualSeed(s);
@@ -74,12 +77,14 @@ internal static class TrainCommand
                 CycleLength = parse.GetValue(cycleLen),
                 CycleMult = parse.GetValue(cycleMult),
                 LearningRate = single ?? range?.High,
+                TimeBudget = budgetSpan,
             };
             var result = Recipes.Run(learner, options, ct);
             var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.Normalization!.Value, (trainSet.Channels, trainSet.Height, trainSet.Width));
             if (parse.GetValue(output) is { } path) trained.Save(path);
 
             double accuracy = result.Validation?.Metrics.GetValueOrDefault("accuracy", double.NaN) ?? double.NaN;
+            double? accuracyTta = parse.GetValue(tta) ? new TtaScorer(new ClassifierTransformer(trained)).Evaluate(validSet).TtaAccuracy : null;
             if (asJson)
             {
                 CliSupport.WriteJson(new Dictionary<string, object?>
@@ -93,6 +98,7 @@ internal static class TrainCommand
                     ["recipe"] = parse.GetValue(recipe),
                     ["model"] = arch,
                     ["stop_reason"] = result.StopReason,
+                    ["accuracy_tta"] = accuracyTta is double at ? Math.Round(at, 4) : null,
                 });
             }
             else

@@ -55,6 +55,9 @@ public sealed class RecipeOptions
     /// Default fastai's preset. The other recipes train on the images as they are.
     /// </summary>
     public Vision.Transforms.BatchTransform? Augmentation { get; set; } = Vision.Transforms.Augmentations.Default();
+
+    /// <summary>Wall-clock budget for the whole recipe (LR finder included); training stops cleanly when it is spent. Default none.</summary>
+    public TimeSpan? TimeBudget { get; set; }
 }
 
 /// <summary>What a recipe did.</summary>
@@ -69,6 +72,8 @@ public static class Recipes
         ArgumentNullException.ThrowIfNull(learner);
         ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
+        var budget = options.TimeBudget is TimeSpan t ? new TimeBudget(t) : null;
+        Callback[] limits = budget is null ? [] : [budget];
         LrFinderResult? finder = null;
         double lr;
         if (options.LearningRate is double given)
@@ -87,16 +92,16 @@ public static class Recipes
         switch (options.Recipe)
         {
             case RecipeKind.OneCycle:
-                learner.FitOneCycle(Math.Min(options.Epochs, options.MaxEpochs ?? int.MaxValue), [lr], cancellationToken: cancellationToken);
+                learner.FitOneCycle(Math.Min(options.Epochs, options.MaxEpochs ?? int.MaxValue), [lr], extra: limits, cancellationToken: cancellationToken);
                 break;
             case RecipeKind.Sgdr:
-                learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult, cancellationToken: cancellationToken);
+                learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult, extra: limits, cancellationToken: cancellationToken);
                 break;
             default:
                 learner.Write("Fine-tune: the network is not pretrained, so the frozen stages (precomputed activations, head training) are skipped.");
                 if (learner.TrainData is Vision.Datasets.DataLoader images) images.BatchTransform = options.Augmentation;
                 learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult,
-                    extra: learner.ValidData is null ? null : [new EarlyStopping("valid_loss", options.Patience)], cancellationToken: cancellationToken);
+                    extra: learner.ValidData is null ? limits : [new EarlyStopping("valid_loss", options.Patience), .. limits], cancellationToken: cancellationToken);
                 break;
         }
         var validation = learner.ValidData is null ? null : learner.Validate(cancellationToken: cancellationToken);
