@@ -169,7 +169,13 @@ public static partial class Functional
         RunBySample(n, (id, start, end) =>
         {
             var xs = x.Span<T>(); var ws = weight.Span<T>(); var gs = g.Span<T>();
-            var gwT = partials is null ? null : partials[id] = new T[gw!.Length];
+            T[]? gwT = null;
+            if (partials is not null)
+            {
+                // Pooled, and zeroed because the GEMMs accumulate into it.
+                gwT = partials[id] = ArrayPool<T>.Shared.Rent(gw!.Length);
+                gwT.AsSpan(0, gw.Length).Clear();
+            }
             var col = ArrayPool<T>.Shared.Rent(k * chunk * outPlane);
             var gTmp = ArrayPool<T>.Shared.Rent(og * chunk * outPlane);
             try
@@ -236,10 +242,13 @@ public static partial class Functional
             // partials hold, per group, dWᵀ_g [k, og]; gw holds W's layout [o, k].
             var total = gw.Span<T>();
             foreach (var part in partials!)
+            {
                 for (int grp = 0; grp < groups; grp++)
                     for (int ki = 0; ki < k; ki++)
                         for (int oi = 0; oi < og; oi++)
                             total[(grp * og + oi) * k + ki] += part[grp * og * k + ki * og + oi];
+                ArrayPool<T>.Shared.Return(part);
+            }
         }
         if (gb is not null)
         {
