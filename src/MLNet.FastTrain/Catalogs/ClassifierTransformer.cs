@@ -4,8 +4,19 @@ using MLNet.FastTrain.Vision.Datasets;
 
 namespace MLNet.FastTrain;
 
-/// <summary>One scored row: the predicted class name and the probability of every class, in <see cref="ClassifierTransformer.Classes"/> order.</summary>
-public sealed record ClassificationRow(string PredictedLabel, float[] Score);
+/// <summary>One scored row: the predicted class name and the probability of every class, in class order.</summary>
+public sealed record ClassificationRow(string PredictedLabel, float[] Score)
+{
+    /// <summary>The row for a score vector: the label of the highest score (the first on ties).</summary>
+    public static ClassificationRow FromScore(float[] score, IReadOnlyList<string> classes)
+    {
+        ArgumentNullException.ThrowIfNull(score);
+        ArgumentNullException.ThrowIfNull(classes);
+        int best = 0;
+        for (int k = 1; k < score.Length; k++) if (score[k] > score[best]) best = k;
+        return new ClassificationRow(classes[best], score);
+    }
+}
 
 /// <summary>
 /// A trained image classifier (ML.NET's transformer): <see cref="Transform(ImageDataset)"/> scores a dataset, <see cref="Predict"/>
@@ -54,16 +65,8 @@ public sealed class ClassifierTransformer
         return sums.Select(s =>
         {
             for (int k = 0; k < s.Length; k++) s[k] /= _members.Count;
-            return Row(s);
+            return ClassificationRow.FromScore(s, Classes);
         }).ToList();
-    }
-
-    /// <summary>A row for a score vector: the label of the highest score (the first on ties).</summary>
-    internal ClassificationRow Row(float[] score)
-    {
-        int best = 0;
-        for (int k = 1; k < score.Length; k++) if (score[k] > score[best]) best = k;
-        return new ClassificationRow(Classes[best], score);
     }
 
     /// <summary>Scores one image given as 8-bit pixels [channels, height, width] of the model's input size.</summary>

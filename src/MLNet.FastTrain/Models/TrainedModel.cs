@@ -8,9 +8,6 @@ using MLNet.FastTrain.Vision.Models;
 
 namespace MLNet.FastTrain.Models;
 
-/// <summary>One prediction: the most likely class and the probability of every class, in <see cref="TrainedModel.Classes"/> order.</summary>
-public sealed record Prediction(string PredictedLabel, float[] Score);
-
 /// <summary>
 /// A trained classifier with what it needs to score new images: the network, its architecture name, the class
 /// names and the input normalisation. Saved as one model file.
@@ -54,19 +51,19 @@ public sealed class TrainedModel
     };
 
     /// <summary>Predictions for every item of a dataset, in order.</summary>
-    public IReadOnlyList<Prediction> Predict(ImageDataset data, int batchSize = 256) => Predict(data, null, 0, 0, batchSize);
+    public IReadOnlyList<ClassificationRow> Predict(ImageDataset data, int batchSize = 256) => Predict(data, null, 0, 0, batchSize);
 
     /// <summary>
     /// Predictions with a batch transform applied to the normalised images (test-time augmentation); pass k of a
     /// given seed always draws the same augmentations.
     /// </summary>
-    public IReadOnlyList<Prediction> Predict(ImageDataset data, Vision.Transforms.BatchTransform? transform, ulong seed, int pass, int batchSize = 256)
+    public IReadOnlyList<ClassificationRow> Predict(ImageDataset data, Vision.Transforms.BatchTransform? transform, ulong seed, int pass, int batchSize = 256)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.Channels != InputSize.Channels)
             throw new ArgumentException($"The model takes {InputSize.Channels}-channel images; the data has {data.Channels}.", nameof(data));
         var loader = new DataLoader(data, batchSize, shuffle: false, seed: seed, normalization: Normalization) { BatchTransform = transform };
-        var results = new List<Prediction>(data.Count);
+        var results = new List<ClassificationRow>(data.Count);
         bool wasTraining = Network.Training;
         Network.Eval();
         try
@@ -77,13 +74,7 @@ public sealed class TrainedModel
                 using var scope = TensorScope.Begin();
                 var p = Functional.Softmax(Network.Forward(batch.Images), 1).ToArray();
                 int c = Classes.Count;
-                for (int i = 0; i < batch.Labels.Length; i++)
-                {
-                    var score = p.AsSpan(i * c, c).ToArray();
-                    int best = 0;
-                    for (int k = 1; k < c; k++) if (score[k] > score[best]) best = k;
-                    results.Add(new Prediction(Classes[best], score));
-                }
+                for (int i = 0; i < batch.Labels.Length; i++) results.Add(ClassificationRow.FromScore(p.AsSpan(i * c, c).ToArray(), Classes));
             }
         }
         finally

@@ -94,7 +94,7 @@ public sealed class TtaScorer
                     }
                     break;
             }
-            rows.Add(_model.Row(score));
+            rows.Add(ClassificationRow.FromScore(score, _model.Classes));
         }
         return rows;
     }
