@@ -31,38 +31,24 @@ internal sealed class BenchData
     /// </summary>
     public static BenchData Load()
     {
-        string[] candidates =
-        [
-            Environment.GetEnvironmentVariable("FMNIST_DIR") ?? "",
-            "/usr/share/datasets/fashion-mnist",
-            Path.Combine(FindRepoRoot() ?? "", "data", "fashion-mnist-mini"),
-        ];
-        string dir = candidates.FirstOrDefault(d => d.Length > 0 && File.Exists(Path.Combine(d, "train-images-idx3-ubyte.gz")))
-            ?? throw new DirectoryNotFoundException("No Fashion-MNIST found: set FMNIST_DIR or install Debian's dataset-fashion-mnist.");
-        var (trainDims, trainBytes) = IdxFile.ReadBytes(Path.Combine(dir, "train-images-idx3-ubyte.gz"));
-        var (_, labelBytes) = IdxFile.ReadBytes(Path.Combine(dir, "train-labels-idx1-ubyte.gz"));
-        var (testDims, testBytes) = IdxFile.ReadBytes(Path.Combine(dir, "t10k-images-idx3-ubyte.gz"));
-
-        double sum = 0, sq = 0;
-        foreach (byte b in trainBytes) { double v = b / 255.0; sum += v; sq += v * v; }
-        double mean = sum / trainBytes.Length;
-        double std = Math.Sqrt((sq - trainBytes.Length * mean * mean) / (trainBytes.Length - 1));
-        return new BenchData(ToTensor(trainBytes, trainDims, mean, std), labelBytes.Select(b => (int)b).ToArray(), ToTensor(testBytes, testDims, mean, std), dir);
+        string dir = new[] { Environment.GetEnvironmentVariable("FMNIST_DIR") ?? "", "/usr/share/datasets/fashion-mnist" }
+            .FirstOrDefault(d => d.Length > 0 && IdxDataset.IsIdxFolder(d)) ?? CliSupport.DataFolder(null);
+        var (train, test) = IdxDataset.Load(dir);
+        var (mean, std) = train.ChannelStatistics();
+        return new BenchData(ToTensor(train, mean[0], std[0]), train.Labels.ToArray(), ToTensor(test, mean[0], std[0]), dir);
     }
 
-    private static Tensor ToTensor(byte[] bytes, int[] dims, double mean, double std)
+    private static Tensor ToTensor(ImageDataset data, float mean, float std)
     {
-        var t = Tensor.Zeros(dims[0], 1, dims[1], dims[2]);
+        var t = Tensor.Zeros(data.Count, 1, data.Height, data.Width);
         var s = t.AsSpan();
-        float scale = (float)(1 / (255.0 * std)), shift = (float)(-mean / std);
-        for (int i = 0; i < s.Length; i++) s[i] = bytes[i] * scale + shift;
+        float scale = 1 / (255f * std), shift = -mean / std;
+        for (int i = 0; i < data.Count; i++)
+        {
+            var pixels = data.Pixels(i);
+            var dst = s.Slice(i * data.ImageSize, data.ImageSize);
+            for (int p = 0; p < pixels.Length; p++) dst[p] = pixels[p] * scale + shift;
+        }
         return t;
-    }
-
-    private static string? FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MLNet.FastTrain.sln"))) dir = dir.Parent;
-        return dir?.FullName;
     }
 }
