@@ -59,9 +59,8 @@ public abstract class TrainerBase
             if (!(lr > 0)) throw new ArgumentOutOfRangeException(nameof(given), $"The learning rate must be positive, not {lr}.");
             return lr;
         }
-        LastLrFinder = LrFinder.Run(learner, new LrFinder.Options(), cancellationToken);
-        if (LastLrFinder.Warning is not null) learner.Write("LR finder: " + LastLrFinder.Warning);
-        return double.IsFinite(LastLrFinder.Suggested) ? LastLrFinder.Suggested : 1e-3;
+        (double suggested, LastLrFinder) = LrFinder.Suggest(learner, cancellationToken: cancellationToken);
+        return suggested;
     }
 
     private protected static ClassifierTransformer Wrap(Learner learner, ImageDataset train, string architecture, IReadOnlyList<Engine.Serialization.StateDict>? snapshots = null)

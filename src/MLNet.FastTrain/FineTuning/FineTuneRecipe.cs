@@ -127,9 +127,7 @@ public static class FineTuneRecipe
         var options = new LrFinder.Options();
         if (ratios is not null)
             options.PerGroup = ratios.SelectMany(r => new[] { (options.StartLr * r, options.EndLr * r), (options.StartLr * r, options.EndLr * r) }).ToArray();
-        var result = LrFinder.Run(learner, options, cancellationToken);
-        if (result.Warning is not null) learner.Write("LR finder: " + result.Warning);
-        double suggested = double.IsFinite(result.Suggested) ? result.Suggested : 1e-3;
+        var (suggested, _) = LrFinder.Suggest(learner, options, cancellationToken);
         // With per-group ranges the recorded rate is the first group's; the head's is that over its ratio.
         return ratios is null ? suggested : suggested / ratios[0];
     }

@@ -82,9 +82,7 @@ public static class Recipes
         }
         else
         {
-            finder = LrFinder.Run(learner, new LrFinder.Options(), cancellationToken);
-            if (finder.Warning is not null) learner.Write("LR finder: " + finder.Warning);
-            lr = double.IsFinite(finder.Suggested) ? finder.Suggested : 1e-3;
+            (lr, finder) = LrFinder.Suggest(learner, cancellationToken: cancellationToken);
             learner.Write(string.Create(CultureInfo.InvariantCulture, $"LR finder suggests {lr:G3} (valley rule)."));
         }
 

@@ -44,6 +44,18 @@ public sealed class LrFinder
         public int? RankByValidationItems { get; set; }
     }
 
+    /// <summary>
+    /// Runs the test and returns the default suggestion for training, writing any warning to the learner's log; when
+    /// the curve gives no suggestion, 1e-3 (a safe default for Adam-family optimizers).
+    /// </summary>
+    public static (double LearningRate, LrFinderResult Result) Suggest(Learner learner, Options? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        var result = Run(learner, options ?? new Options(), cancellationToken);
+        if (result.Warning is not null) learner.Write("LR finder: " + result.Warning);
+        return (double.IsFinite(result.Suggested) ? result.Suggested : 1e-3, result);
+    }
+
     /// <summary>Runs the test with default options.</summary>
     public static LrFinderResult Run(Learner learner) => Run(learner, new Options());
 
