@@ -5,15 +5,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests need (none yet beyond the .NET SDK the machine has).
-APT_PACKAGES=()
-if ((${#APT_PACKAGES[@]})); then
-  missing=()
-  for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  if ((${#missing[@]})); then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-  fi
+# What the tests need beyond the .NET SDK: PyTorch (Debian's python3-torch) to export the ResNets the ONNX import
+# tests read, and Node.js with npm to run ONNX Runtime (onnxruntime-node) on the models we export.
+missing=()
+/usr/bin/python3 -c "import torch" >/dev/null 2>&1 || missing+=(python3-torch)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if ((${#missing[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# ONNX fixtures: torchvision-layout ResNet-18/34 exported by torch.onnx.export, with torch's outputs.
+if [[ ! tests/onnx/generated/resnet34.output.bin -nt tests/onnx/make_resnet_onnx.py ]]; then
+  /usr/bin/python3 -W ignore tests/onnx/make_resnet_onnx.py tests/onnx/generated --depth 18 --depth 34
+fi
+# ONNX Runtime for node; --ignore-scripts skips its install script, which would fetch GPU binaries.
+if [[ ! -d tests/onnx/node_modules/onnxruntime-node ]]; then
+  (cd tests/onnx && npm install --ignore-scripts --no-package-lock --no-audit --no-fund)
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

@@ -8,6 +8,7 @@ var root = new RootCommand("fasttrain: fast.ai's training techniques on the MLNe
     ScheduleCommand.Create(),
     ShowBatchCommand.Create(),
     EvaluateCommand.Create(),
+    ExportCommand.Create(),
     BenchCommand.Create(),
     CliSupport.Verbose,
 };

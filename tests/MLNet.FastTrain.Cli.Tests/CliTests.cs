@@ -71,6 +71,36 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Export_writes_onnx_that_fine_tunes_again_from_train()
+    {
+        string model = Path.Combine(_dir, "m.ftm"), onnx = Path.Combine(_dir, "m.onnx");
+        var (code, _, err) = Run("train", "--model", "resnet", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--out", model);
+        Assert.True(code == 0, err);
+        (code, var output, err) = Run("export", "--model", model, "--onnx", onnx, "--json");
+        Assert.True(code == 0, err);
+        var json = JsonDocument.Parse(output).RootElement;
+        Assert.Equal("image", json.GetProperty("input").GetString());
+        Assert.Equal("probabilities", json.GetProperty("output").GetString());
+        Assert.Equal("Ankle boot", json.GetProperty("labels")[9].GetString());
+        var imported = Onnx.OnnxImporter.Load(onnx);
+        Assert.Equal("resnet", imported.Architecture);
+
+        // The exported file is a pretrained backbone for train --model FILE.onnx (the whole recipe, capped at 3 epochs).
+        (code, output, err) = Run("train", "--model", onnx, "--epochs", "3", "--lr", "0.003", "--json");
+        Assert.True(code == 0, err);
+        json = JsonDocument.Parse(output).RootElement;
+        Assert.Equal(3, json.GetProperty("epochs").GetInt32());
+        Assert.Equal("resnet", json.GetProperty("model").GetString());
+
+        (code, _, err) = Run("export", "--model", Path.Combine(_dir, "missing.ftm"), "--onnx", onnx);
+        Assert.Equal(1, code);
+        Assert.Contains("missing.ftm", err, StringComparison.Ordinal);
+        (code, _, err) = Run("train", "--model", "vgg16");
+        Assert.Equal(2, code);
+        Assert.Contains("vgg16", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Lr_find_reports_curve_and_suggestions_and_writes_a_plot()
     {
         string plot = Path.Combine(_dir, "lr.svg");

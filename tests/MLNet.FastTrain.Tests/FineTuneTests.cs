@@ -1,4 +1,5 @@
 using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Autograd;
 using MLNet.FastTrain.Engine.Modules;
 using MLNet.FastTrain.Engine.Optimizers;
 using MLNet.FastTrain.FineTuning;
@@ -133,5 +134,46 @@ public class FineTuneTests
         Assert.Equal([2, 5], model.Forward(Tensor.Zeros(2, 1, 16, 16)).ShapeArray());
         Assert.Equal(body, model.StateDict()["layer2.conv1.weight"].ToArray());
         Assert.Throws<ArgumentException>(() => DifferentialFineTune.ReplaceHead(new Sequential(new ReLU()), 3));
+    }
+}
+
+public class ResNetZooTests
+{
+    [Fact]
+    public void ResNet18HasTorchvisionNamesAndTakesAnySize()
+    {
+        var net = ModelZoo.ResNet18(3, 1000, new Generator(1));
+        var state = net.StateDict();
+        // torchvision's resnet18 has 102 parameters and buffers besides num_batches_tracked (20 batch norms).
+        Assert.Equal(102, state.Count);
+        Assert.Equal([64, 3, 7, 7], state["conv1.weight"].ShapeArray());
+        Assert.Equal([128, 64, 1, 1], state["layer2.0.downsample.0.weight"].ShapeArray());
+        Assert.Equal([512], state["layer4.1.bn2.running_var"].ShapeArray());
+        Assert.Equal([1000, 512], state["fc.weight"].ShapeArray());
+        Assert.Equal(11_689_512, net.Parameters().Sum(p => (long)p.Length));
+        Assert.Equal(21_797_672, ModelZoo.ResNet34().Parameters().Sum(p => (long)p.Length));
+        net.Eval();
+        using var noGrad = GradRecorder.NoGrad();
+        Assert.Equal([2, 1000], net.Forward(Tensor.Uniform([2, 3, 40, 52])).ShapeArray());
+        var groups = LayerGroups.Default(net);
+        Assert.Equal(["conv1", "bn1", "relu", "maxpool", "layer1", "layer2"], groups[0].Children);
+    }
+
+    [Fact]
+    public void GreyAdaptedStemEqualsTheColourNetOnRepeatedChannels()
+    {
+        var colour = ModelZoo.ResNet18(3, 10, new Generator(4));
+        var grey = ModelZoo.ResNet18(3, 10, new Generator(4));
+        DifferentialFineTune.AdaptInputChannels(grey, 1);
+        Assert.Equal([64, 1, 7, 7], ((Conv2d)grey[0]).Weight.ShapeArray());
+        colour.Eval();
+        grey.Eval();
+        using var noGrad = GradRecorder.NoGrad();
+        var x = Tensor.Uniform([2, 1, 32, 32], generator: new Generator(5));
+        var repeated = Functional.Concat([x, x, x], 1);
+        var a = colour.Forward(repeated).ToArray();
+        var b = grey.Forward(x).ToArray();
+        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i], 1e-4);
+        Assert.Throws<ArgumentException>(() => DifferentialFineTune.AdaptInputChannels(ModelZoo.ResNet18(3, 10), 2));
     }
 }

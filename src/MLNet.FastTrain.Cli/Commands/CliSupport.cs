@@ -34,7 +34,8 @@ internal static class CliSupport
             Console.Error.WriteLine("cancelled");
             return Cancelled;
         }
-        catch (Exception e) when (e is IOException or InvalidDatasetException or ModelFileException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDatasetException or ModelFileException or ArgumentException or InvalidOperationException or UnauthorizedAccessException
+            or Onnx.OnnxFormatException or Onnx.UnsupportedOnnxModelException or Onnx.OnnxExportException)
         {
             Console.Error.WriteLine("error: " + e.Message);
             if (parse.GetValue(Verbose)) Console.Error.WriteLine(e);

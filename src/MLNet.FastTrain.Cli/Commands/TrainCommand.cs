@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Modules;
+using MLNet.FastTrain.FineTuning;
 using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.Models;
 using MLNet.FastTrain.Vision.Datasets;
@@ -14,8 +16,7 @@ internal static class TrainCommand
     public static Command Create()
     {
         var data = new Option<string?>("--data") { Description = "an IDX folder (train-* and t10k-* files); default: the bundled Fashion-MNIST subset" };
-        var model = new Option<string>("--model") { Description = "simple or resnet", DefaultValueFactory = _ => "resnet" };
-        model.AcceptOnlyFromAmong("simple", "resnet");
+        var model = new Option<string>("--model") { Description = ModelSource.Description, DefaultValueFactory = _ => "resnet" };
         var recipe = new Option<string>("--recipe") { Description = "fine-tune, sgdr or one-cycle", DefaultValueFactory = _ => "fine-tune" };
         recipe.AcceptOnlyFromAmong("fine-tune", "sgdr", "one-cycle");
         var epochs = new Option<int?>("--epochs") { Description = "most epochs any recipe trains (one-cycle: its length, default 3)" };
@@ -29,7 +30,7 @@ internal static class TrainCommand
         var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta)" };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var output = new Option<string?>("--out") { Description = "write the trained model here (.ftm)" };
+        var output = new Option<string?>("--out") { Description = "write the trained model here (.ftm, or .onnx to export)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
@@ -43,6 +44,8 @@ internal static class TrainCommand
             if (t < 1) throw new ArgumentException($"--threads must be positive, not {t}.");
             if (parse.GetValue(epochs) is < 1) throw new ArgumentException("--epochs must be positive.");
             var (single, range) = CliSupport.ParseLr(parse.GetValue(lr)!);
+            string arch = parse.GetValue(model)!;
+            ModelSource.Validate(arch);
             TimeSpan? budgetSpan = parse.GetValue(timeBudget) is { } tb ? CliSupport.ParseDuration(tb, "--time-budget") : null;
             EngineSettings.Threads = t;
             ulong s = parse.GetValue(seed);
@@ -50,18 +53,24 @@ internal static class TrainCommand
 
             string folder = CliSupport.DataFolder(parse.GetValue(data));
             var (trainSet, validSet) = IdxDataset.Load(folder);
-            string arch = parse.GetValue(model)!;
+            Module? pretrained = null;
+            if (ModelSource.IsFile(arch)) (pretrained, arch) = ModelSource.LoadPretrained(parse.GetValue(model)!, trainSet, s);
+            if (arch == Onnx.OnnxModel.GraphArchitecture && parse.GetValue(output) is { } target && !target.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+                throw new ArgumentException($"--out '{target}': a network imported as a general ONNX graph is saved as .onnx only.");
             int? batchSize = parse.GetValue(batch);
             string? advice = null;
             if (parse.GetValue(budget) is { } text)
             {
-                var probeNet = Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
+                var probeNet = pretrained ?? Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
                 var found = Tuning.BatchSizeFinder.Find(probeNet, (trainSet.Channels, trainSet.Height, trainSet.Width), trainSet.Classes.Count,
                     new Tuning.BatchSizeFinder.Options { MemoryBudgetBytes = CliSupport.ParseBytes(text, "--memory-budget"), MaxBatchSize = Math.Max(1, trainSet.Count / 4) });
                 batchSize = found.BatchSize;
                 advice = found.Explanation;
             }
-            var learner = Learner.ForImageClassification(trainSet, validSet, arch, batchSize, s);
+            var fineTune = pretrained is null ? null : new DifferentialFineTune(pretrained);
+            var learner = fineTune is null
+                ? Learner.ForImageClassification(trainSet, validSet, arch, batchSize, s)
+                : Learner.ForImageClassification(trainSet, validSet, pretrained!, fineTune.CreateParamGroups(), batchSize, s);
             int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
             if (!asJson) learner.Log += (_, m) => Console.WriteLine(m);
@@ -79,9 +88,15 @@ internal static class TrainCommand
                 LearningRate = single ?? range?.High,
                 TimeBudget = budgetSpan,
             };
-            var result = Recipes.Run(learner, options, ct);
+            var result = fineTune is not null && options.Recipe == RecipeKind.FineTune
+                ? RunPretrained(learner, fineTune, options, ct)
+                : Recipes.Run(learner, options, ct);
             var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.Normalization!.Value, (trainSet.Channels, trainSet.Height, trainSet.Width));
-            if (parse.GetValue(output) is { } path) trained.Save(path);
+            if (parse.GetValue(output) is { } path)
+            {
+                if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) Onnx.OnnxExporter.Export(trained, path);
+                else trained.Save(path);
+            }
 
             double accuracy = result.Validation?.Metrics.GetValueOrDefault("accuracy", double.NaN) ?? double.NaN;
             double? accuracyTta = parse.GetValue(tta) ? new TtaScorer(new ClassifierTransformer(trained)).Evaluate(validSet).TtaAccuracy : null;
@@ -109,5 +124,27 @@ internal static class TrainCommand
             return CliSupport.Success;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// fastai's recipe on a pretrained body: head on precomputed activations, head with augmentation, then the whole
+    /// net with lower rates for earlier groups; <c>--epochs</c> caps the epochs of all stages together.
+    /// </summary>
+    private static RecipeResult RunPretrained(Learner learner, DifferentialFineTune fineTune, RecipeOptions options, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        int left = options.MaxEpochs ?? int.MaxValue;
+        var recipe = new FineTuneRecipe.Options { LearningRate = options.LearningRate, CycleMult = options.CycleMult, Patience = options.Patience };
+        recipe.PrecomputedEpochs = Math.Min(recipe.PrecomputedEpochs, Math.Max(0, left - 1));
+        left -= recipe.PrecomputedEpochs;
+        recipe.AugmentedHeadCycles = Math.Min(recipe.AugmentedHeadCycles, Math.Max(0, left - 1));
+        left -= recipe.AugmentedHeadCycles;
+        int cycles = 0;
+        for (long used = 0, length = 1; cycles < options.Cycles && used + length <= left; used += length, length *= options.CycleMult) cycles++;
+        recipe.Cycles = Math.Max(1, cycles);
+        int before = learner.EpochsTrained;
+        var stages = FineTuneRecipe.Run(learner, fineTune, recipe, ct);
+        var validation = learner.ValidData is null ? null : learner.Validate(cancellationToken: ct);
+        return new RecipeResult(stages[^1].LearningRate, null, learner.EpochsTrained - before + recipe.PrecomputedEpochs, validation, clock.Elapsed.TotalSeconds, learner.StopReason);
     }
 }

@@ -48,8 +48,11 @@ public sealed class Identity : Module
 /// <summary>Merges the dimensions from <paramref name="startDim"/> on (default: all but the batch).</summary>
 public sealed class Flatten(int startDim = 1) : Module
 {
+    /// <summary>The first dimension merged.</summary>
+    public int StartDim { get; } = startDim;
+
     /// <inheritdoc />
-    public override Tensor Forward(Tensor input) => Functional.Flatten(input, startDim);
+    public override Tensor Forward(Tensor input) => Functional.Flatten(input, StartDim);
 }
 
 /// <summary>Inverted dropout, active only in training mode.</summary>
@@ -75,17 +78,38 @@ public sealed class Dropout : Module
 /// <summary>Max pooling over square windows; stride defaults to the kernel size.</summary>
 public sealed class MaxPool2d(int kernelSize, int? stride = null, int padding = 0) : Module
 {
+    /// <summary>The window's side.</summary>
+    public int KernelSize { get; } = kernelSize;
+
+    /// <summary>The step between windows.</summary>
+    public int Stride { get; } = stride ?? kernelSize;
+
+    /// <summary>Implicit padding (never chosen as the maximum) on every side.</summary>
+    public int Padding { get; } = padding;
+
     /// <inheritdoc />
     public override Tensor Forward(Tensor input) =>
-        Functional.MaxPool2d(input, (kernelSize, kernelSize), (stride ?? kernelSize, stride ?? kernelSize), (padding, padding));
+        Functional.MaxPool2d(input, (KernelSize, KernelSize), (Stride, Stride), (Padding, Padding));
 }
 
 /// <summary>Average pooling over square windows; stride defaults to the kernel size.</summary>
 public sealed class AvgPool2d(int kernelSize, int? stride = null, int padding = 0, bool countIncludePad = true) : Module
 {
+    /// <summary>The window's side.</summary>
+    public int KernelSize { get; } = kernelSize;
+
+    /// <summary>The step between windows.</summary>
+    public int Stride { get; } = stride ?? kernelSize;
+
+    /// <summary>Zero padding on every side.</summary>
+    public int Padding { get; } = padding;
+
+    /// <summary>Whether padded zeros count in the divisor.</summary>
+    public bool CountIncludePad { get; } = countIncludePad;
+
     /// <inheritdoc />
     public override Tensor Forward(Tensor input) =>
-        Functional.AvgPool2d(input, (kernelSize, kernelSize), (stride ?? kernelSize, stride ?? kernelSize), (padding, padding), countIncludePad);
+        Functional.AvgPool2d(input, (KernelSize, KernelSize), (Stride, Stride), (Padding, Padding), CountIncludePad);
 }
 
 /// <summary>Average pooling to a fixed output size, whatever the input size.</summary>
@@ -94,6 +118,9 @@ public sealed class AdaptiveAvgPool2d(int outputHeight, int outputWidth) : Modul
     /// <summary>Pools to a square output.</summary>
     public AdaptiveAvgPool2d(int outputSize) : this(outputSize, outputSize) { }
 
+    /// <summary>The output's height and width.</summary>
+    public (int Height, int Width) OutputSize { get; } = (outputHeight, outputWidth);
+
     /// <inheritdoc />
-    public override Tensor Forward(Tensor input) => Functional.AdaptiveAvgPool2d(input, (outputHeight, outputWidth));
+    public override Tensor Forward(Tensor input) => Functional.AdaptiveAvgPool2d(input, OutputSize);
 }

@@ -40,6 +40,15 @@ public abstract class Module
         Set(_children, name, module);
     }
 
+    /// <summary>Replaces an existing child, keeping its place (model surgery: a new head, an adapted stem).</summary>
+    /// <exception cref="ArgumentException">There is no child of that name.</exception>
+    public void ReplaceChild(string name, Module module)
+    {
+        if (!NamedChildren().Any(kv => kv.Key == name))
+            throw new ArgumentException($"{GetType().Name} has no child named '{name}' to replace.", nameof(name));
+        RegisterModule(name, module);
+    }
+
     /// <summary>Adds or replaces a parameter (null registers an absent optional parameter, such as a bias).</summary>
     protected void RegisterParameter(string name, Parameter? parameter)
     {

@@ -24,4 +24,41 @@ public static class ModelZoo
         ("conv1", new Conv2d(inChannels, 16, 3, 1, 1, bias: false, generator: generator)), ("bn1", new BatchNorm2d(16)), ("relu", new ReLU()),
         ("layer1", new BasicBlock(16, 16, 1, generator)), ("layer2", new BasicBlock(16, 32, 2, generator)), ("layer3", new BasicBlock(32, 64, 2, generator)),
         ("pool", new AdaptiveAvgPool2d(1)), ("flatten", new Flatten()), ("fc", new Linear(64, numClasses, generator: generator)));
+
+    /// <summary>
+    /// ResNet-18 in torchvision's layout (conv1 7×7/2, bn1, relu, maxpool 3×3/2, layer1–layer4 of two basic blocks
+    /// each, adaptive average pool, fc 512→classes), so torchvision weights load by name. Any input size works.
+    /// </summary>
+    public static Sequential ResNet18(int inChannels = 3, int numClasses = 1000, Generator? generator = null) =>
+        ResNet([2, 2, 2, 2], inChannels, numClasses, generator);
+
+    /// <summary>ResNet-34 in torchvision's layout: as <see cref="ResNet18"/> with 3, 4, 6 and 3 blocks per stage.</summary>
+    public static Sequential ResNet34(int inChannels = 3, int numClasses = 1000, Generator? generator = null) =>
+        ResNet([3, 4, 6, 3], inChannels, numClasses, generator);
+
+    /// <summary>A torchvision-layout ResNet of basic blocks with the given number of blocks in each of four stages.</summary>
+    public static Sequential ResNet(IReadOnlyList<int> blocksPerStage, int inChannels = 3, int numClasses = 1000, Generator? generator = null)
+    {
+        ArgumentNullException.ThrowIfNull(blocksPerStage);
+        if (blocksPerStage.Count != 4 || blocksPerStage.Any(b => b < 1))
+            throw new ArgumentException("A ResNet has four stages of at least one block each.", nameof(blocksPerStage));
+        var net = new Sequential(
+            ("conv1", new Conv2d(inChannels, 64, 7, 2, 3, bias: false, generator: generator)), ("bn1", new BatchNorm2d(64)),
+            ("relu", new ReLU()), ("maxpool", new MaxPool2d(3, 2, 1)));
+        int channels = 64;
+        for (int stage = 0; stage < 4; stage++)
+        {
+            int width = 64 << stage;
+            var blocks = new Sequential(Array.Empty<Module>());
+            for (int b = 0; b < blocksPerStage[stage]; b++)
+            {
+                blocks.Append(b.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    new BasicBlock(channels, width, b == 0 && stage > 0 ? 2 : 1, generator));
+                channels = width;
+            }
+            net.Append($"layer{stage + 1}", blocks);
+        }
+        return net.Append("avgpool", new AdaptiveAvgPool2d(1)).Append("flatten", new Flatten())
+            .Append("fc", new Linear(channels, numClasses, generator: generator));
+    }
 }

@@ -192,4 +192,41 @@ public sealed class DifferentialFineTune
         }
         throw new ArgumentException("The model has no Linear layer to replace.", nameof(model));
     }
+
+    /// <summary>
+    /// Makes a pretrained network take images of <paramref name="channels"/> channels. From three to one, the first
+    /// convolution's weights are summed over its input channels: the result on a grey image is exactly what the
+    /// original gives on that image repeated in all three channels. Other changes are not defined and throw.
+    /// </summary>
+    public static void AdaptInputChannels(Module model, int channels)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
+        var (path, first) = model.NamedModules().Where(kv => kv.Value is Conv2d).Select(kv => (kv.Key, (Conv2d)kv.Value)).FirstOrDefault();
+        if (first is null) throw new ArgumentException("The model has no convolution to adapt.", nameof(model));
+        if (first.InChannels == channels) return;
+        if (channels != 1 || first.Groups != 1)
+            throw new ArgumentException($"The network takes {first.InChannels}-channel images; only adapting to 1 channel (grey) is defined, not to {channels}.", nameof(channels));
+        var adapted = new Conv2d(1, first.OutChannels, first.KernelSize, first.Stride, first.Padding, first.Dilation, 1, first.Bias is not null);
+        var source = first.Weight.AsSpan();
+        var target = adapted.Weight.AsSpan();
+        int plane = first.KernelSize.H * first.KernelSize.W;
+        for (int o = 0; o < first.OutChannels; o++)
+        {
+            var sum = target.Slice(o * plane, plane);
+            sum.Clear();
+            for (int c = 0; c < first.InChannels; c++)
+                System.Numerics.Tensors.TensorPrimitives.Add(sum, source.Slice((o * first.InChannels + c) * plane, plane), sum);
+        }
+        first.Bias?.AsSpan().CopyTo(adapted.Bias!.AsSpan());
+        Replace(model, path, adapted);
+    }
+
+    private static void Replace(Module root, string path, Module replacement)
+    {
+        var parts = path.Split('.');
+        var parent = root;
+        foreach (var part in parts[..^1]) parent = parent.NamedChildren().First(kv => kv.Key == part).Value;
+        parent.ReplaceChild(parts[^1], replacement);
+    }
 }

@@ -12,7 +12,8 @@ public sealed record LayerGroup(string Name, IReadOnlyList<string> Children);
 public static class LayerGroups
 {
     /// <summary>
-    /// The default three-way split of a zoo network (early body, late body, head), as fastai splits its models.
+    /// The default three-way split of a zoo network (early body, late body, head), as fastai splits its models; for
+    /// ResNet-18/34 the body splits before layer3, as fastai splits torchvision ResNets.
     /// </summary>
     public static IReadOnlyList<LayerGroup> Default(Module model)
     {
@@ -22,6 +23,8 @@ public static class LayerGroups
             return [new("body.early", ["conv1", "bn1", "relu", "layer1"]), new("body.late", ["layer2", "layer3"]), new("head", ["pool", "flatten", "fc"])];
         if (names.SequenceEqual(["conv1", "relu1", "conv2", "relu2", "pool", "flatten", "fc1", "relu3", "fc2"]))
             return [new("body.early", ["conv1", "relu1"]), new("body.late", ["conv2", "relu2", "pool"]), new("head", ["flatten", "fc1", "relu3", "fc2"])];
+        if (names.SequenceEqual(["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "flatten", "fc"]))
+            return [new("body.early", ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2"]), new("body.late", ["layer3", "layer4"]), new("head", ["avgpool", "flatten", "fc"])];
         throw new ArgumentException(
             $"No default layer groups for a model whose children are [{string.Join(", ", names)}]; split it by name with LayerGroups.ByChildren.", nameof(model));
     }

@@ -69,6 +69,21 @@ public sealed class Learner
     }
 
     /// <summary>
+    /// A learner for a given network (a pretrained or imported one) with the same data set-up as
+    /// <see cref="ForImageClassification(ImageDataset, ImageDataset?, string, int?, ulong)"/> and an optimizer over
+    /// <paramref name="groups"/> (for example <see cref="FineTuning.DifferentialFineTune.CreateParamGroups"/>).
+    /// </summary>
+    public static Learner ForImageClassification(ImageDataset train, ImageDataset? valid, Module network, IEnumerable<ParamGroup>? groups, int? batchSize = null, ulong seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(network);
+        int batch = batchSize ?? DefaultBatchSize(train.Count);
+        var trainLoader = new DataLoader(train, batch, shuffle: true, seed: seed, dropLast: true);
+        var validLoader = valid is null ? null : new DataLoader(valid, 256, shuffle: false, normalization: trainLoader.Normalization);
+        return new Learner(network, trainLoader, validLoader, groups is null ? null : new AdamW(groups));
+    }
+
+    /// <summary>
     /// A batch size for a training set of <paramref name="items"/>: a power of two near 1/16 of it, between 16 and 128
     /// (small sets get more steps per epoch; large ones the reference workload's 128).
     /// </summary>

@@ -30,7 +30,7 @@ public sealed class TrainedModel
     /// <summary>The network.</summary>
     public Module Network { get; }
 
-    /// <summary>The model-zoo name the network was built from ("simple", "resnet").</summary>
+    /// <summary>The model-zoo name the network was built from ("simple", "resnet", "resnet18", "resnet34").</summary>
     public string Architecture { get; }
 
     /// <summary>Class names, in score order.</summary>
@@ -47,7 +47,9 @@ public sealed class TrainedModel
     {
         "simple" => ModelZoo.Simple(channels, classes, generator),
         "resnet" => ModelZoo.ResNetSmall(channels, classes, generator),
-        _ => throw new ArgumentException($"Unknown architecture '{architecture}'; expected simple or resnet.", nameof(architecture)),
+        "resnet18" => ModelZoo.ResNet18(channels, classes, generator),
+        "resnet34" => ModelZoo.ResNet34(channels, classes, generator),
+        _ => throw new ArgumentException($"Unknown architecture '{architecture}'; expected simple, resnet, resnet18 or resnet34.", nameof(architecture)),
     };
 
     /// <summary>Predictions for every item of a dataset, in order.</summary>

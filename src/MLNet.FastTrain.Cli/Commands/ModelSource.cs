@@ -1,0 +1,51 @@
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Modules;
+using MLNet.FastTrain.FineTuning;
+using MLNet.FastTrain.Models;
+using MLNet.FastTrain.Onnx;
+using MLNet.FastTrain.Vision.Datasets;
+
+namespace MLNet.FastTrain.Cli.Commands;
+
+/// <summary>What <c>--model</c> names: a zoo network, or a model file (ONNX or our own) to fine-tune.</summary>
+internal static class ModelSource
+{
+    public static readonly string[] ZooNames = ["simple", "resnet", "resnet18", "resnet34"];
+
+    public const string Description = "simple, resnet, resnet18, resnet34, or a model file to fine-tune (FILE.onnx, FILE.ftm)";
+
+    public static bool IsFile(string model) =>
+        model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || model.EndsWith(".ftm", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A bad value is a usage error (exit 2); a named file that is missing or unreadable is a user error later.</summary>
+    public static void Validate(string model)
+    {
+        if (!ZooNames.Contains(model) && !IsFile(model))
+            throw new ArgumentException($"--model '{model}' is neither a zoo network ({string.Join(", ", ZooNames)}) nor an .onnx or .ftm file.");
+    }
+
+    /// <summary>
+    /// Loads a pretrained network from a file and fits it to the data: grey images get a first convolution summed over
+    /// its colour channels, and a new head replaces the old one unless the file's labels are the data's.
+    /// </summary>
+    public static (Module Network, string Architecture) LoadPretrained(string path, ImageDataset train, ulong seed)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"The model file '{path}' does not exist.", path);
+        Module network;
+        string architecture;
+        IReadOnlyList<string>? classes;
+        if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+        {
+            var imported = OnnxImporter.Load(path);
+            (network, architecture, classes) = (imported.Network, imported.Architecture, imported.Classes);
+        }
+        else
+        {
+            var trained = TrainedModel.Load(path);
+            (network, architecture, classes) = (trained.Network, trained.Architecture, trained.Classes);
+        }
+        DifferentialFineTune.AdaptInputChannels(network, train.Channels);
+        if (classes is null || !classes.SequenceEqual(train.Classes)) DifferentialFineTune.ReplaceHead(network, train.Classes.Count, new Generator(seed));
+        return (network, architecture);
+    }
+}
