@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # What the tests need beyond the .NET SDK: PyTorch (Debian's python3-torch) to export the ResNets the ONNX import
-# tests read, and Node.js with npm to run ONNX Runtime (onnxruntime-node) on the models we export.
+# tests read; Node.js with npm to run ONNX Runtime (onnxruntime-node) on the models we export; libjpeg-turbo's
+# cjpeg/djpeg and ImageMagick to encode real photographs in every format and decode the references.
 missing=()
+command -v djpeg >/dev/null 2>&1 && command -v cjpeg >/dev/null 2>&1 || missing+=(libjpeg-turbo-progs)
+[[ -x /usr/bin/convert ]] || missing+=(imagemagick)
 /usr/bin/python3 -c "import torch" >/dev/null 2>&1 || missing+=(python3-torch)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
@@ -16,6 +19,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# Decoder fixtures: real photographs encoded every way, each with its reference decode.
+if [[ ! tests/images/generated/manifest.tsv -nt tests/images/make_image_fixtures.sh ]]; then
+  apt-get update -qq
+  rm -rf tests/images/generated
+  bash tests/images/make_image_fixtures.sh tests/images/generated
+fi
 # ONNX fixtures: torchvision-layout ResNet-18/34 exported by torch.onnx.export, with torch's outputs.
 if [[ ! tests/onnx/generated/resnet34.output.bin -nt tests/onnx/make_resnet_onnx.py ]]; then
   /usr/bin/python3 -W ignore tests/onnx/make_resnet_onnx.py tests/onnx/generated --depth 18 --depth 34

@@ -1,0 +1,235 @@
+namespace MLNet.FastTrain.Vision.Decoders;
+
+public static partial class JpegDecoder
+{
+    /// <summary>c[x·8 + u] = C(u)/2 · cos((2x + 1)uπ/16), with C(0) = 1/√2: the separable inverse DCT's basis.</summary>
+    private static readonly float[] IdctBasis = BuildBasis();
+
+    private static float[] BuildBasis()
+    {
+        var basis = new float[64];
+        for (int x = 0; x < 8; x++)
+            for (int u = 0; u < 8; u++)
+                basis[x * 8 + u] = (float)((u == 0 ? Math.Sqrt(0.5) : 1.0) / 2 * Math.Cos((2 * x + 1) * u * Math.PI / 16));
+        return basis;
+    }
+
+    // JFIF YCbCr → RGB in 16-bit fixed point: R = Y + 1.402 Cr', G = Y − 0.34414 Cb' − 0.71414 Cr', B = Y + 1.772 Cb'.
+    private const int ScaleBits = 16, Half = 1 << (ScaleBits - 1);
+    private static readonly int[] CrToR = Table(i => (Fix(1.40200) * i + Half) >> ScaleBits);
+    private static readonly int[] CbToB = Table(i => (Fix(1.77200) * i + Half) >> ScaleBits);
+    private static readonly int[] CrToG = Table(i => -Fix(0.71414) * i);
+    private static readonly int[] CbToG = Table(i => -Fix(0.34414) * i + Half);
+
+    private static int Fix(double x) => (int)(x * (1 << ScaleBits) + 0.5);
+
+    private static int[] Table(Func<int, int> f) => Enumerable.Range(0, 256).Select(i => f(i - 128)).ToArray();
+
+    private sealed partial class Decoder
+    {
+        private DecodedImage Output()
+        {
+            // Each component's samples at its own resolution.
+            var planes = new byte[_components.Length][];
+            for (int i = 0; i < _components.Length; i++) planes[i] = Samples(_components[i]);
+            if (_components.Length == 1)
+            {
+                var c = _components[0];
+                var gray = new byte[(long)_width * _height];
+                var plane = Upsample(c, planes[0]);
+                int stride = c.Width * (_hMax / c.H);
+                for (int y = 0; y < _height; y++) plane.AsSpan(y * stride, _width).CopyTo(gray.AsSpan(y * _width));
+                return new DecodedImage(_width, _height, 1, gray);
+            }
+            var full = new byte[3][];
+            var strides = new int[3];
+            for (int i = 0; i < 3; i++)
+            {
+                full[i] = Upsample(_components[i], planes[i]);
+                strides[i] = _components[i].Width * (_hMax / _components[i].H);
+            }
+            bool rgb = _adobeTransform == 0 || _adobeTransform < 0 && _components[0].Id == 'R' && _components[1].Id == 'G' && _components[2].Id == 'B';
+            var pixels = new byte[(long)_width * _height * 3];
+            for (int y = 0; y < _height; y++)
+            {
+                int o = y * _width * 3;
+                int r0 = y * strides[0], r1 = y * strides[1], r2 = y * strides[2];
+                for (int x = 0; x < _width; x++, o += 3)
+                {
+                    int a = full[0][r0 + x], b = full[1][r1 + x], c = full[2][r2 + x];
+                    if (rgb)
+                    {
+                        pixels[o] = (byte)a;
+                        pixels[o + 1] = (byte)b;
+                        pixels[o + 2] = (byte)c;
+                    }
+                    else
+                    {
+                        pixels[o] = Clamp(a + CrToR[c]);
+                        pixels[o + 1] = Clamp(a + ((CbToG[b] + CrToG[c]) >> ScaleBits));
+                        pixels[o + 2] = Clamp(a + CbToB[b]);
+                    }
+                }
+            }
+            return new DecodedImage(_width, _height, 3, pixels);
+        }
+
+        private static byte Clamp(int v) => (byte)Math.Clamp(v, 0, 255);
+
+        /// <summary>Dequantises and inverse-transforms every block; returns the component's samples (Width × Height).</summary>
+        private byte[] Samples(Component c)
+        {
+            var q = _quant[c.Tq];
+            var plane = new byte[(long)c.Width * c.Height];
+            Span<float> coef = stackalloc float[64];
+            Span<float> tmp = stackalloc float[64];
+            Span<byte> block = stackalloc byte[64];
+            var basis = IdctBasis;
+            for (int by = 0; by < c.BlocksHigh; by++)
+            {
+                for (int bx = 0; bx < c.BlocksWide; bx++)
+                {
+                    var src = c.Coefficients.AsSpan((by * c.StrideBlocks + bx) * 64, 64);
+                    for (int i = 0; i < 64; i++) coef[i] = src[i] * q[i];
+                    // Rows: tmp[v, x] = Σu basis[x, u] · F[v, u]; then columns: f[y, x] = Σv basis[y, v] · tmp[v, x].
+                    for (int v = 0; v < 8; v++)
+                    {
+                        var row = coef.Slice(v * 8, 8);
+                        bool zero = true;
+                        for (int u = 1; u < 8; u++) if (row[u] != 0) { zero = false; break; }
+                        if (zero)
+                        {
+                            tmp.Slice(v * 8, 8).Fill(row[0] * basis[0]);
+                            continue;
+                        }
+                        for (int x = 0; x < 8; x++)
+                        {
+                            float s = 0;
+                            for (int u = 0; u < 8; u++) s += basis[x * 8 + u] * row[u];
+                            tmp[v * 8 + x] = s;
+                        }
+                    }
+                    for (int x = 0; x < 8; x++)
+                    {
+                        for (int y = 0; y < 8; y++)
+                        {
+                            float s = 0;
+                            for (int v = 0; v < 8; v++) s += basis[y * 8 + v] * tmp[v * 8 + x];
+                            block[y * 8 + x] = (byte)Math.Clamp((int)MathF.Round(s + 128f, MidpointRounding.AwayFromZero), 0, 255);
+                        }
+                    }
+                    int rows = Math.Min(8, c.Height - by * 8), cols = Math.Min(8, c.Width - bx * 8);
+                    for (int y = 0; y < rows; y++) block.Slice(y * 8, cols).CopyTo(plane.AsSpan((by * 8 + y) * c.Width + bx * 8, cols));
+                }
+            }
+            return plane;
+        }
+
+        /// <summary>
+        /// The component at full resolution (its width and height times the sampling ratios). 2×1, 1×2 and 2×2
+        /// subsampling use libjpeg's triangle filter (3/4 of the nearer sample, 1/4 of the farther, edges replicated);
+        /// other ratios replicate samples.
+        /// </summary>
+        private byte[] Upsample(Component c, byte[] plane)
+        {
+            int sx = _hMax / c.H, sy = _vMax / c.V;
+            if (sx == 1 && sy == 1) return plane;
+            int w = c.Width, h = c.Height, ow = w * sx, oh = h * sy;
+            var output = new byte[(long)ow * oh];
+            if (sx == 2 && sy == 2 && w > 2)
+            {
+                var colSum = new int[w];
+                for (int y = 0; y < h; y++)
+                {
+                    for (int half = 0; half < 2; half++)
+                    {
+                        int ny = half == 0 ? Math.Max(y - 1, 0) : Math.Min(y + 1, h - 1);
+                        for (int x = 0; x < w; x++) colSum[x] = 3 * plane[y * w + x] + plane[ny * w + x];
+                        var dst = output.AsSpan((2 * y + half) * ow, ow);
+                        dst[0] = (byte)((colSum[0] * 4 + 8) >> 4);
+                        dst[1] = (byte)((colSum[0] * 3 + colSum[1] + 7) >> 4);
+                        for (int x = 1; x < w - 1; x++)
+                        {
+                            dst[2 * x] = (byte)((colSum[x] * 3 + colSum[x - 1] + 8) >> 4);
+                            dst[2 * x + 1] = (byte)((colSum[x] * 3 + colSum[x + 1] + 7) >> 4);
+                        }
+                        dst[2 * w - 2] = (byte)((colSum[w - 1] * 3 + colSum[w - 2] + 8) >> 4);
+                        dst[2 * w - 1] = (byte)((colSum[w - 1] * 4 + 7) >> 4);
+                    }
+                }
+                return output;
+            }
+            if (sx == 2 && sy == 1 && w > 2)
+            {
+                for (int y = 0; y < h; y++)
+                {
+                    var src = plane.AsSpan(y * w, w);
+                    var dst = output.AsSpan(y * ow, ow);
+                    dst[0] = src[0];
+                    dst[1] = (byte)((src[0] * 3 + src[1] + 2) >> 2);
+                    for (int x = 1; x < w - 1; x++)
+                    {
+                        dst[2 * x] = (byte)((src[x] * 3 + src[x - 1] + 1) >> 2);
+                        dst[2 * x + 1] = (byte)((src[x] * 3 + src[x + 1] + 2) >> 2);
+                    }
+                    dst[2 * w - 2] = (byte)((src[w - 1] * 3 + src[w - 2] + 1) >> 2);
+                    dst[2 * w - 1] = src[w - 1];
+                }
+                return output;
+            }
+            if (sx == 1 && sy == 2)
+            {
+                for (int y = 0; y < h; y++)
+                {
+                    var src = plane.AsSpan(y * w, w);
+                    var above = plane.AsSpan(Math.Max(y - 1, 0) * w, w);
+                    var below = plane.AsSpan(Math.Min(y + 1, h - 1) * w, w);
+                    var top = output.AsSpan(2 * y * ow, ow);
+                    var bottom = output.AsSpan((2 * y + 1) * ow, ow);
+                    for (int x = 0; x < w; x++)
+                    {
+                        top[x] = (byte)((src[x] * 3 + above[x] + 1) >> 2);
+                        bottom[x] = (byte)((src[x] * 3 + below[x] + 2) >> 2);
+                    }
+                }
+                return output;
+            }
+            for (int y = 0; y < oh; y++)
+            {
+                var src = plane.AsSpan(y / sy * w, w);
+                var dst = output.AsSpan(y * ow, ow);
+                for (int x = 0; x < ow; x++) dst[x] = src[x / sx];
+            }
+            return output;
+        }
+
+        /// <summary>Applies the EXIF orientation (2–8: mirrored and/or rotated) so the image stands as it was taken.</summary>
+        private DecodedImage Orient(DecodedImage image)
+        {
+            if (_orientation == 1) return image;
+            int w = image.Width, h = image.Height, ch = image.Channels;
+            bool swap = _orientation >= 5;
+            int ow = swap ? h : w, oh = swap ? w : h;
+            var output = new byte[image.Pixels.Length];
+            for (int y = 0; y < oh; y++)
+            {
+                for (int x = 0; x < ow; x++)
+                {
+                    // Where the output pixel (x, y) comes from in the stored image.
+                    var (sx, sy) = _orientation switch
+                    {
+                        2 => (w - 1 - x, y),
+                        3 => (w - 1 - x, h - 1 - y),
+                        4 => (x, h - 1 - y),
+                        5 => (y, x),
+                        6 => (y, h - 1 - x),
+                        7 => (w - 1 - y, h - 1 - x),
+                        _ => (w - 1 - y, x),
+                    };
+                    image.Pixels.AsSpan((sy * w + sx) * ch, ch).CopyTo(output.AsSpan((y * ow + x) * ch, ch));
+                }
+            }
+            return new DecodedImage(ow, oh, ch, output);
+        }
+    }
+}

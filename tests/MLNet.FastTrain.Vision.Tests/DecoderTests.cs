@@ -1,0 +1,107 @@
+using System.Buffers.Binary;
+using MLNet.FastTrain.Vision.Decoders;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace MLNet.FastTrain.Vision.Tests;
+
+public class DecoderTests(ITestOutputHelper log)
+{
+    public static IEnumerable<object[]> ExactCases() => DecoderFixtures.Cases("exact");
+
+    public static IEnumerable<object[]> JpegCases() => DecoderFixtures.Cases("psnr");
+
+    [Theory]
+    [MemberData(nameof(ExactCases))]
+    public void LosslessFormatsMatchImageMagickBitForBit(string file, string reference)
+    {
+        var image = ImageDecoder.Decode(DecoderFixtures.Get(file));
+        var expected = ImageDecoder.Decode(DecoderFixtures.Get(reference));
+        Assert.Equal((expected.Width, expected.Height), (image.Width, image.Height));
+        // ImageMagick writes gray images as gray or RGB depending on the format; compare in the reference's channels.
+        var actual = expected.Channels == 3 ? image.WithChannels(3) : image;
+        Assert.Equal(expected.Channels, actual.Channels);
+        int firstDiff = -1;
+        for (int i = 0; i < expected.Pixels.Length; i++)
+            if (expected.Pixels[i] != actual.Pixels[i]) { firstDiff = i; break; }
+        Assert.True(firstDiff < 0, $"{file}: first difference at byte {firstDiff}: {actual.Pixels[Math.Max(firstDiff, 0)]} vs ImageMagick's {expected.Pixels[Math.Max(firstDiff, 0)]}");
+    }
+
+    [Theory]
+    [MemberData(nameof(JpegCases))]
+    public void JpegMatchesLibjpegTurbo(string file, string reference)
+    {
+        var image = ImageDecoder.Decode(DecoderFixtures.Get(file));
+        var expected = ImageDecoder.Decode(DecoderFixtures.Get(reference));
+        Assert.Equal((expected.Width, expected.Height, expected.Channels), (image.Width, image.Height, image.Channels));
+        double psnr = DecoderFixtures.Psnr(image, expected);
+        int maxDiff = image.Pixels.Zip(expected.Pixels).Max(p => Math.Abs(p.First - p.Second));
+        log.WriteLine($"{file}: PSNR {psnr:F1} dB against djpeg, largest difference {maxDiff}");
+        Assert.True(psnr >= 40, $"{file}: PSNR {psnr:F1} dB against djpeg");
+    }
+
+    [Fact]
+    public void ExifOrientationIsApplied()
+    {
+        var path = DecoderFixtures.Get("odd-2x2.jpg");
+        var plain = ImageDecoder.Decode(path);
+        foreach (int orientation in new[] { 3, 6, 8 })
+        {
+            var rotated = ImageDecoder.Decode(WithOrientation(File.ReadAllBytes(path), orientation), "oriented.jpg");
+            int w = plain.Width, h = plain.Height;
+            Assert.Equal(orientation == 3 ? (w, h) : (h, w), (rotated.Width, rotated.Height));
+            for (int y = 0; y < rotated.Height; y++)
+                for (int x = 0; x < rotated.Width; x++)
+                {
+                    var (sx, sy) = orientation switch { 3 => (w - 1 - x, h - 1 - y), 6 => (y, h - 1 - x), _ => (w - 1 - y, x) };
+                    for (int c = 0; c < 3; c++)
+                        Assert.Equal(plain.Pixels[(sy * w + sx) * 3 + c], rotated.Pixels[(y * rotated.Width + x) * 3 + c]);
+                }
+        }
+    }
+
+    /// <summary>Inserts an APP1 Exif segment (big-endian TIFF, one IFD entry: Orientation) after SOI.</summary>
+    private static byte[] WithOrientation(byte[] jpeg, int orientation)
+    {
+        var tiff = new byte[8 + 2 + 12 + 4];
+        "MM"u8.CopyTo(tiff);
+        BinaryPrimitives.WriteUInt16BigEndian(tiff.AsSpan(2), 42);
+        BinaryPrimitives.WriteUInt32BigEndian(tiff.AsSpan(4), 8);
+        BinaryPrimitives.WriteUInt16BigEndian(tiff.AsSpan(8), 1);
+        BinaryPrimitives.WriteUInt16BigEndian(tiff.AsSpan(10), 0x0112);
+        BinaryPrimitives.WriteUInt16BigEndian(tiff.AsSpan(12), 3);
+        BinaryPrimitives.WriteUInt32BigEndian(tiff.AsSpan(14), 1);
+        BinaryPrimitives.WriteUInt16BigEndian(tiff.AsSpan(18), (ushort)orientation);
+        var body = "Exif\0\0"u8.ToArray().Concat(tiff).ToArray();
+        var segment = new byte[4 + body.Length];
+        segment[0] = 0xFF;
+        segment[1] = 0xE1;
+        BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(2), (ushort)(body.Length + 2));
+        body.CopyTo(segment, 4);
+        return jpeg.Take(2).Concat(segment).Concat(jpeg.Skip(2)).ToArray();
+    }
+}
+
+public class SixteenBitGrayTests
+{
+    public static IEnumerable<object[]> Cases() => DecoderFixtures.Cases("scale16");
+
+    /// <summary>16-bit gray reduced as libpng's png_set_scale_16 does: (v·255 + 32895) >> 16, from the raw samples.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void SixteenBitGrayRoundsAsLibpng(string file, string reference)
+    {
+        var image = ImageDecoder.Decode(DecoderFixtures.Get(file));
+        var pgm = File.ReadAllBytes(DecoderFixtures.Get(reference));
+        // Header "P5\n<w> <h>\n65535\n": three lines, then big-endian samples.
+        int pos = 0;
+        for (int lines = 0; lines < 3; pos++) if (pgm[pos] == '\n') lines++;
+        Assert.Equal(image.Width * image.Height, (pgm.Length - pos) / 2);
+        Assert.Equal(1, image.Channels);
+        for (int i = 0; i < image.Pixels.Length; i++)
+        {
+            int v = (pgm[pos + 2 * i] << 8) | pgm[pos + 2 * i + 1];
+            Assert.Equal((v * 255 + 32895) >> 16, image.Pixels[i]);
+        }
+    }
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Builds the decoder fixtures from real photographs: the sample photos Debian ships in python3-skimage (extracted
+# from the .deb, not installed), encoded by libjpeg-turbo's cjpeg in every JPEG mode the decoder supports and by
+# ImageMagick in every PNG colour type / bit depth, BMP and PNM variant; each next to the reference decode
+# (djpeg for JPEG, ImageMagick for the rest). Writes OUT_DIR/manifest.tsv: file, reference, and "exact" or "psnr".
+# Needs: libjpeg-turbo-progs, imagemagick (scripts/test.sh installs them).
+set -euo pipefail
+out=${1:?usage: make_image_fixtures.sh OUT_DIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+IM=/usr/bin/convert
+
+(cd "$work" && apt-get download python3-skimage >/dev/null 2>&1 && dpkg-deb -x python3-skimage_*.deb x)
+data="$work/x/usr/lib/python3/dist-packages/skimage/data"
+manifest="$out/manifest.tsv"
+: > "$manifest"
+add() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$manifest"; }
+
+photos=(astronaut chelsea coffee motorcycle_left camera)
+for p in "${photos[@]}"; do
+  "$IM" "$data/$p.png" -strip "$work/$p.ppm"
+done
+# An odd size exercises partial blocks and MCUs at the right and bottom edges.
+"$IM" "$data/chelsea.png" -strip -crop 123x77+40+30 +repage "$work/odd.ppm"
+"$IM" "$data/camera.png" -strip -colorspace gray "$work/camera.pgm"
+
+# JPEG: every subsampling, baseline and progressive, restart markers, optimised tables, qualities; gray.
+for p in astronaut chelsea coffee motorcycle_left odd; do
+  for s in 1x1 2x1 2x2 1x2; do
+    cjpeg -quality 90 -sample "$s" "$work/$p.ppm" > "$out/$p-$s.jpg"
+    cjpeg -quality 90 -sample "$s" -progressive "$work/$p.ppm" > "$out/$p-$s-prog.jpg"
+  done
+  cjpeg -quality 75 -sample 2x2 -restart 1 "$work/$p.ppm" > "$out/$p-rst.jpg"
+  cjpeg -quality 50 -sample 2x2 -optimize -progressive -restart 3B "$work/$p.ppm" > "$out/$p-q50-rst-prog.jpg"
+  cjpeg -quality 98 -sample 1x1 -dct float "$work/$p.ppm" > "$out/$p-q98.jpg"
+  cjpeg -quality 85 -grayscale "$work/$p.ppm" > "$out/$p-gray.jpg"
+  cjpeg -quality 85 -grayscale -progressive "$work/$p.ppm" > "$out/$p-gray-prog.jpg"
+done
+cjpeg -quality 90 "$work/camera.pgm" > "$out/camera-gray.jpg"
+for f in "$out"/*.jpg; do
+  djpeg -pnm "$f" > "${f%.jpg}.ref.pnm"
+  add "$(basename "$f")" "$(basename "${f%.jpg}").ref.pnm" psnr
+done
+
+# PNG: every colour type and bit depth, interlaced or not; references are ImageMagick's 8-bit decodes.
+png() { # name, then ImageMagick options
+  local name=$1; shift
+  "$IM" "$@" "$out/$name.png"
+  "$IM" "$out/$name.png" -depth 8 "$out/$name.ref.ppm"
+  add "$name.png" "$name.ref.ppm" exact
+}
+# 16-bit gray: ImageMagick 6.9 truncates these to 8 bits (31800 becomes 123) where libpng's scaling rounds (124),
+# so their reference is ImageMagick's lossless 16-bit PGM, which the test reduces with libpng's formula.
+png16gray() {
+  local name=$1; shift
+  "$IM" "$@" "$out/$name.png"
+  "$IM" "$out/$name.png" -depth 16 "$out/$name.ref16.pgm"
+  add "$name.png" "$name.ref16.pgm" scale16
+}
+for p in chelsea odd; do
+  src="$work/$p.ppm"
+  for il in None PNG; do
+    png "$p-rgb8-$il" "$src" -interlace $il -define png:color-type=2 -define png:bit-depth=8
+    png "$p-rgb16-$il" "$src" -interlace $il -depth 16 -define png:color-type=2 -define png:bit-depth=16
+    png "$p-rgba8-$il" "$src" -interlace $il -alpha set -channel A -fx '0.5+0.5*i/w' +channel -define png:color-type=6 -define png:bit-depth=8
+    png "$p-rgba16-$il" "$src" -interlace $il -depth 16 -alpha set -channel A -fx 'j/h' +channel -define png:color-type=6 -define png:bit-depth=16
+    # ImageMagick picks the palette's bit depth itself (8, 4 and 2 bits here); 1-bit palettes are written below.
+    for n in 200 16 4 2; do
+      png "$p-pal$n-$il" "$src" -interlace $il -colors $n -define png:color-type=3
+    done
+    png "$p-paltrns-$il" "$src" -interlace $il -colors 64 -transparent "$("$IM" "$src" -colors 64 -format '%[pixel:p{10,10}]' info:)" -define png:color-type=3
+    for d in 1 2 4 8; do
+      png "$p-gray$d-$il" "$src" -interlace $il -colorspace gray -depth $d -define png:color-type=0 -define png:bit-depth=$d
+    done
+    png "$p-graya8-$il" "$src" -interlace $il -colorspace gray -alpha set -channel A -fx 'i/w' +channel -define png:color-type=4 -define png:bit-depth=8
+    png16gray "$p-gray16-$il" "$src" -interlace $il -colorspace gray -depth 16 -define png:color-type=0 -define png:bit-depth=16
+    png16gray "$p-graya16-$il" "$src" -interlace $il -colorspace gray -depth 16 -alpha set -channel A -fx 'i/w' +channel -define png:color-type=4 -define png:bit-depth=16
+  done
+done
+
+# A 1-bit palette PNG (ImageMagick will not write one): the photo quantised to two colours, packed by hand.
+for p in chelsea odd; do
+  "$IM" "$work/$p.ppm" -colors 2 +dither "$work/$p-2.ppm"
+  /usr/bin/python3 - "$work/$p-2.ppm" "$out/$p-pal1bit.png" <<'PY'
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+fields, pos = [], 2
+while len(fields) < 3:
+    while data[pos] in b" \t\r\n": pos += 1
+    end = pos
+    while data[end] not in b" \t\r\n": end += 1
+    fields.append(int(data[pos:end])); pos = end
+w, h, _ = fields
+px = data[pos + 1:]
+colours = sorted({px[i:i + 3] for i in range(0, len(px), 3)})
+index = {c: i for i, c in enumerate(colours)}
+rows = b""
+for y in range(h):
+    bits = [index[px[3 * (y * w + x):3 * (y * w + x) + 3]] for x in range(w)] + [0] * 7
+    rows += b"\0" + bytes(sum(bits[x + k] << (7 - k) for k in range(8)) for x in range(0, w, 8))
+def chunk(t, b): return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 3, 0, 0, 0))
+png += chunk(b"PLTE", b"".join(colours)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+open(sys.argv[2], "wb").write(png)
+PY
+  "$IM" "$out/$p-pal1bit.png" -depth 8 "$out/$p-pal1bit.ref.ppm"
+  add "$p-pal1bit.png" "$p-pal1bit.ref.ppm" exact
+done
+
+# BMP: 24-bit, 32-bit (bit fields), 8-bit palette; bottom-up as written.
+for p in chelsea odd; do
+  "$IM" "$work/$p.ppm" -type TrueColor "BMP3:$out/$p-24.bmp"
+  "$IM" "$work/$p.ppm" -alpha set -type TrueColorAlpha "BMP:$out/$p-32.bmp"
+  "$IM" "$work/$p.ppm" -colors 256 -type Palette -compress None "BMP3:$out/$p-8.bmp"
+  for b in 24 32 8; do
+    "$IM" "$out/$p-$b.bmp" -depth 8 "$out/$p-$b.bmp.ref.ppm"
+    add "$p-$b.bmp" "$p-$b.bmp.ref.ppm" exact
+  done
+done
+
+# PGM/PPM: 8 and 16 bit.
+for p in chelsea odd; do
+  "$IM" "$work/$p.ppm" -depth 8 "$out/$p-8.ppm"
+  "$IM" "$work/$p.ppm" -depth 16 "$out/$p-16.ppm"
+  "$IM" "$work/$p.ppm" -colorspace gray -depth 16 "$out/$p-16.pgm"
+  "$IM" "$work/$p.ppm" -colorspace gray -depth 8 "$out/$p-8.pgm"
+  for f in "$p-8.ppm" "$p-16.ppm" "$p-8.pgm"; do
+    "$IM" "$out/$f" -depth 8 "$out/$f.ref.ppm"
+    add "$f" "$f.ref.ppm" exact
+  done
+  add "$p-16.pgm" "$p-16.pgm" scale16
+done
+echo "$(wc -l < "$manifest") fixtures in $out"
