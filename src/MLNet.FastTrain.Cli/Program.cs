@@ -9,6 +9,8 @@ var root = new RootCommand("fasttrain: fast.ai's training techniques on the MLNe
     ShowBatchCommand.Create(),
     EvaluateCommand.Create(),
     ExportCommand.Create(),
+    PredictCommand.Create(),
+    ImageCommand.Create(),
     BenchCommand.Create(),
     CliSupport.Verbose,
 };

@@ -101,6 +101,66 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Train_on_an_image_folder_then_predict_its_files()
+    {
+        var mini = FashionMnistMini.Load("train");
+        string root = Path.Combine(_dir, "photos");
+        for (int i = 0; i < 90; i++)
+        {
+            int label = mini.Labels[i] % 3;
+            Directory.CreateDirectory(Path.Combine(root, $"kind{label}"));
+            Vision.Encoders.PngEncoder.Save(Path.Combine(root, $"kind{label}", $"{i:D3}.png"), mini.Images.AsSpan(i * 784, 784), 28, 28, 1);
+        }
+        string broken = Path.Combine(root, "kind1", "broken.jpg");
+        File.WriteAllBytes(broken, [0xFF, 0xD8, 0xFF, 0xE0, 0, 4]);
+
+        var (code, _, err) = Run("train", "--data", root, "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--size", "28");
+        Assert.Equal(1, code);
+        Assert.Contains(broken, err, StringComparison.Ordinal);
+
+        string model = Path.Combine(_dir, "kinds.ftm");
+        (code, var output, err) = Run("train", "--data", root, "--skip-invalid", "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--size", "28", "--out", model);
+        Assert.True(code == 0, err);
+        Assert.Contains("1 files skipped", output, StringComparison.Ordinal);
+        Assert.Contains(broken, output, StringComparison.Ordinal);
+
+        (code, output, err) = Run("predict", "--model", model, Path.Combine(root, "kind0"), "--json");
+        Assert.True(code == 0, err);
+        var json = JsonDocument.Parse(output).RootElement;
+        Assert.Equal(["kind0", "kind1", "kind2"], json.GetProperty("labels").EnumerateArray().Select(e => e.GetString()));
+        var predictions = json.GetProperty("predictions").EnumerateArray().ToList();
+        Assert.Equal(Directory.GetFiles(Path.Combine(root, "kind0")).Length, predictions.Count);
+        var trained = TrainedModel.Load(model);
+        foreach (var prediction in predictions)
+        {
+            var score = prediction.GetProperty("score").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            Assert.Equal(1.0, score.Sum(), 3);
+            Assert.Equal(trained.Classes[Array.IndexOf(score, score.Max())], prediction.GetProperty("label").GetString());
+        }
+
+        (code, _, err) = Run("predict", "--model", model, Path.Combine(_dir, "nothing-here.png"));
+        Assert.Equal(1, code);
+        Assert.Contains("nothing-here.png", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Image_convert_writes_what_the_decoder_produced()
+    {
+        var pixels = new byte[5 * 3 * 3];
+        new Random(3).NextBytes(pixels);
+        string png = Path.Combine(_dir, "in.png"), ppm = Path.Combine(_dir, "out.ppm");
+        Vision.Encoders.PngEncoder.Save(png, pixels, 5, 3, 3);
+        var (code, _, err) = Run("image", "convert", png, ppm);
+        Assert.True(code == 0, err);
+        var bytes = File.ReadAllBytes(ppm);
+        Assert.Equal("P6\n5 3\n255\n"u8.ToArray(), bytes.Take(11).ToArray());
+        Assert.Equal(pixels, bytes.Skip(11).ToArray());
+        (code, _, err) = Run("image", "convert", ppm, Path.Combine(_dir, "out.gif"));
+        Assert.Equal(2, code);
+        Assert.Contains("out.gif", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Lr_find_reports_curve_and_suggestions_and_writes_a_plot()
     {
         string plot = Path.Combine(_dir, "lr.svg");

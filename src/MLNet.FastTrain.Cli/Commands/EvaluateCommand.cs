@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using MLNet.FastTrain.Metrics;
-using MLNet.FastTrain.Models;
-using MLNet.FastTrain.Vision.Datasets;
 
 namespace MLNet.FastTrain.Cli.Commands;
 
@@ -12,14 +10,15 @@ internal static class EvaluateCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "a model file written by train --out", Required = true };
-        var data = new Option<string?>("--data") { Description = "an IDX folder (its t10k-* files are used); default: the bundled subset" };
+        var data = new Option<string?>("--data") { Description = DataSource.Description + " (its validation part is used)" };
         var tta = new Option<bool>("--tta") { Description = "also score with test-time augmentation" };
         var json = new Option<bool>("--json");
         var command = new Command("evaluate", "Accuracy, loss, per-class metrics and confusion matrix of a saved model.") { model, data, tta, json };
         command.SetAction(p => CliSupport.Run(p, _ =>
         {
-            var classifier = new ClassifierTransformer(TrainedModel.Load(p.GetValue(model)!));
-            var (_, valid) = IdxDataset.Load(CliSupport.DataFolder(p.GetValue(data)));
+            var trained = ModelSource.LoadTrained(p.GetValue(model)!);
+            var classifier = new ClassifierTransformer(trained);
+            var (_, valid, _) = DataSource.Load(p.GetValue(data), trained.InputSize.Height, trained.InputSize.Channels);
             if (!valid.Classes.SequenceEqual(classifier.Classes))
                 throw new InvalidDataException($"The model's classes ({string.Join(", ", classifier.Classes)}) differ from the data's ({string.Join(", ", valid.Classes)}).");
             var report = classifier.Evaluate(valid);

@@ -12,7 +12,7 @@ internal static class LrFindCommand
 {
     public static Command Create()
     {
-        var data = new Option<string?>("--data") { Description = "an IDX folder; default: the bundled subset" };
+        var data = new Option<string?>("--data") { Description = DataSource.Description };
         var model = new Option<string>("--model") { DefaultValueFactory = _ => "resnet" };
         model.AcceptOnlyFromAmong("simple", "resnet", "resnet18", "resnet34");
         var batch = new Option<int?>("--batch") { Description = "default: as train" };
@@ -27,7 +27,7 @@ internal static class LrFindCommand
             EngineSettings.Threads = p.GetValue(threads);
             ulong s = p.GetValue(seed);
             Generator.Default.ManualSeed(s);
-            var (train, _) = IdxDataset.Load(CliSupport.DataFolder(p.GetValue(data)));
+            var (train, _, _) = DataSource.Load(p.GetValue(data), seed: s);
             var learner = Learner.ForImageClassification(train, null, p.GetValue(model)!, p.GetValue(batch), s);
             var result = LrFinder.Run(learner, new LrFinder.Options(), ct);
             if (p.GetValue(plot) is { } path) File.WriteAllText(path, result.ToSvg());

@@ -48,4 +48,15 @@ internal static class ModelSource
         if (classes is null || !classes.SequenceEqual(train.Classes)) DifferentialFineTune.ReplaceHead(network, train.Classes.Count, new Generator(seed));
         return (network, architecture);
     }
+
+    /// <summary>A scoring-ready model from a .ftm file, or from an .onnx file that carries labels and normalisation.</summary>
+    public static TrainedModel LoadTrained(string path)
+    {
+        if (!path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) return TrainedModel.Load(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"The model file '{path}' does not exist.", path);
+        var imported = OnnxImporter.Load(path);
+        if (imported.Classes is null || imported.Normalization is null)
+            throw new InvalidOperationException($"'{path}' lacks the label names or the input normalisation of a classifier exported by fasttrain; fine-tune it with train --model first.");
+        return imported.ToTrainedModel();
+    }
 }

@@ -9,7 +9,7 @@ internal static class ShowBatchCommand
 {
     public static Command Create()
     {
-        var data = new Option<string?>("--data") { Description = "an IDX folder; default: the bundled subset" };
+        var data = new Option<string?>("--data") { Description = DataSource.Description };
         var augment = new Option<bool>("--augment") { Description = "apply the training augmentations" };
         var output = new Option<string>("--out") { Description = "the PNG to write", Required = true };
         var count = new Option<int>("--count") { Description = "images in the grid", DefaultValueFactory = _ => 16 };
@@ -18,7 +18,7 @@ internal static class ShowBatchCommand
         command.SetAction(p => CliSupport.Run(p, _ =>
         {
             if (p.GetValue(count) < 1) throw new ArgumentException("--count must be positive.");
-            var (train, _) = IdxDataset.Load(CliSupport.DataFolder(p.GetValue(data)));
+            var (train, _, _) = DataSource.Load(p.GetValue(data));
             var loader = new DataLoader(train, p.GetValue(count), shuffle: true, seed: p.GetValue(seed));
             if (p.GetValue(augment)) loader.BatchTransform = Augmentations.Default();
             var labels = BatchGrid.Save(loader, p.GetValue(output)!, p.GetValue(count));

@@ -15,7 +15,9 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var data = new Option<string?>("--data") { Description = "an IDX folder (train-* and t10k-* files); default: the bundled Fashion-MNIST subset" };
+        var data = new Option<string?>("--data") { Description = DataSource.Description };
+        var size = new Option<int?>("--size") { Description = $"side of the square images loaded from image folders and CSVs (default {DataSource.DefaultImageSize})" };
+        var skipInvalid = new Option<bool>("--skip-invalid") { Description = "leave out image files that cannot be decoded, and list them, instead of stopping" };
         var model = new Option<string>("--model") { Description = ModelSource.Description, DefaultValueFactory = _ => "resnet" };
         var recipe = new Option<string>("--recipe") { Description = "fine-tune, sgdr or one-cycle", DefaultValueFactory = _ => "fine-tune" };
         recipe.AcceptOnlyFromAmong("fine-tune", "sgdr", "one-cycle");
@@ -34,7 +36,7 @@ internal static class TrainCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json,
+            data, size, skipInvalid, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -51,8 +53,9 @@ internal static class TrainCommand
             ulong s = parse.GetValue(seed);
             Generator.Default.ManualSeed(s);
 
-            string folder = CliSupport.DataFolder(parse.GetValue(data));
-            var (trainSet, validSet) = IdxDataset.Load(folder);
+            bool quiet = parse.GetValue(json);
+            var (trainSet, validSet, folder) = DataSource.Load(parse.GetValue(data), parse.GetValue(size), null, parse.GetValue(skipInvalid), s,
+                quiet ? null : Console.WriteLine);
             Module? pretrained = null;
             if (ModelSource.IsFile(arch)) (pretrained, arch) = ModelSource.LoadPretrained(parse.GetValue(model)!, trainSet, s);
             if (arch == Onnx.OnnxModel.GraphArchitecture && parse.GetValue(output) is { } target && !target.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))

@@ -1,0 +1,48 @@
+using MLNet.FastTrain.Vision.Datasets;
+
+namespace MLNet.FastTrain.Cli.Commands;
+
+/// <summary>What <c>--data</c> names: an IDX folder, an image folder, a CSV of path,label, or (absent) the bundled set.</summary>
+internal static class DataSource
+{
+    public const string Description =
+        "an IDX folder, an image folder (one sub-folder per class, optionally under train/ and valid/), or a CSV of path,label; default: the bundled Fashion-MNIST subset";
+
+    /// <summary>The default side images from folders and CSVs are loaded at.</summary>
+    public const int DefaultImageSize = 64;
+
+    /// <summary>
+    /// Loads training and validation sets. Image files are decoded at <paramref name="size"/> (default 64) with
+    /// <paramref name="channels"/> (default: gray when all are gray); IDX images keep their own size.
+    /// </summary>
+    public static (ImageDataset Train, ImageDataset Valid, string Name) Load(string? data, int? size = null, int? channels = null,
+        bool skipInvalid = false, ulong seed = 0, Action<string>? log = null)
+    {
+        if (size is < 1) throw new ArgumentException($"--size must be positive, not {size}.");
+        var options = new ImageFiles.Options { Size = size ?? DefaultImageSize, Channels = channels, SkipInvalid = skipInvalid, Seed = seed };
+        if (data is not null && data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!File.Exists(data)) throw new FileNotFoundException($"--data '{data}' does not exist.", data);
+            var (train, valid, report) = ImageFiles.LoadCsv(data, options);
+            Report(report, log);
+            return (train, valid, data);
+        }
+        string folder = CliSupport.DataFolder(data);
+        if (IdxDataset.IsIdxFolder(folder))
+        {
+            var (train, valid) = IdxDataset.Load(folder);
+            return (train, valid, folder);
+        }
+        var (t, v, r) = ImageFiles.LoadFolder(folder, options);
+        Report(r, log);
+        return (t, v, folder);
+    }
+
+    private static void Report(ImageLoadReport report, Action<string>? log)
+    {
+        if (log is null || report.Skipped.Count == 0) return;
+        log($"{report.Skipped.Count} files skipped (not decodable images):");
+        foreach (var (path, reason) in report.Skipped.Take(20)) log($"  {path}: {reason}");
+        if (report.Skipped.Count > 20) log($"  ... and {report.Skipped.Count - 20} more");
+    }
+}

@@ -1,0 +1,265 @@
+using MLNet.FastTrain.Vision.Decoders;
+using MLNet.FastTrain.Vision.Transforms;
+
+namespace MLNet.FastTrain.Vision.Datasets;
+
+/// <summary>What loading image files did: how many loaded, and which were skipped and why.</summary>
+public sealed record ImageLoadReport(int Loaded, IReadOnlyList<(string Path, string Reason)> Skipped);
+
+/// <summary>
+/// Datasets from image files: a folder with one sub-folder per class (Model Builder's layout), optionally split into
+/// <c>train</c> and <c>valid</c> (or <c>val</c> / <c>test</c>) sub-folders, or a CSV of <c>path,label</c> lines. Images
+/// are decoded in parallel, brought to the asked channels, and resized to one size (the shorter side to the target,
+/// then a centred crop, as fastai's default resize), so the dataset lives in memory as 8-bit pixels.
+/// </summary>
+public static class ImageFiles
+{
+    /// <summary>Loading settings.</summary>
+    public sealed class Options
+    {
+        /// <summary>Side of the square images the dataset holds. Default 64.</summary>
+        public int Size { get; set; } = 64;
+
+        /// <summary>1 (gray) or 3 (RGB); null picks 1 when every image is gray, else 3. Default null.</summary>
+        public int? Channels { get; set; }
+
+        /// <summary>The validation fraction split off (per class, seeded) when the data has no validation part. Default 0.2.</summary>
+        public double ValidFraction { get; set; } = 0.2;
+
+        /// <summary>Seed of that split. Default 0.</summary>
+        public ulong Seed { get; set; }
+
+        /// <summary>
+        /// Skip files that cannot be decoded (and report them) instead of stopping at the first with an error naming it.
+        /// Default false.
+        /// </summary>
+        public bool SkipInvalid { get; set; }
+
+        /// <summary>Decoder limits (largest image accepted).</summary>
+        public DecoderLimits Limits { get; set; } = DecoderLimits.Default;
+    }
+
+    /// <summary>Whether a path is an image file by its extension.</summary>
+    public static bool IsImageFile(string path) => ImageDecoder.Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+
+    /// <summary>Loads an image folder: class sub-folders, under train/valid sub-folders or split by a seeded fraction.</summary>
+    /// <exception cref="InvalidDatasetException">The folder's layout is unusable, or a file is not a decodable image (unless skipped).</exception>
+    public static (ImageDataset Train, ImageDataset Valid, ImageLoadReport Report) LoadFolder(string root, Options? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(root);
+        options ??= new Options();
+        if (!Directory.Exists(root)) throw new InvalidDatasetException(root, "the folder does not exist.");
+        string? train = SubFolder(root, "train");
+        string? valid = SubFolder(root, "valid") ?? SubFolder(root, "val") ?? SubFolder(root, "test");
+        if (train is not null && valid is not null)
+        {
+            var classes = ClassFolders(train);
+            var trainItems = Items(train, classes);
+            var validClasses = ClassFolders(valid);
+            var unknown = validClasses.Except(classes).ToList();
+            if (unknown.Count > 0) throw new InvalidDatasetException(valid, $"its classes {string.Join(", ", unknown)} have no folder under '{train}'.");
+            var validItems = Items(valid, classes);
+            var all = Decode([.. trainItems, .. validItems], classes, options);
+            var (trainSet, validSet) = SplitAt(all.Data, all.Origin, trainItems.Count, root);
+            return (trainSet, validSet, all.Report);
+        }
+        var names = ClassFolders(root);
+        var items = Items(root, names);
+        var loaded = Decode(items, names, options);
+        var (t, v) = StratifiedSplit(loaded.Data, options.ValidFraction, options.Seed, root);
+        return (t, v, loaded.Report);
+    }
+
+    /// <summary>
+    /// Loads a CSV of <c>path,label</c> lines (a header line is allowed; paths are relative to the CSV's folder),
+    /// split by a seeded fraction. Labels are sorted by name to give the class order.
+    /// </summary>
+    public static (ImageDataset Train, ImageDataset Valid, ImageLoadReport Report) LoadCsv(string csvPath, Options? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(csvPath);
+        options ??= new Options();
+        if (!File.Exists(csvPath)) throw new InvalidDatasetException(csvPath, "the file does not exist.");
+        var baseDir = Path.GetDirectoryName(Path.GetFullPath(csvPath))!;
+        var rows = new List<(string Path, string Label)>();
+        var lines = File.ReadAllLines(csvPath);
+        for (int n = 0; n < lines.Length; n++)
+        {
+            var line = lines[n].Trim();
+            if (line.Length == 0) continue;
+            var fields = SplitCsv(line);
+            if (fields.Count < 2 || fields[0].Length == 0 || fields[1].Length == 0)
+                throw new InvalidDatasetException(csvPath, $"line {n + 1} is not 'path,label': {line}");
+            if (rows.Count == 0 && n == FirstDataLine(lines) && !IsImageFile(fields[0])) continue; // a header
+            rows.Add((Path.IsPathRooted(fields[0]) ? fields[0] : Path.Combine(baseDir, fields[0]), fields[1]));
+        }
+        if (rows.Count == 0) throw new InvalidDatasetException(csvPath, "it lists no images.");
+        var classes = rows.Select(r => r.Label).Distinct().Order(StringComparer.Ordinal).ToList();
+        var index = classes.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
+        var loaded = Decode(rows.Select(r => (r.Path, index[r.Label])).ToList(), classes, options);
+        var (t, v) = StratifiedSplit(loaded.Data, options.ValidFraction, options.Seed, csvPath);
+        return (t, v, loaded.Report);
+    }
+
+    /// <summary>Decodes one image file and brings it to the given channels and square size, as the loaders do: [C, H, W] bytes.</summary>
+    public static byte[] LoadImage(string path, int channels, int height, int width, DecoderLimits? limits = null)
+    {
+        var image = ImageDecoder.Decode(path, limits).WithChannels(channels);
+        return Fit(image, height, width);
+    }
+
+    /// <summary>Resizes the shorter side to the target and crops the centre: [C, H, W] bytes.</summary>
+    public static byte[] Fit(DecodedImage image, int height, int width)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        // The largest centred window with the target's aspect ratio.
+        double scale = Math.Min((double)image.Width / width, (double)image.Height / height);
+        int cw = Math.Clamp((int)Math.Round(width * scale), 1, image.Width), ch = Math.Clamp((int)Math.Round(height * scale), 1, image.Height);
+        int x0 = (image.Width - cw) / 2, y0 = (image.Height - ch) / 2;
+        var planar = image.ToPlanar();
+        int c = image.Channels;
+        byte[] window;
+        if (cw == image.Width && ch == image.Height)
+        {
+            window = planar;
+        }
+        else
+        {
+            window = new byte[c * ch * cw];
+            for (int k = 0; k < c; k++)
+                for (int y = 0; y < ch; y++)
+                    planar.AsSpan(k * image.Width * image.Height + (y0 + y) * image.Width + x0, cw).CopyTo(window.AsSpan((k * ch + y) * cw, cw));
+        }
+        if (cw == width && ch == height) return window;
+        var resized = new float[c * height * width];
+        Resize.Planes(window, c, ch, cw, resized, height, width);
+        var result = new byte[resized.Length];
+        for (int i = 0; i < resized.Length; i++) result[i] = (byte)Math.Clamp((int)MathF.Round(resized[i]), 0, 255);
+        return result;
+    }
+
+    private static int FirstDataLine(string[] lines)
+    {
+        for (int i = 0; i < lines.Length; i++) if (lines[i].Trim().Length > 0) return i;
+        return 0;
+    }
+
+    private static List<string> SplitCsv(string line)
+    {
+        var fields = new List<string>();
+        var current = new System.Text.StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < line.Length; i++)
+        {
+            char ch = line[i];
+            if (quoted)
+            {
+                if (ch == '"' && i + 1 < line.Length && line[i + 1] == '"') { current.Append('"'); i++; }
+                else if (ch == '"') quoted = false;
+                else current.Append(ch);
+            }
+            else if (ch == '"') quoted = true;
+            else if (ch == ',') { fields.Add(current.ToString().Trim()); current.Clear(); }
+            else current.Append(ch);
+        }
+        fields.Add(current.ToString().Trim());
+        return fields;
+    }
+
+    private static string? SubFolder(string root, string name) =>
+        Directory.EnumerateDirectories(root).FirstOrDefault(d => string.Equals(Path.GetFileName(d), name, StringComparison.OrdinalIgnoreCase));
+
+    private static List<string> ClassFolders(string root)
+    {
+        var classes = Directory.EnumerateDirectories(root).Select(d => Path.GetFileName(d)!).Where(n => !n.StartsWith('.')).Order(StringComparer.Ordinal).ToList();
+        if (classes.Count == 0) throw new InvalidDatasetException(root, "it has no class sub-folders (one folder of images per class is expected).");
+        return classes;
+    }
+
+    private static List<(string Path, int Label)> Items(string root, List<string> classes)
+    {
+        var items = new List<(string, int)>();
+        for (int label = 0; label < classes.Count; label++)
+        {
+            var dir = Path.Combine(root, classes[label]);
+            if (!Directory.Exists(dir)) continue;
+            foreach (var file in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Where(IsImageFile).Order(StringComparer.Ordinal))
+                items.Add((file, label));
+        }
+        if (items.Count == 0) throw new InvalidDatasetException(root, $"its class folders hold no images ({string.Join(", ", ImageDecoder.Extensions)}).");
+        return items;
+    }
+
+    private sealed record Loaded(ImageDataset Data, int[] Origin, ImageLoadReport Report);
+
+    /// <summary>Decodes every item in parallel; the first failure (in item order) stops loading unless failures are skipped.</summary>
+    private static Loaded Decode(IReadOnlyList<(string Path, int Label)> items, IReadOnlyList<string> classes, Options options)
+    {
+        if (options.Size < 1) throw new ArgumentOutOfRangeException(nameof(options), $"The image size must be positive, not {options.Size}.");
+        if (options.Channels is not (null or 1 or 3)) throw new ArgumentOutOfRangeException(nameof(options), $"Channels must be 1 or 3, not {options.Channels}.");
+        var images = new DecodedImage?[items.Count];
+        var errors = new string?[items.Count];
+        Parallel.For(0, items.Count, i =>
+        {
+            try
+            {
+                images[i] = ImageDecoder.Decode(items[i].Path, options.Limits);
+            }
+            catch (Exception e) when (e is InvalidImageException or IOException or UnauthorizedAccessException)
+            {
+                errors[i] = e is InvalidImageException bad ? bad.Reason : e.Message;
+            }
+        });
+        var skipped = new List<(string, string)>();
+        for (int i = 0; i < items.Count; i++)
+        {
+            if (errors[i] is null) continue;
+            if (!options.SkipInvalid)
+                throw new InvalidDatasetException(items[i].Path, $"{errors[i]} (set SkipInvalid, or --skip-invalid, to leave such files out and report them).");
+            skipped.Add((items[i].Path, errors[i]!));
+        }
+        var kept = Enumerable.Range(0, items.Count).Where(i => images[i] is not null).ToArray();
+        if (kept.Length == 0) throw new InvalidDatasetException(items[0].Path, "no image could be decoded.");
+        int channels = options.Channels ?? (kept.All(i => images[i]!.Channels == 1) ? 1 : 3);
+        int size = options.Size, bytes = channels * size * size;
+        var pixels = new byte[(long)kept.Length * bytes];
+        var labels = new int[kept.Length];
+        Parallel.For(0, kept.Length, k =>
+        {
+            var image = images[kept[k]]!.WithChannels(channels);
+            Fit(image, size, size).CopyTo(pixels.AsSpan(k * bytes, bytes));
+            labels[k] = items[kept[k]].Label;
+        });
+        return new Loaded(new ImageDataset(pixels, labels, channels, size, size, classes), kept, new ImageLoadReport(kept.Length, skipped));
+    }
+
+    /// <summary>Items that came from the first <paramref name="firstCount"/> sources go to the first set.</summary>
+    private static (ImageDataset, ImageDataset) SplitAt(ImageDataset data, int[] origin, int firstCount, string source)
+    {
+        var first = Enumerable.Range(0, data.Count).Where(i => origin[i] < firstCount).ToList();
+        var second = Enumerable.Range(0, data.Count).Where(i => origin[i] >= firstCount).ToList();
+        if (first.Count == 0 || second.Count == 0) throw new InvalidDatasetException(source, "the training or validation part has no decodable images.");
+        return (data.Subset(first), data.Subset(second));
+    }
+
+    /// <summary>A seeded split per class, so every class is in both parts when it has two or more images.</summary>
+    private static (ImageDataset, ImageDataset) StratifiedSplit(ImageDataset data, double fraction, ulong seed, string source)
+    {
+        if (!(fraction > 0 && fraction < 1)) throw new ArgumentOutOfRangeException(nameof(fraction), $"The validation fraction must be in (0, 1), not {fraction}.");
+        var generator = new Engine.Generator(seed);
+        var train = new List<int>();
+        var valid = new List<int>();
+        for (int c = 0; c < data.Classes.Count; c++)
+        {
+            var members = Enumerable.Range(0, data.Count).Where(i => data.LabelOf(i) == c).ToArray();
+            if (members.Length == 0) continue;
+            generator.Shuffle<int>(members);
+            int v = members.Length < 2 ? 0 : Math.Max(1, (int)Math.Round(members.Length * fraction));
+            valid.AddRange(members[..v]);
+            train.AddRange(members[v..]);
+        }
+        if (valid.Count == 0) throw new InvalidDatasetException(source, $"too few images ({data.Count}) to split off a validation set.");
+        train.Sort();
+        valid.Sort();
+        return (data.Subset(train), data.Subset(valid));
+    }
+}
