@@ -9,13 +9,17 @@ namespace MLNet.FastTrain.Cli.Commands;
 /// </summary>
 internal sealed class BenchData
 {
-    private BenchData(Tensor train, int[] trainLabels, Tensor test, string source)
+    private BenchData(ImageDataset dataset, Tensor train, int[] trainLabels, Tensor test, string source)
     {
+        Dataset = dataset;
         Train = train;
         TrainLabels = trainLabels;
         Test = test;
         Source = source;
     }
+
+    /// <summary>The training images as a dataset, for timing the loader.</summary>
+    public ImageDataset Dataset { get; }
 
     public Tensor Train { get; }
 
@@ -35,7 +39,7 @@ internal sealed class BenchData
             .FirstOrDefault(d => d.Length > 0 && IdxDataset.IsIdxFolder(d)) ?? CliSupport.DataFolder(null);
         var (train, test) = IdxDataset.Load(dir);
         var (mean, std) = train.ChannelStatistics();
-        return new BenchData(ToTensor(train, mean[0], std[0]), train.Labels.ToArray(), ToTensor(test, mean[0], std[0]), dir);
+        return new BenchData(train, ToTensor(train, mean[0], std[0]), train.Labels.ToArray(), ToTensor(test, mean[0], std[0]), dir);
     }
 
     private static Tensor ToTensor(ImageDataset data, float mean, float std)

@@ -1,9 +1,14 @@
+using System.Runtime.Intrinsics;
+
 namespace MLNet.FastTrain.Vision.Decoders;
 
 public static partial class JpegDecoder
 {
     /// <summary>c[x·8 + u] = C(u)/2 · cos((2x + 1)uπ/16), with C(0) = 1/√2: the separable inverse DCT's basis.</summary>
     private static readonly float[] IdctBasis = BuildBasis();
+
+    /// <summary>The basis transposed: [u·8 + x].</summary>
+    private static readonly float[] IdctBasisTransposed = Enumerable.Range(0, 64).Select(i => IdctBasis[(i % 8) * 8 + i / 8]).ToArray();
 
     private static float[] BuildBasis()
     {
@@ -81,48 +86,52 @@ public static partial class JpegDecoder
         {
             var q = _quant[c.Tq];
             var plane = new byte[(long)c.Width * c.Height];
+            Span<float> quant = stackalloc float[64];
+            for (int i = 0; i < 64; i++) quant[i] = q[i];
             Span<float> coef = stackalloc float[64];
             Span<float> tmp = stackalloc float[64];
             Span<byte> block = stackalloc byte[64];
-            var basis = IdctBasis;
             for (int by = 0; by < c.BlocksHigh; by++)
             {
                 for (int bx = 0; bx < c.BlocksWide; bx++)
                 {
                     var src = c.Coefficients.AsSpan((by * c.StrideBlocks + bx) * 64, 64);
-                    for (int i = 0; i < 64; i++) coef[i] = src[i] * q[i];
-                    // Rows: tmp[v, x] = Σu basis[x, u] · F[v, u]; then columns: f[y, x] = Σv basis[y, v] · tmp[v, x].
-                    for (int v = 0; v < 8; v++)
-                    {
-                        var row = coef.Slice(v * 8, 8);
-                        bool zero = true;
-                        for (int u = 1; u < 8; u++) if (row[u] != 0) { zero = false; break; }
-                        if (zero)
-                        {
-                            tmp.Slice(v * 8, 8).Fill(row[0] * basis[0]);
-                            continue;
-                        }
-                        for (int x = 0; x < 8; x++)
-                        {
-                            float s = 0;
-                            for (int u = 0; u < 8; u++) s += basis[x * 8 + u] * row[u];
-                            tmp[v * 8 + x] = s;
-                        }
-                    }
-                    for (int x = 0; x < 8; x++)
-                    {
-                        for (int y = 0; y < 8; y++)
-                        {
-                            float s = 0;
-                            for (int v = 0; v < 8; v++) s += basis[y * 8 + v] * tmp[v * 8 + x];
-                            block[y * 8 + x] = (byte)Math.Clamp((int)MathF.Round(s + 128f, MidpointRounding.AwayFromZero), 0, 255);
-                        }
-                    }
+                    for (int i = 0; i < 64; i++) coef[i] = src[i] * quant[i];
+                    InverseDct(coef, tmp, block);
                     int rows = Math.Min(8, c.Height - by * 8), cols = Math.Min(8, c.Width - bx * 8);
                     for (int y = 0; y < rows; y++) block.Slice(y * 8, cols).CopyTo(plane.AsSpan((by * 8 + y) * c.Width + bx * 8, cols));
                 }
             }
             return plane;
+        }
+
+        /// <summary>
+        /// The separable 8×8 inverse DCT as two small matrix products on 8-wide vectors: tmp = F · Bᵀ over rows, then
+        /// f = B · tmp; samples are rounded, shifted by 128 and clamped to 0–255.
+        /// </summary>
+        private static void InverseDct(ReadOnlySpan<float> coef, Span<float> tmp, Span<byte> block)
+        {
+            var basisT = IdctBasisTransposed;
+            for (int v = 0; v < 8; v++)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int u = 0; u < 8; u++)
+                {
+                    float f = coef[v * 8 + u];
+                    if (f != 0) acc += Vector256.Create(f) * Vector256.Create<float>(basisT.AsSpan(u * 8, 8));
+                }
+                acc.CopyTo(tmp.Slice(v * 8, 8));
+            }
+            var offset = Vector256.Create(128f);
+            var high = Vector256.Create(255f);
+            for (int y = 0; y < 8; y++)
+            {
+                var acc = offset;
+                for (int v = 0; v < 8; v++) acc += Vector256.Create(IdctBasis[y * 8 + v]) * Vector256.Create<float>(tmp.Slice(v * 8, 8));
+                acc = Vector256.Min(Vector256.Max(Vector256.Round(acc), Vector256<float>.Zero), high);
+                var ints = Vector256.ConvertToInt32(acc);
+                for (int x = 0; x < 8; x++) block[y * 8 + x] = (byte)ints[x];
+            }
         }
 
         /// <summary>
