@@ -12,11 +12,11 @@ public delegate Tensor BatchTransform(Tensor images, Generator generator);
 public static class Augmentations
 {
     /// <summary>
-    /// fastai's aug_transforms defaults: horizontal flip with p 0.5; rotation up to ±10° and zoom 1–1.1 together with
-    /// p 0.75; brightness and contrast (lighting 0.2) with p 0.75. (fastai's perspective warp is not included.)
+    /// fastai's aug_transforms defaults: horizontal flip with p 0.5; rotation up to ±10°, zoom 1–1.1 and perspective
+    /// warp 0.2, each with p 0.75, in one resampling; brightness and contrast (lighting 0.2) with p 0.75.
     /// </summary>
-    public static BatchTransform Default(double maxRotate = 10, double maxZoom = 1.1, double maxLighting = 0.2, double pAffine = 0.75, double pLighting = 0.75) =>
-        Compose(Flip(0.5), Affine(maxRotate, 1.0, maxZoom, pAffine), Lighting(maxLighting, pLighting));
+    public static BatchTransform Default(double maxRotate = 10, double maxZoom = 1.1, double maxLighting = 0.2, double maxWarp = 0.2, double pAffine = 0.75, double pLighting = 0.75) =>
+        Compose(Flip(0.5), Geometric(maxRotate, 1.0, maxZoom, maxWarp, pAffine), Lighting(maxLighting, pLighting));
 
     /// <summary>Applies transforms in order.</summary>
     public static BatchTransform Compose(params BatchTransform[] transforms)
@@ -41,6 +41,116 @@ public static class Augmentations
             if (g.NextDouble() >= p) continue;
             for (int ch = 0; ch < c; ch++)
                 for (int r = 0; r < h; r++) s.Slice(((i * c + ch) * h + r) * w, w).Reverse();
+        }
+        return y;
+    };
+
+    /// <summary>Flips each image upside down with probability <paramref name="p"/>.</summary>
+    public static BatchTransform FlipVertical(double p = 0.5) => (images, g) =>
+    {
+        Check(images);
+        var y = Copy(images);
+        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
+        var src = images.AsSpan();
+        var dst = y.AsSpan();
+        for (int i = 0; i < b; i++)
+        {
+            if (g.NextDouble() >= p) continue;
+            for (int ch = 0; ch < c; ch++)
+            {
+                int plane = (i * c + ch) * h * w;
+                for (int r = 0; r < h; r++) src.Slice(plane + (h - 1 - r) * w, w).CopyTo(dst.Slice(plane + r * w, w));
+            }
+        }
+        return y;
+    };
+
+    /// <summary>
+    /// Crops a random window of each image — an area fraction in [<paramref name="minScale"/>, 1] of the image and an
+    /// aspect ratio (log-uniform) in [<paramref name="minRatio"/>, <paramref name="maxRatio"/>] — and resizes it back
+    /// to the image's size bilinearly, as torchvision's and fastai's RandomResizedCrop. After 10 draws that do not fit,
+    /// the whole image is kept.
+    /// </summary>
+    public static BatchTransform RandomResizedCrop(double minScale = 0.08, double minRatio = 3.0 / 4, double maxRatio = 4.0 / 3) => (images, g) =>
+    {
+        Check(images);
+        if (!(minScale > 0 && minScale <= 1) || !(minRatio > 0) || maxRatio < minRatio)
+            throw new ArgumentOutOfRangeException(nameof(minScale), $"Scale [{minScale}, 1] and ratio [{minRatio}, {maxRatio}] must be positive ranges.");
+        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
+        var y = Tensor.Zeros(images.ShapeArray());
+        var src = images.AsSpan();
+        var dst = y.AsSpan();
+        for (int i = 0; i < b; i++)
+        {
+            double cw = w, ch = h, x0 = 0, y0 = 0;
+            for (int attempt = 0; attempt < 10; attempt++)
+            {
+                double area = h * w * (minScale + g.NextDouble() * (1 - minScale));
+                double ratio = Math.Exp(Math.Log(minRatio) + g.NextDouble() * (Math.Log(maxRatio) - Math.Log(minRatio)));
+                double tw = Math.Sqrt(area * ratio), th = Math.Sqrt(area / ratio);
+                double fx = g.NextDouble(), fy = g.NextDouble();
+                if (tw > w || th > h) continue;
+                (cw, ch, x0, y0) = (tw, th, fx * (w - tw), fy * (h - th));
+                break;
+            }
+            for (int ch2 = 0; ch2 < c; ch2++)
+            {
+                int plane = (i * c + ch2) * h * w;
+                var source = src.Slice(plane, h * w);
+                for (int r = 0; r < h; r++)
+                    for (int col = 0; col < w; col++)
+                        dst[plane + r * w + col] = Bilinear(source, h, w, y0 + (r + 0.5) * ch / h - 0.5, x0 + (col + 0.5) * cw / w - 0.5);
+            }
+        }
+        return y;
+    };
+
+    /// <summary>
+    /// Perspective warp as fastai's: with probability <paramref name="p"/> per image, the corners move by up to
+    /// <paramref name="magnitude"/> of the half-size, tilting the image about its horizontal and vertical axes.
+    /// </summary>
+    public static BatchTransform Warp(double magnitude = 0.2, double p = 0.75) => Geometric(0, 1, 1, magnitude, p);
+
+    /// <summary>
+    /// Rotation (±<paramref name="maxRotate"/> degrees), zoom ([<paramref name="minZoom"/>, <paramref name="maxZoom"/>])
+    /// and perspective warp (corner shifts up to <paramref name="maxWarp"/>), each applied with probability
+    /// <paramref name="p"/> per image, combined into one projective map and sampled once (bilinear, reflected borders).
+    /// </summary>
+    public static BatchTransform Geometric(double maxRotate = 10, double minZoom = 1.0, double maxZoom = 1.1, double maxWarp = 0.2, double p = 0.75) => (images, g) =>
+    {
+        Check(images);
+        if (!(minZoom > 0) || maxZoom < minZoom) throw new ArgumentOutOfRangeException(nameof(minZoom), $"Zoom range [{minZoom}, {maxZoom}] is invalid.");
+        if (maxWarp is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(maxWarp), $"Warp magnitude must be in [0, 1), not {maxWarp}.");
+        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
+        var y = Copy(images);
+        var src = images.AsSpan();
+        var dst = y.AsSpan();
+        double cy = (h - 1) / 2.0, cx = (w - 1) / 2.0, sy = Math.Max(cy, 0.5), sx = Math.Max(cx, 0.5);
+        for (int i = 0; i < b; i++)
+        {
+            // Every value is drawn whether or not it is used, so one image's choices never shift another's.
+            bool rotate = g.NextDouble() < p, zoomIt = g.NextDouble() < p, warpIt = g.NextDouble() < p;
+            double angle = (2 * g.NextDouble() - 1) * maxRotate * Math.PI / 180;
+            double zoom = minZoom + g.NextDouble() * (maxZoom - minZoom);
+            double wx = (2 * g.NextDouble() - 1) * maxWarp, wy = (2 * g.NextDouble() - 1) * maxWarp;
+            if (!rotate) angle = 0;
+            if (!zoomIt) zoom = 1;
+            if (!warpIt) wx = wy = 0;
+            if (angle == 0 && zoom == 1 && wx == 0 && wy == 0) continue;
+            // Output → source, in coordinates normalised to [-1, 1]: the warp's homography, then the inverse rotation and zoom.
+            var warp = Homography.FromCorners([(-1 - wy, -1 - wx), (-1 + wy, 1 + wx), (1 + wy, -1 + wx), (1 - wy, 1 - wx)]);
+            double cos = Math.Cos(angle) / zoom, sin = Math.Sin(angle) / zoom;
+            for (int r = 0; r < h; r++)
+                for (int col = 0; col < w; col++)
+                {
+                    var (vy, vx) = warp.Apply((r - cy) / sy, (col - cx) / sx);
+                    double py = (cos * vy - sin * vx) * sy + cy, px = (sin * vy + cos * vx) * sx + cx;
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        int plane = (i * c + ch) * h * w;
+                        dst[plane + r * w + col] = Bilinear(src.Slice(plane, h * w), h, w, py, px);
+                    }
+                }
         }
         return y;
     };
