@@ -173,6 +173,45 @@ public class HostileInputTests(ITestOutputHelper log)
         return b;
     }
 
+    /// <summary>
+    /// A zlib bomb: a 100×100 PNG whose image data inflates to 64 MB. Only the 10,100 bytes the image needs are
+    /// inflated; the decoder neither reads on nor allocates for the rest.
+    /// </summary>
+    [Fact]
+    public void PngDecompressionBombStopsAtTheImageSize()
+    {
+        byte[] compressed;
+        using (var buffer = new MemoryStream())
+        {
+            using (var z = new System.IO.Compression.ZLibStream(buffer, System.IO.Compression.CompressionLevel.SmallestSize, leaveOpen: true))
+            {
+                var zeros = new byte[1 << 20];
+                for (int i = 0; i < 64; i++) z.Write(zeros);
+            }
+            compressed = buffer.ToArray();
+        }
+        var header = PngHeader(100, 100);
+        var png = new List<byte>(header.AsSpan(0, 33).ToArray());
+        png.AddRange(Chunk("IDAT"u8, compressed));
+        png.AddRange(Chunk("IEND"u8, []));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var image = ImageDecoder.Decode([.. png], "bomb.png");
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal((100, 100), (image.Width, image.Height));
+        Assert.All(image.Pixels, p => Assert.Equal(0, p));
+        Assert.True(allocated < 4 << 20, $"{allocated} bytes allocated for a 100×100 image");
+    }
+
+    private static byte[] Chunk(ReadOnlySpan<byte> type, byte[] body)
+    {
+        var chunk = new byte[12 + body.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)body.Length);
+        type.CopyTo(chunk.AsSpan(4));
+        body.CopyTo(chunk, 8);
+        BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + body.Length), Crc32.Update(Crc32.Compute(type), body));
+        return chunk;
+    }
+
     [Fact]
     public void DamagedPngCrcIsReported()
     {
