@@ -161,6 +161,45 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Ctrl_c_writes_a_checkpoint_and_resume_finishes_bit_identically()
+    {
+        string[] common = ["train", "--model", "resnet", "--recipe", "one-cycle", "--epochs", "6", "--lr", "0.01", "--seed", "5", "--threads", "2"];
+        string whole = Path.Combine(_dir, "whole.ftm"), resumed = Path.Combine(_dir, "resumed.ftm"), dir = Path.Combine(_dir, "ck");
+        var (code, _, err) = Run([.. common, "--out", whole]);
+        Assert.True(code == 0, err);
+
+        // Interrupt a second run once its first epoch's checkpoint exists.
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fasttrain.dll"));
+        foreach (var a in common.Concat(["--checkpoint-dir", dir, "--out", resumed])) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        var clock = Stopwatch.StartNew();
+        while (!(Directory.Exists(dir) && Directory.GetFiles(dir, "*.ftc").Length > 0) && !p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2)) await Task.Delay(20);
+        Assert.False(p.HasExited, "training ended before it could be interrupted");
+        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) await kill.WaitForExitAsync();
+        await p.WaitForExitAsync();
+        string said = await stdout + await stderr;
+        Assert.True(p.ExitCode == 130, $"exit {p.ExitCode}: {said}");
+        Assert.Contains("checkpoint written", said, StringComparison.Ordinal);
+        Assert.False(File.Exists(resumed));
+        var written = Directory.GetFiles(dir, "*.ftc");
+        Assert.Contains(written, f => int.Parse(Path.GetFileNameWithoutExtension(f)[11..], System.Globalization.CultureInfo.InvariantCulture) % 18 != 0); // a mid-epoch one
+
+        (code, var output, err) = Run([.. common, "--checkpoint-dir", dir, "--resume", "--out", resumed]);
+        Assert.True(code == 0, err);
+        Assert.Contains("resuming from", output, StringComparison.Ordinal);
+        var a1 = TrainedModel.Load(whole).Network.StateDict();
+        var b1 = TrainedModel.Load(resumed).Network.StateDict();
+        foreach (var (name, tensor) in a1) Assert.Equal(tensor.ToArray(), b1[name].ToArray());
+
+        (code, _, err) = Run("train", "--resume");
+        Assert.Equal(2, code);
+        Assert.Contains("--checkpoint-dir", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Lr_find_reports_curve_and_suggestions_and_writes_a_plot()
     {
         string plot = Path.Combine(_dir, "lr.svg");

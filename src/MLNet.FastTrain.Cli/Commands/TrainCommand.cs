@@ -16,7 +16,12 @@ internal static class TrainCommand
     public static Command Create()
     {
         var data = new Option<string?>("--data") { Description = DataSource.Description };
-        var size = new Option<int?>("--size") { Description = $"side of the square images loaded from image folders and CSVs (default {DataSource.DefaultImageSize})" };
+        var size = new Option<string?>("--size")
+        {
+            Description = $"image side: N, or A:B for progressive resizing (A for the first half of the epochs, then B); image folders and CSVs load at N or B (default {DataSource.DefaultImageSize})",
+        };
+        var checkpointDir = new Option<string?>("--checkpoint-dir") { Description = "write a checkpoint here after every epoch, and when Ctrl+C stops training" };
+        var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --checkpoint-dir (same options and seed)" };
         var skipInvalid = new Option<bool>("--skip-invalid") { Description = "leave out image files that cannot be decoded, and list them, instead of stopping" };
         var model = new Option<string>("--model") { Description = ModelSource.Description, DefaultValueFactory = _ => "resnet" };
         var recipe = new Option<string>("--recipe") { Description = "fine-tune, sgdr or one-cycle", DefaultValueFactory = _ => "fine-tune" };
@@ -36,7 +41,7 @@ internal static class TrainCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, size, skipInvalid, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json,
+            data, size, skipInvalid, checkpointDir, resume, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -54,8 +59,15 @@ internal static class TrainCommand
             Generator.Default.ManualSeed(s);
 
             bool quiet = parse.GetValue(json);
-            var (trainSet, validSet, folder) = DataSource.Load(parse.GetValue(data), parse.GetValue(size), null, parse.GetValue(skipInvalid), s,
+            var (small, large) = ParseSize(parse.GetValue(size));
+            string? checkpoints = parse.GetValue(checkpointDir);
+            if (parse.GetValue(resume) && checkpoints is null) throw new ArgumentException("--resume needs --checkpoint-dir.");
+            var (trainSet, validSet, folder) = DataSource.Load(parse.GetValue(data), large, null, parse.GetValue(skipInvalid), s,
                 quiet ? null : Console.WriteLine);
+            if (large is int loadedSize && (trainSet.Height != loadedSize || trainSet.Width != loadedSize))
+                throw new ArgumentException($"--size: the images of {folder} are {trainSet.Height}×{trainSet.Width}; with IDX data the size must end there (e.g. --size 14:{trainSet.Height}).");
+            if (arch == "simple" && (trainSet.Height != 28 || trainSet.Width != 28 || small is int s0 && s0 != 28))
+                throw new ArgumentException("--model simple takes 28×28 images only (its classifier has a fixed size); use --size 28, or a ResNet, whose adaptive pooling takes any size.");
             Module? pretrained = null;
             if (ModelSource.IsFile(arch)) (pretrained, arch) = ModelSource.LoadPretrained(parse.GetValue(model)!, trainSet, s);
             if (arch == Onnx.OnnxModel.GraphArchitecture && parse.GetValue(output) is { } target && !target.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
@@ -90,7 +102,22 @@ internal static class TrainCommand
                 CycleMult = parse.GetValue(cycleMult),
                 LearningRate = single ?? range?.High,
                 TimeBudget = budgetSpan,
+                CheckpointDirectory = checkpoints,
             };
+            if (parse.GetValue(resume))
+            {
+                if (fineTune is not null && options.Recipe == RecipeKind.FineTune)
+                    throw new ArgumentException("--resume covers the sgdr and one-cycle recipes and the fine-tune recipe of a zoo network, not fine-tuning a model file.");
+                var latest = Checkpoint.Latest(checkpoints!) ?? throw new FileNotFoundException($"--resume: no checkpoint in '{checkpoints}'.", checkpoints);
+                options.Resume = Checkpoint.Load(latest);
+                if (!asJson) Console.WriteLine($"resuming from {latest}");
+            }
+            if (small is int first && large is int last && first != last)
+            {
+                int planned = options.Recipe == RecipeKind.OneCycle ? options.Epochs : PlannedSgdrEpochs(options);
+                learner.Add(new Callbacks.ProgressiveResizing([(0, first), (Math.Max(1, planned / 2), last)]));
+                if (!asJson) Console.WriteLine($"progressive resizing: {first} px, then {last} px from epoch {Math.Max(1, planned / 2) + 1}");
+            }
             var result = fineTune is not null && options.Recipe == RecipeKind.FineTune
                 ? RunPretrained(learner, fineTune, options, ct)
                 : Recipes.Run(learner, options, ct);
@@ -127,6 +154,27 @@ internal static class TrainCommand
             return CliSupport.Success;
         }));
         return command;
+    }
+
+    /// <summary>--size: "N" or "A:B"; null when absent (each source's own size).</summary>
+    private static (int? Small, int? Large) ParseSize(string? text)
+    {
+        if (text is null) return (null, null);
+        var parts = text.Split(':');
+        var inv = CultureInfo.InvariantCulture;
+        if (parts.Length is 1 or 2 && parts.All(p => int.TryParse(p, NumberStyles.None, inv, out int v) && v > 0))
+        {
+            int a = int.Parse(parts[0], inv), b = int.Parse(parts[^1], inv);
+            return (a, b);
+        }
+        throw new ArgumentException($"--size '{text}' must be N or A:B with positive sizes, e.g. 64 or 32:64.");
+    }
+
+    private static int PlannedSgdrEpochs(RecipeOptions o)
+    {
+        long total = 0, length = o.CycleLength;
+        for (int c = 0; c < o.Cycles && total + length <= (o.MaxEpochs ?? long.MaxValue); c++, length *= o.CycleMult) total += length;
+        return (int)Math.Max(total, o.CycleLength);
     }
 
     /// <summary>

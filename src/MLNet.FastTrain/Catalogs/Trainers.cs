@@ -112,7 +112,7 @@ public sealed class SgdrTrainer : TrainerBase
         var (learner, lr) = Prepare(train, valid, _options, cancellationToken);
         var extra = new List<Callback>();
         if (_options.EarlyStoppingPatience is int patience && valid is not null) extra.Add(new EarlyStopping("valid_loss", patience));
-        var snapshots = learner.FitSgdr(_options.Cycles, [lr], _options.CycleLength, _options.CycleMult, _options.MinLr, _options.SnapshotEnsemble, extra, cancellationToken);
+        var snapshots = learner.FitSgdr(_options.Cycles, [lr], _options.CycleLength, _options.CycleMult, _options.MinLr, _options.SnapshotEnsemble, extra, cancellationToken: cancellationToken);
         return Wrap(learner, train, _options.Architecture, _options.SnapshotEnsemble ? snapshots : null);
     }
 }

@@ -154,11 +154,38 @@ public sealed class CheckpointCallback(string directory, int everyBatches = 0, i
         if (EveryBatches == 0) Write(Checkpoint.Take(learner, afterEpoch: true));
     }
 
-    private void Write(Checkpoint checkpoint)
+    /// <summary>Writes a checkpoint of the state after the current batch (call from a batch event) and returns its path.</summary>
+    public string WriteAfterBatch(Learner learner) => Write(Checkpoint.Take(learner, afterEpoch: false));
+
+    private string Write(Checkpoint checkpoint)
     {
         System.IO.Directory.CreateDirectory(Directory);
-        checkpoint.Save(Path.Combine(Directory, string.Create(CultureInfo.InvariantCulture, $"checkpoint-{checkpoint.NextStep:D9}.ftc")));
+        var path = Path.Combine(Directory, string.Create(CultureInfo.InvariantCulture, $"checkpoint-{checkpoint.NextStep:D9}.ftc"));
+        checkpoint.Save(path);
         foreach (var old in System.IO.Directory.GetFiles(Directory, "checkpoint-*.ftc").OrderByDescending(f => f, StringComparer.Ordinal).Skip(Keep))
             File.Delete(old);
+        return path;
+    }
+}
+
+/// <summary>
+/// Stops a fit cleanly when a cancellation is requested (Ctrl+C), at the end of the batch that is running, after
+/// writing a checkpoint of that moment when a <see cref="CheckpointCallback"/> is given, so the fit can be resumed.
+/// </summary>
+public sealed class CancelOnRequest(CancellationToken token, CheckpointCallback? checkpoints = null) : Callback
+{
+    /// <summary>The checkpoint written when the fit was cancelled, if any.</summary>
+    public string? WrittenCheckpoint { get; private set; }
+
+    /// <inheritdoc />
+    public override int Order => 60; // after the checkpoint callback
+
+    /// <inheritdoc />
+    public override void AfterBatch(Learner learner)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        if (!token.IsCancellationRequested) return;
+        if (checkpoints is not null) WrittenCheckpoint = checkpoints.WriteAfterBatch(learner);
+        throw new CancelFitException(WrittenCheckpoint is null ? "cancelled" : $"cancelled; checkpoint written to {WrittenCheckpoint}");
     }
 }

@@ -365,13 +365,13 @@ public sealed class Learner
     /// With <paramref name="snapshots"/>, the weights at the end of each cycle are kept (a snapshot ensemble).
     /// </summary>
     public IReadOnlyList<Engine.Serialization.StateDict> FitSgdr(int cycles, double[] maxLr, int cycleLength = 1, int cycleMult = 1,
-        double minLr = 0, bool snapshots = false, IEnumerable<Callback>? extra = null, CancellationToken cancellationToken = default)
+        double minLr = 0, bool snapshots = false, IEnumerable<Callback>? extra = null, Checkpoint? resume = null, CancellationToken cancellationToken = default)
     {
         var perGroup = ExpandPerGroup(maxLr).Select(lr => new SgdrSchedule(lr, cycles, TrainData.BatchCount, cycleLength, cycleMult, Math.Min(minLr, lr))).ToArray();
         var snapshot = new SnapshotCallback(perGroup[0].CycleEnds());
         var callbacks = new List<Callback> { new ParamScheduler(perGroup) };
         if (snapshots) callbacks.Add(snapshot);
-        Fit(perGroup[0].Epochs, [.. callbacks, .. extra ?? []], cancellationToken: cancellationToken);
+        Fit(perGroup[0].Epochs, [.. callbacks, .. extra ?? []], resume, cancellationToken);
         return snapshot.Snapshots;
     }
 

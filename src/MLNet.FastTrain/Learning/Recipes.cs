@@ -58,6 +58,18 @@ public sealed class RecipeOptions
 
     /// <summary>Wall-clock budget for the whole recipe (LR finder included); training stops cleanly when it is spent. Default none.</summary>
     public TimeSpan? TimeBudget { get; set; }
+
+    /// <summary>
+    /// Where the training stage writes a checkpoint after every epoch and, when cancelled, after the batch that was
+    /// running. Default none.
+    /// </summary>
+    public string? CheckpointDirectory { get; set; }
+
+    /// <summary>
+    /// A checkpoint of an interrupted run of the same recipe, options and seed: the training stage continues from it.
+    /// With --lr auto the LR finder runs again first, on the fresh network, and suggests the same rate. Default none.
+    /// </summary>
+    public Checkpoint? Resume { get; set; }
 }
 
 /// <summary>What a recipe did.</summary>
@@ -72,8 +84,11 @@ public static class Recipes
         ArgumentNullException.ThrowIfNull(learner);
         ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
-        var budget = options.TimeBudget is TimeSpan t ? new TimeBudget(t) : null;
-        Callback[] limits = budget is null ? [] : [budget];
+        var limits = new List<Callback>();
+        if (options.TimeBudget is TimeSpan t) limits.Add(new TimeBudget(t));
+        var checkpoints = options.CheckpointDirectory is { } dir ? new CheckpointCallback(dir) : null;
+        if (checkpoints is not null) limits.Add(checkpoints);
+        limits.Add(new CancelOnRequest(cancellationToken, checkpoints));
         LrFinderResult? finder = null;
         double lr;
         if (options.LearningRate is double given)
@@ -90,18 +105,19 @@ public static class Recipes
         switch (options.Recipe)
         {
             case RecipeKind.OneCycle:
-                learner.FitOneCycle(Math.Min(options.Epochs, options.MaxEpochs ?? int.MaxValue), [lr], extra: limits, cancellationToken: cancellationToken);
+                learner.FitOneCycle(Math.Min(options.Epochs, options.MaxEpochs ?? int.MaxValue), [lr], extra: limits, resume: options.Resume, cancellationToken: cancellationToken);
                 break;
             case RecipeKind.Sgdr:
-                learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult, extra: limits, cancellationToken: cancellationToken);
+                learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult, extra: limits, cancellationToken: cancellationToken, resume: options.Resume);
                 break;
             default:
                 learner.Write("Fine-tune: the network is not pretrained, so the frozen stages (precomputed activations, head training) are skipped.");
                 if (learner.TrainData is Vision.Datasets.DataLoader images) images.BatchTransform = options.Augmentation;
                 learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult,
-                    extra: learner.ValidData is null ? limits : [new EarlyStopping("valid_loss", options.Patience), .. limits], cancellationToken: cancellationToken);
+                    extra: learner.ValidData is null ? limits : [new EarlyStopping("valid_loss", options.Patience), .. limits], cancellationToken: cancellationToken, resume: options.Resume);
                 break;
         }
+        cancellationToken.ThrowIfCancellationRequested();
         var validation = learner.ValidData is null ? null : learner.Validate(cancellationToken: cancellationToken);
         return new RecipeResult(lr, finder, learner.EpochsTrained - epochsBefore, validation, clock.Elapsed.TotalSeconds, learner.StopReason);
     }
