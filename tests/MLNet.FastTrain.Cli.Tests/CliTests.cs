@@ -200,6 +200,53 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_writes_a_report_and_consumption_code_that_compiles_and_predicts()
+    {
+        string model = Path.Combine(_dir, "m.ftm"), report = Path.Combine(_dir, "report.html");
+        var (code, _, err) = Run("train", "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--out", model, "--report", report);
+        Assert.True(code == 0, err);
+        var html = File.ReadAllText(report);
+        foreach (var id in new[] { "lr-finder", "schedule", "losses", "confusion", "top-losses", "tta", "timing" })
+            Assert.Contains($"<section id=\"{id}\">", html, StringComparison.Ordinal);
+
+        // Build the generated program against the library assemblies and run it on one image.
+        string source = Path.Combine(_dir, "m.Predict.cs");
+        Assert.True(File.Exists(source));
+        string app = Path.Combine(_dir, "app");
+        Directory.CreateDirectory(app);
+        File.Copy(source, Path.Combine(app, "Program.cs"));
+        var references = string.Join("\n", new[] { "MLNet.FastTrain", "MLNet.FastTrain.Vision", "MLNet.FastTrain.Engine", "System.Numerics.Tensors" }
+            .Select(n => $"    <Reference Include=\"{n}\"><HintPath>{Path.Combine(AppContext.BaseDirectory, n + ".dll")}</HintPath></Reference>"));
+        File.WriteAllText(Path.Combine(app, "app.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><Nullable>enable</Nullable><ImplicitUsings>enable</ImplicitUsings></PropertyGroup>
+              <ItemGroup>
+            {references}
+              </ItemGroup>
+            </Project>
+            """);
+        var mini = FashionMnistMini.Load("t10k");
+        string image = Path.Combine(_dir, "item7.png");
+        Vision.Encoders.PngEncoder.Save(image, mini.Images.AsSpan(7 * 784, 784), 28, 28, 1);
+
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = app };
+        foreach (var a in new[] { "run", "-c", "Release", "--", image }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        string printed = await stdout;
+        Assert.True(p.ExitCode == 0, printed + await stderr);
+        var lines = printed.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+        (code, var predicted, err) = Run("predict", "--model", model, image, "--json");
+        Assert.True(code == 0, err);
+        var expected = JsonDocument.Parse(predicted).RootElement.GetProperty("predictions")[0].GetProperty("label").GetString();
+        Assert.Equal(expected, lines[0].Trim());
+        Assert.Equal(11, lines.Length); // the label, then one line per class
+    }
+
+    [Fact]
     public void Lr_find_reports_curve_and_suggestions_and_writes_a_plot()
     {
         string plot = Path.Combine(_dir, "lr.svg");

@@ -39,9 +39,10 @@ internal static class TrainCommand
         var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var output = new Option<string?>("--out") { Description = "write the trained model here (.ftm, or .onnx to export)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
+        var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, size, skipInvalid, checkpointDir, resume, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json,
+            data, size, skipInvalid, checkpointDir, resume, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json, report,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -122,14 +123,44 @@ internal static class TrainCommand
                 ? RunPretrained(learner, fineTune, options, ct)
                 : Recipes.Run(learner, options, ct);
             var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.Normalization!.Value, (trainSet.Channels, trainSet.Height, trainSet.Width));
+            string? consumption = null;
             if (parse.GetValue(output) is { } path)
             {
                 if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) Onnx.OnnxExporter.Export(trained, path);
-                else trained.Save(path);
+                else
+                {
+                    trained.Save(path);
+                    consumption = ConsumptionCode.Write(path, trained.Classes);
+                }
             }
 
             double accuracy = result.Validation?.Metrics.GetValueOrDefault("accuracy", double.NaN) ?? double.NaN;
-            double? accuracyTta = parse.GetValue(tta) ? new TtaScorer(new ClassifierTransformer(trained)).Evaluate(validSet).TtaAccuracy : null;
+            var ttaReport = parse.GetValue(tta) ? new TtaScorer(new ClassifierTransformer(trained)).Evaluate(validSet) : null;
+            double? accuracyTta = ttaReport?.TtaAccuracy;
+            if (parse.GetValue(report) is { } reportPath)
+            {
+                new Reports.TrainingReport
+                {
+                    Title = $"fasttrain: {arch} on {folder}",
+                    Settings = new Dictionary<string, string>
+                    {
+                        ["model"] = arch, ["recipe"] = parse.GetValue(recipe)!, ["data"] = folder, ["training images"] = trainSet.Count.ToString(CultureInfo.InvariantCulture),
+                        ["validation images"] = validSet.Count.ToString(CultureInfo.InvariantCulture), ["batch size"] = b.ToString(CultureInfo.InvariantCulture),
+                        ["learning rate"] = result.LearningRate.ToString("G3", CultureInfo.InvariantCulture), ["threads"] = t.ToString(CultureInfo.InvariantCulture),
+                        ["seed"] = s.ToString(CultureInfo.InvariantCulture),
+                    },
+                    LrFinder = result.LrFinder,
+                    Batches = learner.Recorder.Batches,
+                    Epochs = learner.Recorder.Epochs,
+                    Evaluation = new ClassifierTransformer(trained).Evaluate(validSet),
+                    Validation = validSet,
+                    Tta = ttaReport,
+                    Seconds = clock.Elapsed.TotalSeconds,
+                    ImagesTrained = (long)learner.Recorder.Batches.Count * b,
+                }.Save(reportPath);
+                if (!asJson) Console.WriteLine($"report written to {reportPath}");
+            }
+            if (consumption is not null && !asJson) Console.WriteLine($"consumption code written to {consumption}");
             if (asJson)
             {
                 CliSupport.WriteJson(new Dictionary<string, object?>
