@@ -16,6 +16,19 @@ public sealed class DataCatalog
     /// <summary>Loads an MNIST-style IDX folder: train-* files as training data, t10k-* as validation data.</summary>
     public (ImageDataset Train, ImageDataset Valid) LoadIdx(string directory, IReadOnlyList<string>? classes = null) => IdxDataset.Load(directory, classes);
 
+    /// <summary>
+    /// Loads a folder of images with one sub-folder per class (under train/ and valid/ when present, else a seeded
+    /// split); <see cref="ImageFiles.Options"/> sets the size, channels, split and whether bad files are skipped.
+    /// </summary>
+    public (ImageDataset Train, ImageDataset Valid, ImageLoadReport Report) LoadImageFolder(string directory, ImageFiles.Options? options = null) =>
+        ImageFiles.LoadFolder(directory, WithSeed(options));
+
+    /// <summary>Loads the images a CSV of path,label lines lists (paths relative to the CSV), split by a seeded fraction.</summary>
+    public (ImageDataset Train, ImageDataset Valid, ImageLoadReport Report) LoadCsv(string path, ImageFiles.Options? options = null) =>
+        ImageFiles.LoadCsv(path, WithSeed(options));
+
+    private ImageFiles.Options WithSeed(ImageFiles.Options? options) => options ?? new ImageFiles.Options { Seed = _context.Seed };
+
     /// <summary>Splits off a seeded fraction of a dataset as validation data.</summary>
     public (ImageDataset Train, ImageDataset Valid) TrainValidSplit(ImageDataset data, double validFraction = 0.2)
     {
