@@ -20,6 +20,8 @@ public sealed class CliTests : IDisposable
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fasttrain.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["FASTTRAIN_THREADS"] = "2";
+        // The bundled subset, even where Debian's full Fashion-MNIST is installed (which train would otherwise pick).
+        psi.Environment["FASTTRAIN_DATA"] = RepoPaths.Get("data", "fashion-mnist-mini");
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -172,6 +174,7 @@ public sealed class CliTests : IDisposable
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fasttrain.dll"));
         foreach (var a in common.Concat(["--checkpoint-dir", dir, "--out", resumed])) psi.ArgumentList.Add(a);
+        psi.Environment["FASTTRAIN_DATA"] = RepoPaths.Get("data", "fashion-mnist-mini");
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -244,6 +247,41 @@ public sealed class CliTests : IDisposable
         var expected = JsonDocument.Parse(predicted).RootElement.GetProperty("predictions")[0].GetProperty("label").GetString();
         Assert.Equal(expected, lines[0].Trim());
         Assert.Equal(11, lines.Length); // the label, then one line per class
+    }
+
+    [Fact]
+    public async Task The_tool_packs_installs_and_trains_on_its_bundled_data()
+    {
+        string packages = Path.Combine(_dir, "packages"), tools = Path.Combine(_dir, "tools");
+        await Dotnet(_dir, "pack", RepoPaths.Get("src", "MLNet.FastTrain.Cli", "MLNet.FastTrain.Cli.csproj"), "-c", "Release", "--no-build", "-o", packages);
+        Assert.Single(Directory.GetFiles(packages, "MLNet.FastTrain.Cli.*.nupkg"));
+        await Dotnet(_dir, "tool", "install", "MLNet.FastTrain.Cli", "--tool-path", tools, "--add-source", packages);
+
+        // The bundled subset travels inside the package, beside the tool's assemblies.
+        var bundled = Assert.Single(Directory.GetDirectories(tools, "fashion-mnist-mini", SearchOption.AllDirectories));
+        Assert.Equal(4, Directory.GetFiles(bundled, "*.gz").Length);
+        var psi = new ProcessStartInfo(Path.Combine(tools, "fasttrain")) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir };
+        foreach (var a in new[] { "train", "--data", bundled, "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--json" }) psi.ArgumentList.Add(a);
+        psi.Environment["FASTTRAIN_THREADS"] = "2";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        string output = await stdout;
+        Assert.True(p.ExitCode == 0, output + await stderr);
+        var json = JsonDocument.Parse(output).RootElement;
+        Assert.Equal(1, json.GetProperty("epochs").GetInt32());
+    }
+
+    private static async Task Dotnet(string workingDirectory, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        Assert.True(p.ExitCode == 0, $"dotnet {string.Join(' ', args)}: {await stdout}{await stderr}");
     }
 
     [Fact]

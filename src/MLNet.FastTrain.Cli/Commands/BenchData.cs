@@ -35,8 +35,8 @@ internal sealed class BenchData
     /// </summary>
     public static BenchData Load()
     {
-        string dir = new[] { Environment.GetEnvironmentVariable("FMNIST_DIR") ?? "", "/usr/share/datasets/fashion-mnist" }
-            .FirstOrDefault(d => d.Length > 0 && IdxDataset.IsIdxFolder(d)) ?? CliSupport.DataFolder(null);
+        string dir = new[] { Environment.GetEnvironmentVariable("FMNIST_DIR") ?? "", CliSupport.DebianFashionMnist }
+            .FirstOrDefault(d => d.Length > 0 && IdxDataset.IsIdxFolder(d)) ?? CliSupport.BundledData();
         var (train, test) = IdxDataset.Load(dir);
         var (mean, std) = train.ChannelStatistics();
         return new BenchData(train, ToTensor(train, mean[0], std[0]), train.Labels.ToArray(), ToTensor(test, mean[0], std[0]), dir);

@@ -85,14 +85,28 @@ internal static class CliSupport
         return span > TimeSpan.Zero ? span : throw new ArgumentException($"{option} '{text}' must be longer than zero.");
     }
 
-    /// <summary>The data folder: --data, else the bundled Fashion-MNIST subset.</summary>
+    /// <summary>Where Debian's dataset-fashion-mnist package puts the full set.</summary>
+    public const string DebianFashionMnist = "/usr/share/datasets/fashion-mnist";
+
+    /// <summary>
+    /// The data folder: --data; else the FASTTRAIN_DATA environment variable; else the full Fashion-MNIST when Debian's
+    /// dataset-fashion-mnist is installed; else the subset bundled with the tool and the repository.
+    /// </summary>
     public static string DataFolder(string? given)
     {
+        if (string.IsNullOrEmpty(given)) given = Environment.GetEnvironmentVariable("FASTTRAIN_DATA");
         if (!string.IsNullOrEmpty(given))
         {
             if (!Directory.Exists(given)) throw new DirectoryNotFoundException($"--data '{given}' does not exist.");
             return given;
         }
+        if (IdxDataset.IsIdxFolder(DebianFashionMnist)) return DebianFashionMnist;
+        return BundledData();
+    }
+
+    /// <summary>The bundled Fashion-MNIST subset: beside the tool, or in the repository above it.</summary>
+    public static string BundledData()
+    {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null)
         {

@@ -6,7 +6,7 @@ namespace MLNet.FastTrain.Cli.Commands;
 internal static class DataSource
 {
     public const string Description =
-        "an IDX folder, an image folder (one sub-folder per class, optionally under train/ and valid/), or a CSV of path,label; default: the bundled Fashion-MNIST subset";
+        "an IDX folder, an image folder (one sub-folder per class, optionally under train/ and valid/), or a CSV of path,label; default: $FASTTRAIN_DATA, else the full Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else the bundled subset";
 
     /// <summary>The default side images from folders and CSVs are loaded at.</summary>
     public const int DefaultImageSize = 64;
