@@ -285,6 +285,33 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_terminal_gets_progress_bars_and_a_summary_table_and_a_pipe_gets_plain_lines()
+    {
+        // util-linux's script runs the tool on a pseudo-terminal, as a user's shell would.
+        string tool = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fasttrain.dll")} train --model simple --recipe one-cycle --epochs 2 --lr 0.01";
+        var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-qec", tool, "/dev/null" }) psi.ArgumentList.Add(a);
+        psi.Environment["TERM"] = "xterm-256color";
+        psi.Environment["FASTTRAIN_THREADS"] = "2";
+        psi.Environment["FASTTRAIN_DATA"] = RepoPaths.Get("data", "fashion-mnist-mini");
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        string screen = await stdout;
+        Assert.True(p.ExitCode == 0, screen + await stderr);
+        Assert.Contains("━", screen, StringComparison.Ordinal);          // progress bars
+        Assert.Contains("img/s", screen, StringComparison.Ordinal);
+        Assert.Contains("training summary", screen, StringComparison.Ordinal);
+
+        var (code, output, err) = Run("train", "--model", "simple", "--recipe", "one-cycle", "--epochs", "2", "--lr", "0.01");
+        Assert.True(code == 0, err);
+        Assert.DoesNotContain("━", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b[", output, StringComparison.Ordinal); // no escape sequences in a pipe
+        Assert.Contains("epoch 2/2: train_loss", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Lr_find_reports_curve_and_suggestions_and_writes_a_plot()
     {
         string plot = Path.Combine(_dir, "lr.svg");

@@ -89,7 +89,9 @@ internal static class TrainCommand
                 : Learner.ForImageClassification(trainSet, validSet, pretrained!, fineTune.CreateParamGroups(), batchSize, s);
             int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
-            if (!asJson) learner.Log += (_, m) => Console.WriteLine(m);
+            bool live = !asJson && ConsoleProgress.Available;
+            var held = new List<string>();
+            if (!asJson) learner.Log += (_, m) => { if (live) held.Add(m); else Console.WriteLine(m); };
             if (!asJson && advice is not null) Console.Write(advice);
             if (!asJson) Console.WriteLine($"{trainSet.Count} training and {validSet.Count} validation images from {folder}; {arch}, batch {b}, {t} threads, seed {s}");
 
@@ -119,9 +121,19 @@ internal static class TrainCommand
                 learner.Add(new Callbacks.ProgressiveResizing([(0, first), (Math.Max(1, planned / 2), last)]));
                 if (!asJson) Console.WriteLine($"progressive resizing: {first} px, then {last} px from epoch {Math.Max(1, planned / 2) + 1}");
             }
-            var result = fineTune is not null && options.Recipe == RecipeKind.FineTune
+            RecipeResult Train() => fineTune is not null && options.Recipe == RecipeKind.FineTune
                 ? RunPretrained(learner, fineTune, options, ct)
                 : Recipes.Run(learner, options, ct);
+            RecipeResult result;
+            try
+            {
+                result = live ? ConsoleProgress.Run(learner, Train) : Train();
+            }
+            finally
+            {
+                // Messages logged under the live bars (LR finder, stages, stop reasons) are printed once they are gone.
+                foreach (var m in held) Console.WriteLine(m);
+            }
             var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.Normalization!.Value, (trainSet.Channels, trainSet.Height, trainSet.Width));
             string? consumption = null;
             if (parse.GetValue(output) is { } path)
@@ -179,6 +191,16 @@ internal static class TrainCommand
             }
             else
             {
+                if (live)
+                {
+                    var inv = CultureInfo.InvariantCulture;
+                    ConsoleProgress.WriteSummary(learner,
+                    [
+                        ("validation accuracy", accuracy.ToString("P2", inv)), ("validation loss", (result.Validation?.Loss ?? double.NaN).ToString("F4", inv)),
+                        ("epochs", result.Epochs.ToString(inv)), ("learning rate", result.LearningRate.ToString("G3", inv)),
+                        ("seconds", clock.Elapsed.TotalSeconds.ToString("F1", inv)), .. accuracyTta is double a ? new[] { ("accuracy with TTA", a.ToString("P2", inv)) } : [],
+                    ]);
+                }
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"validation accuracy {accuracy:P2}, loss {result.Validation?.Loss:F4} after {result.Epochs} epochs in {clock.Elapsed.TotalSeconds:F1} s (lr {result.LearningRate:G3})"));
             }
