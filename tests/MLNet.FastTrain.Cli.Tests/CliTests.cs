@@ -140,6 +140,19 @@ public sealed class CliTests : IDisposable
             Assert.Equal(trained.Classes[Array.IndexOf(score, score.Max())], prediction.GetProperty("label").GetString());
         }
 
+        // A separate validation folder: all of --data trains, all of --valid validates, in the training classes' order.
+        string validRoot = Path.Combine(_dir, "valid");
+        for (int i = 90; i < 120; i++)
+        {
+            int label = mini.Labels[i] % 3;
+            Directory.CreateDirectory(Path.Combine(validRoot, $"kind{label}"));
+            Vision.Encoders.PngEncoder.Save(Path.Combine(validRoot, $"kind{label}", $"{i:D3}.png"), mini.Images.AsSpan(i * 784, 784), 28, 28, 1);
+        }
+        (code, output, err) = Run("train", "--data", root, "--valid", validRoot, "--skip-invalid", "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--size", "28", "--json");
+        Assert.True(code == 0, err);
+        var counts = JsonDocument.Parse(output).RootElement;
+        Assert.Equal((90, 30), (counts.GetProperty("train_images").GetInt32(), counts.GetProperty("valid_images").GetInt32()));
+
         (code, _, err) = Run("predict", "--model", model, Path.Combine(_dir, "nothing-here.png"));
         Assert.Equal(1, code);
         Assert.Contains("nothing-here.png", err, StringComparison.Ordinal);

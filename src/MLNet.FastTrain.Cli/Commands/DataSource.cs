@@ -16,10 +16,11 @@ internal static class DataSource
     /// <paramref name="channels"/> (default: gray when all are gray); IDX images keep their own size.
     /// </summary>
     public static (ImageDataset Train, ImageDataset Valid, string Name) Load(string? data, int? size = null, int? channels = null,
-        bool skipInvalid = false, ulong seed = 0, Action<string>? log = null)
+        bool skipInvalid = false, ulong seed = 0, Action<string>? log = null, string? validData = null)
     {
         if (size is < 1) throw new ArgumentException($"--size must be positive, not {size}.");
         var options = new ImageFiles.Options { Size = size ?? DefaultImageSize, Channels = channels, SkipInvalid = skipInvalid, Seed = seed };
+        if (validData is not null) return LoadSeparate(data, validData, options, log);
         if (data is not null && data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
         {
             if (!File.Exists(data)) throw new FileNotFoundException($"--data '{data}' does not exist.", data);
@@ -36,6 +37,33 @@ internal static class DataSource
         var (t, v, r) = ImageFiles.LoadFolder(folder, options);
         Report(r, log);
         return (t, v, folder);
+    }
+
+    /// <summary>--valid given: all of --data trains (an IDX folder's train part), all of --valid validates (an IDX folder's t10k part).</summary>
+    private static (ImageDataset Train, ImageDataset Valid, string Name) LoadSeparate(string? data, string valid, ImageFiles.Options options, Action<string>? log)
+    {
+        string source = data is not null && data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? data : CliSupport.DataFolder(data);
+        ImageDataset train;
+        if (IdxDataset.IsIdxFolder(source)) train = IdxDataset.Load(source).Train;
+        else
+        {
+            var (all, report) = ImageFiles.LoadAll(source, options);
+            Report(report, log);
+            train = all;
+        }
+        if (!File.Exists(valid) && !Directory.Exists(valid)) throw new FileNotFoundException($"--valid '{valid}' does not exist.", valid);
+        ImageDataset validation;
+        if (Directory.Exists(valid) && IdxDataset.IsIdxFolder(valid)) validation = IdxDataset.Load(valid, train.Classes).Valid;
+        else
+        {
+            var sameShape = new ImageFiles.Options { Size = train.Height, Channels = train.Channels, SkipInvalid = options.SkipInvalid, Limits = options.Limits };
+            var (all, report) = ImageFiles.LoadAll(valid, sameShape, train.Classes);
+            Report(report, log);
+            validation = all;
+        }
+        if (validation.Channels != train.Channels || validation.Height != train.Height || validation.Width != train.Width)
+            throw new InvalidDataException($"--valid '{valid}' has {validation.Channels}×{validation.Height}×{validation.Width} images, the training data {train.Channels}×{train.Height}×{train.Width}.");
+        return (train, validation, source);
     }
 
     private static void Report(ImageLoadReport report, Action<string>? log)

@@ -16,6 +16,7 @@ internal static class TrainCommand
     public static Command Create()
     {
         var data = new Option<string?>("--data") { Description = DataSource.Description };
+        var valid = new Option<string?>("--valid") { Description = "validate on this IDX folder, image folder or CSV (all of --data then trains)" };
         var size = new Option<string?>("--size")
         {
             Description = $"image side: N, or A:B for progressive resizing (A for the first half of the epochs, then B); image folders and CSVs load at N or B (default {DataSource.DefaultImageSize})",
@@ -42,7 +43,7 @@ internal static class TrainCommand
         var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, size, skipInvalid, checkpointDir, resume, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json, report,
+            data, valid, size, skipInvalid, checkpointDir, resume, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json, report,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -64,7 +65,7 @@ internal static class TrainCommand
             string? checkpoints = parse.GetValue(checkpointDir);
             if (parse.GetValue(resume) && checkpoints is null) throw new ArgumentException("--resume needs --checkpoint-dir.");
             var (trainSet, validSet, folder) = DataSource.Load(parse.GetValue(data), large, null, parse.GetValue(skipInvalid), s,
-                quiet ? null : Console.WriteLine);
+                quiet ? null : Console.WriteLine, parse.GetValue(valid));
             if (large is int loadedSize && (trainSet.Height != loadedSize || trainSet.Width != loadedSize))
                 throw new ArgumentException($"--size: the images of {folder} are {trainSet.Height}×{trainSet.Width}; with IDX data the size must end there (e.g. --size 14:{trainSet.Height}).");
             if (arch == "simple" && (trainSet.Height != 28 || trainSet.Width != 28 || small is int s0 && s0 != 28))
@@ -182,6 +183,8 @@ internal static class TrainCommand
                     ["train_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
                     ["epochs"] = result.Epochs,
                     ["batch_size"] = b,
+                    ["train_images"] = trainSet.Count,
+                    ["valid_images"] = validSet.Count,
                     ["lr"] = result.LearningRate,
                     ["recipe"] = parse.GetValue(recipe),
                     ["model"] = arch,

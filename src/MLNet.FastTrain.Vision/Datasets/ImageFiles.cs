@@ -71,6 +71,39 @@ public static class ImageFiles
     }
 
     /// <summary>
+    /// Loads every image of a class folder or CSV as one dataset, without splitting (for a separate validation set).
+    /// With <paramref name="classes"/>, labels follow that order (a class it lacks is an error); otherwise the
+    /// folder's or CSV's own sorted class names.
+    /// </summary>
+    public static (ImageDataset Data, ImageLoadReport Report) LoadAll(string path, Options? options = null, IReadOnlyList<string>? classes = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        options ??= new Options();
+        List<(string Path, int Label)> items;
+        List<string> names;
+        if (File.Exists(path) && path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
+        {
+            var rows = ReadCsv(path);
+            names = classes?.ToList() ?? rows.Select(r => r.Label).Distinct().Order(StringComparer.Ordinal).ToList();
+            var index = names.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
+            var unknown = rows.Select(r => r.Label).Where(l => !index.ContainsKey(l)).Distinct().ToList();
+            if (unknown.Count > 0) throw new InvalidDatasetException(path, $"its labels {string.Join(", ", unknown)} are not among the training classes.");
+            items = rows.Select(r => (r.Path, index[r.Label])).ToList();
+        }
+        else
+        {
+            if (!Directory.Exists(path)) throw new InvalidDatasetException(path, "the folder does not exist.");
+            var folders = ClassFolders(path);
+            names = classes?.ToList() ?? folders;
+            var unknown = folders.Except(names).ToList();
+            if (unknown.Count > 0) throw new InvalidDatasetException(path, $"its classes {string.Join(", ", unknown)} are not among the training classes.");
+            items = Items(path, names);
+        }
+        var loaded = Decode(items, names, options);
+        return (loaded.Data, loaded.Report);
+    }
+
+    /// <summary>
     /// Loads a CSV of <c>path,label</c> lines (a header line is allowed; paths are relative to the CSV's folder),
     /// split by a seeded fraction. Labels are sorted by name to give the class order.
     /// </summary>
@@ -79,20 +112,7 @@ public static class ImageFiles
         ArgumentException.ThrowIfNullOrEmpty(csvPath);
         options ??= new Options();
         if (!File.Exists(csvPath)) throw new InvalidDatasetException(csvPath, "the file does not exist.");
-        var baseDir = Path.GetDirectoryName(Path.GetFullPath(csvPath))!;
-        var rows = new List<(string Path, string Label)>();
-        var lines = File.ReadAllLines(csvPath);
-        for (int n = 0; n < lines.Length; n++)
-        {
-            var line = lines[n].Trim();
-            if (line.Length == 0) continue;
-            var fields = SplitCsv(line);
-            if (fields.Count < 2 || fields[0].Length == 0 || fields[1].Length == 0)
-                throw new InvalidDatasetException(csvPath, $"line {n + 1} is not 'path,label': {line}");
-            if (rows.Count == 0 && n == FirstDataLine(lines) && !IsImageFile(fields[0])) continue; // a header
-            rows.Add((Path.IsPathRooted(fields[0]) ? fields[0] : Path.Combine(baseDir, fields[0]), fields[1]));
-        }
-        if (rows.Count == 0) throw new InvalidDatasetException(csvPath, "it lists no images.");
+        var rows = ReadCsv(csvPath);
         var classes = rows.Select(r => r.Label).Distinct().Order(StringComparer.Ordinal).ToList();
         var index = classes.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
         var loaded = Decode(rows.Select(r => (r.Path, index[r.Label])).ToList(), classes, options);
@@ -135,6 +155,26 @@ public static class ImageFiles
         var result = new byte[resized.Length];
         for (int i = 0; i < resized.Length; i++) result[i] = (byte)Math.Clamp((int)MathF.Round(resized[i]), 0, 255);
         return result;
+    }
+
+    private static List<(string Path, string Label)> ReadCsv(string csvPath)
+    {
+        if (!File.Exists(csvPath)) throw new InvalidDatasetException(csvPath, "the file does not exist.");
+        var baseDir = Path.GetDirectoryName(Path.GetFullPath(csvPath))!;
+        var rows = new List<(string Path, string Label)>();
+        var lines = File.ReadAllLines(csvPath);
+        for (int n = 0; n < lines.Length; n++)
+        {
+            var line = lines[n].Trim();
+            if (line.Length == 0) continue;
+            var fields = SplitCsv(line);
+            if (fields.Count < 2 || fields[0].Length == 0 || fields[1].Length == 0)
+                throw new InvalidDatasetException(csvPath, $"line {n + 1} is not 'path,label': {line}");
+            if (rows.Count == 0 && n == FirstDataLine(lines) && !IsImageFile(fields[0])) continue; // a header
+            rows.Add((Path.IsPathRooted(fields[0]) ? fields[0] : Path.Combine(baseDir, fields[0]), fields[1]));
+        }
+        if (rows.Count == 0) throw new InvalidDatasetException(csvPath, "it lists no images.");
+        return rows;
     }
 
     private static int FirstDataLine(string[] lines)
