@@ -71,4 +71,72 @@ public class PrecomputeTests(ITestOutputHelper output)
         Assert.Equal(loader.Epoch(2).First().Labels, first.Labels);
         Assert.Equal(18 - 5, source.Epoch(0, skipBatches: 5).Count());
     }
+
+    /// <summary>Counts forward passes, to see whether the body ran.</summary>
+    private sealed class Counting : Engine.Modules.Module
+    {
+        private readonly Engine.Modules.Module inner;
+
+        public Counting(Engine.Modules.Module inner)
+        {
+            this.inner = inner;
+            RegisterModule("inner", inner);
+        }
+
+        public int Calls { get; private set; }
+
+        public override Tensor Forward(Tensor input)
+        {
+            Calls++;
+            return inner.Forward(input);
+        }
+    }
+
+    [Fact]
+    public void The_disk_cache_is_reused_for_the_same_body_and_data_and_missed_when_either_changes()
+    {
+        var dir = Directory.CreateTempSubdirectory("fasttrain-acts-").FullName;
+        try
+        {
+            var net = ModelZoo.ResNetSmall(generator: new Generator(1));
+            var (body, _) = new DifferentialFineTune(net).SplitBodyHead();
+            var counting = new Counting(body);
+            var first = PrecomputedActivations.Compute(counting, Loader(), dir);
+            int afterFirst = counting.Calls;
+            Assert.True(afterFirst > 0);
+            Assert.Single(Directory.GetFiles(dir, "activations-*.ftm"));
+
+            var second = PrecomputedActivations.Compute(counting, Loader(), dir);
+            Assert.Equal(afterFirst, counting.Calls); // read from disk, the body did not run
+            Assert.Equal(first.Items.ToArray(), second.Items.ToArray());
+            Assert.Equal(first.Items.ShapeArray(), second.Items.ShapeArray());
+
+            // Another weight means another key: computed again, a second file.
+            float original = net.Parameters().First().AsSpan()[0];
+            net.Parameters().First().AsSpan()[0] += 0.5f;
+            PrecomputedActivations.Compute(counting, Loader(), dir);
+            Assert.True(counting.Calls > afterFirst);
+            Assert.Equal(2, Directory.GetFiles(dir, "activations-*.ftm").Length);
+
+            // Other data (a subset) also misses.
+            int calls = counting.Calls;
+            PrecomputedActivations.Compute(counting, new DataLoader(TestData.Train.Subset(Enumerable.Range(0, 100).ToList()), 32, shuffle: true, seed: 3), dir);
+            Assert.True(counting.Calls > calls);
+
+            // A damaged file is recomputed, not trusted.
+            var file = Directory.GetFiles(dir, "activations-*.ftm").OrderBy(File.GetLastWriteTimeUtc).First();
+            var bytes = File.ReadAllBytes(file);
+            bytes[^10] ^= 0xFF;
+            File.WriteAllBytes(file, bytes);
+            calls = counting.Calls;
+            net.Parameters().First().AsSpan()[0] = original;
+            var again = PrecomputedActivations.Compute(counting, Loader(), dir);
+            Assert.True(counting.Calls > calls);
+            Assert.Equal(first.Items.ToArray(), again.Items.ToArray());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -47,6 +47,12 @@ public static class FineTuneRecipe
         /// <summary>Epochs without validation improvement before the unfrozen stage stops. Default 1.</summary>
         public int Patience { get; set; } = 1;
 
+        /// <summary>
+        /// A folder for the precomputed activations, reused by later runs with the same body and data; null keeps them
+        /// in memory only. Default null.
+        /// </summary>
+        public string? ActivationCacheDirectory { get; set; }
+
         /// <summary>The head's learning rate; null runs the LR finder. Default null.</summary>
         public double? HeadLearningRate { get; set; }
 
@@ -82,7 +88,7 @@ public static class FineTuneRecipe
             {
                 var (body, head) = fineTune.SplitBodyHead();
                 var cacheSource = new DataLoader(images.Dataset, images.BatchSize, images.Shuffle, images.Seed, images.DropLast, images.Normalization);
-                var features = PrecomputedActivations.Compute(body, cacheSource, cancellationToken: cancellationToken);
+                var features = PrecomputedActivations.Compute(body, cacheSource, options.ActivationCacheDirectory, cancellationToken: cancellationToken);
                 var headLearner = new Learner(head, features, ValidFeatures(learner, body), new AdamW(head.Parameters()), learner.Metrics);
                 headLearner.Log += (_, m) => learner.Write("head: " + m);
                 if (double.IsNaN(headLr)) headLr = Suggest(headLearner, null, cancellationToken);
