@@ -14,19 +14,38 @@ public sealed class CliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the built tool with two threads on the bundled subset.</summary>
+    private static (int Code, string Out, string Err) Run(params string[] args) =>
+        Exec(Tool(args)).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// The built tool's command line: two threads, and the bundled subset even where Debian's full Fashion-MNIST is
+    /// installed (which train would otherwise pick).
+    /// </summary>
+    private static ProcessStartInfo Tool(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fasttrain.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        var psi = Command("dotnet", [Path.Combine(AppContext.BaseDirectory, "fasttrain.dll"), .. args]);
         psi.Environment["FASTTRAIN_THREADS"] = "2";
-        // The bundled subset, even where Debian's full Fashion-MNIST is installed (which train would otherwise pick).
         psi.Environment["FASTTRAIN_DATA"] = RepoPaths.Get("data", "fashion-mnist-mini");
+        return psi;
+    }
+
+    private static ProcessStartInfo Command(string program, IEnumerable<string> args, string? workingDirectory = null)
+    {
+        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return psi;
+    }
+
+    /// <summary>Runs a process to its end; its exit code and what it wrote.</summary>
+    private static async Task<(int Code, string Out, string Err)> Exec(ProcessStartInfo psi)
+    {
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await stdout, await stderr);
     }
 
     [Fact]
@@ -184,11 +203,7 @@ public sealed class CliTests : IDisposable
         Assert.True(code == 0, err);
 
         // Interrupt a second run once its first epoch's checkpoint exists.
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fasttrain.dll"));
-        foreach (var a in common.Concat(["--checkpoint-dir", dir, "--out", resumed])) psi.ArgumentList.Add(a);
-        psi.Environment["FASTTRAIN_DATA"] = RepoPaths.Get("data", "fashion-mnist-mini");
-        using var p = Process.Start(psi)!;
+        using var p = Process.Start(Tool([.. common, "--checkpoint-dir", dir, "--out", resumed]))!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         var clock = Stopwatch.StartNew();
@@ -245,14 +260,8 @@ public sealed class CliTests : IDisposable
         string image = Path.Combine(_dir, "item7.png");
         Vision.Encoders.PngEncoder.Save(image, mini.Images.AsSpan(7 * 784, 784), 28, 28, 1);
 
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = app };
-        foreach (var a in new[] { "run", "-c", "Release", "--", image }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        string printed = await stdout;
-        Assert.True(p.ExitCode == 0, printed + await stderr);
+        var (exit, printed, errors) = await Exec(Command("dotnet", ["run", "-c", "Release", "--", image], app));
+        Assert.True(exit == 0, printed + errors);
         var lines = printed.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
         (code, var predicted, err) = Run("predict", "--model", model, image, "--json");
@@ -273,28 +282,18 @@ public sealed class CliTests : IDisposable
         // The bundled subset travels inside the package, beside the tool's assemblies.
         var bundled = Assert.Single(Directory.GetDirectories(tools, "fashion-mnist-mini", SearchOption.AllDirectories));
         Assert.Equal(4, Directory.GetFiles(bundled, "*.gz").Length);
-        var psi = new ProcessStartInfo(Path.Combine(tools, "fasttrain")) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir };
-        foreach (var a in new[] { "train", "--data", bundled, "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--json" }) psi.ArgumentList.Add(a);
-        psi.Environment["FASTTRAIN_THREADS"] = "2";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        string output = await stdout;
-        Assert.True(p.ExitCode == 0, output + await stderr);
+        var installed = Command(Path.Combine(tools, "fasttrain"), ["train", "--data", bundled, "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--json"], _dir);
+        installed.Environment["FASTTRAIN_THREADS"] = "2";
+        var (code, output, err) = await Exec(installed);
+        Assert.True(code == 0, output + err);
         var json = JsonDocument.Parse(output).RootElement;
         Assert.Equal(1, json.GetProperty("epochs").GetInt32());
     }
 
     private static async Task Dotnet(string workingDirectory, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        Assert.True(p.ExitCode == 0, $"dotnet {string.Join(' ', args)}: {await stdout}{await stderr}");
+        var (code, output, err) = await Exec(Command("dotnet", args, workingDirectory));
+        Assert.True(code == 0, $"dotnet {string.Join(' ', args)}: {output}{err}");
     }
 
     [Fact]
@@ -302,17 +301,12 @@ public sealed class CliTests : IDisposable
     {
         // util-linux's script runs the tool on a pseudo-terminal, as a user's shell would.
         string tool = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fasttrain.dll")} train --model simple --recipe one-cycle --epochs 2 --lr 0.01";
-        var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "-qec", tool, "/dev/null" }) psi.ArgumentList.Add(a);
+        var psi = Command("script", ["-qec", tool, "/dev/null"]);
         psi.Environment["TERM"] = "xterm-256color";
         psi.Environment["FASTTRAIN_THREADS"] = "2";
         psi.Environment["FASTTRAIN_DATA"] = RepoPaths.Get("data", "fashion-mnist-mini");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        string screen = await stdout;
-        Assert.True(p.ExitCode == 0, screen + await stderr);
+        var (exit, screen, errors) = await Exec(psi);
+        Assert.True(exit == 0, screen + errors);
         Assert.Contains("━", screen, StringComparison.Ordinal);          // progress bars
         Assert.Contains("img/s", screen, StringComparison.Ordinal);
         Assert.Contains("training summary", screen, StringComparison.Ordinal);
