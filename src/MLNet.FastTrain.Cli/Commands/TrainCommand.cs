@@ -32,7 +32,11 @@ internal static class TrainCommand
         var cycleLen = new Option<int>("--cycle-len") { Description = "epochs in the first SGDR cycle", DefaultValueFactory = _ => 1 };
         var cycleMult = new Option<int>("--cycle-mult") { Description = "growth of each SGDR cycle", DefaultValueFactory = _ => 2 };
         var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
-        var batch = new Option<int?>("--batch") { Description = "images per batch; default: a power of two near 1/16 of the training set, between 16 and 128" };
+        var batch = new Option<string>("--batch")
+        {
+            Description = "images per batch, or auto: a power of two near 1/16 of the training set, between 16 and 128",
+            DefaultValueFactory = _ => "auto",
+        };
         var budget = new Option<string?>("--memory-budget") { Description = "pick the batch size that fits this much memory (e.g. 1GB); overrides --batch" };
         var timeBudget = new Option<string?>("--time-budget") { Description = "stop cleanly after this long, keeping the best model (e.g. 10m, 90s, 1h)" };
         var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta)" };
@@ -49,7 +53,7 @@ internal static class TrainCommand
         {
             var clock = Stopwatch.StartNew();
             int t = parse.GetValue(threads);
-            if (parse.GetValue(batch) is < 1) throw new ArgumentException($"--batch must be positive, not {parse.GetValue(batch)}.");
+            int? givenBatch = ParseBatch(parse.GetValue(batch)!);
             if (t < 1) throw new ArgumentException($"--threads must be positive, not {t}.");
             if (parse.GetValue(epochs) is < 1) throw new ArgumentException("--epochs must be positive.");
             var (single, range) = CliSupport.ParseLr(parse.GetValue(lr)!);
@@ -74,7 +78,7 @@ internal static class TrainCommand
             if (ModelSource.IsFile(arch)) (pretrained, arch) = ModelSource.LoadPretrained(parse.GetValue(model)!, trainSet, s);
             if (arch == Onnx.OnnxModel.GraphArchitecture && parse.GetValue(output) is { } target && !target.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
                 throw new ArgumentException($"--out '{target}': a network imported as a general ONNX graph is saved as .onnx only.");
-            int? batchSize = parse.GetValue(batch);
+            int? batchSize = givenBatch;
             string? advice = null;
             if (parse.GetValue(budget) is { } text)
             {
@@ -123,7 +127,7 @@ internal static class TrainCommand
                 if (!asJson) Console.WriteLine($"progressive resizing: {first} px, then {last} px from epoch {Math.Max(1, planned / 2) + 1}");
             }
             RecipeResult Train() => fineTune is not null && options.Recipe == RecipeKind.FineTune
-                ? RunPretrained(learner, fineTune, options, ct)
+                ? RunPretrained(learner, fineTune, options, range, ct)
                 : Recipes.Run(learner, options, ct);
             RecipeResult result;
             try
@@ -212,6 +216,14 @@ internal static class TrainCommand
         return command;
     }
 
+    /// <summary>--batch: "auto" (null: the learner's default) or a positive number.</summary>
+    private static int? ParseBatch(string text)
+    {
+        if (text == "auto") return null;
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0) return n;
+        throw new ArgumentException($"--batch must be auto or a positive number, not '{text}'.");
+    }
+
     /// <summary>--size: "N" or "A:B"; null when absent (each source's own size).</summary>
     private static (int? Small, int? Large) ParseSize(string? text)
     {
@@ -237,11 +249,13 @@ internal static class TrainCommand
     /// fastai's recipe on a pretrained body: head on precomputed activations, head with augmentation, then the whole
     /// net with lower rates for earlier groups; <c>--epochs</c> caps the epochs of all stages together.
     /// </summary>
-    private static RecipeResult RunPretrained(Learner learner, DifferentialFineTune fineTune, RecipeOptions options, CancellationToken ct)
+    private static RecipeResult RunPretrained(Learner learner, DifferentialFineTune fineTune, RecipeOptions options, (double Low, double High)? lrRange, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         int left = options.MaxEpochs ?? int.MaxValue;
         var recipe = new FineTuneRecipe.Options { LearningRate = options.LearningRate, CycleMult = options.CycleMult, Patience = options.Patience };
+        // --lr LOW:HIGH spreads the rates geometrically over the layer groups, as fastai's slice(LOW, HIGH).
+        if (lrRange is var (low, high) && fineTune.Groups.Count > 1) recipe.GroupRateFactor = Math.Pow(high / low, 1.0 / (fineTune.Groups.Count - 1));
         recipe.PrecomputedEpochs = Math.Min(recipe.PrecomputedEpochs, Math.Max(0, left - 1));
         left -= recipe.PrecomputedEpochs;
         recipe.AugmentedHeadCycles = Math.Min(recipe.AugmentedHeadCycles, Math.Max(0, left - 1));
