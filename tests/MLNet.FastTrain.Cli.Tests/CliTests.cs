@@ -341,6 +341,16 @@ public sealed class CliTests : IDisposable
         var (tooSmall, _, tooSmallErr) = Run("train", "--memory-budget", "1MB");
         Assert.Equal(1, tooSmall);
         Assert.Contains("cannot train this model", tooSmallErr, StringComparison.Ordinal);
+
+        (code, output, err) = Run("train", "--model", "simple", "--batch", "auto", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.003", "--json");
+        Assert.True(code == 0, err);
+        Assert.Equal(32, JsonDocument.Parse(output).RootElement.GetProperty("batch_size").GetInt32()); // 600 images: the default rule gives 32
+        foreach (var bad in new[] { "0", "big", "1.5" })
+        {
+            (code, _, err) = Run("train", "--batch", bad);
+            Assert.Equal(2, code);
+            Assert.Contains("--batch", err, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
