@@ -105,7 +105,7 @@ internal static class BenchCommand
             data.Train.Narrow(j, batch).AsSpan().CopyTo(xb.AsSpan());
             Array.Copy(data.TrainLabels, j, yb, 0, batch);
             using var scope = TensorScope.Begin();
-            opt.ZeroGrad();
+            opt.ZeroGrad(setToNone: false);
             Functional.CrossEntropy(net.Forward(xb), yb).Backward();
             opt.Step();
         }

@@ -69,10 +69,20 @@ public abstract class Optimizer
     /// <summary>Updates one parameter in place.</summary>
     protected abstract void Update(ParamGroup group, Parameter parameter, Tensor gradient, Dictionary<string, Tensor> state);
 
-    /// <summary>Clears the gradient of every parameter.</summary>
-    public void ZeroGrad()
+    /// <summary>
+    /// Clears the gradient of every parameter: by dropping it (the default, as torch's set_to_none), so a parameter
+    /// the next backward pass does not reach has no gradient and is not updated; or, with
+    /// <paramref name="setToNone"/> false, by zeroing it in place, so the next backward pass accumulates into the same
+    /// memory and a training loop allocates no gradients after its first step.
+    /// </summary>
+    public void ZeroGrad(bool setToNone = true)
     {
-        foreach (var g in _groups) foreach (var p in g.Parameters) p.Grad = null;
+        foreach (var g in _groups)
+            foreach (var p in g.Parameters)
+            {
+                if (setToNone) p.Grad = null;
+                else p.Grad?.Fill(0);
+            }
     }
 
     /// <summary>Forgets all per-parameter state (momentum, moments), as for a fresh optimizer.</summary>

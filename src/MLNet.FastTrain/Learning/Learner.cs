@@ -251,7 +251,7 @@ public sealed class Learner
                         Loss = LossFunction(Output, batch.Labels);
                         LastLoss = Loss.Item();
                         Run(c => c.AfterLoss(this));
-                        Optimizer.ZeroGrad();
+                        Optimizer.ZeroGrad(setToNone: false);
                         Loss.Backward();
                         Run(c => c.AfterBackward(this));
                         Optimizer.Step();
