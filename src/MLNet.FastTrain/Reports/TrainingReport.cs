@@ -143,7 +143,7 @@ public sealed class TrainingReport
 
         sb.Append("<section id=\"tta\"><h2>Test-time augmentation</h2>");
         sb.Append(Tta is { } tta
-            ? string.Create(inv, $"<p>Accuracy {tta.PlainAccuracy:P2} without TTA, {tta.TtaAccuracy:P2} with it: a gain of {tta.Gain * 100:+0.00;-0.00} points on {tta.Items} images.</p>")
+            ? string.Create(inv, $"<p>Accuracy {tta.PlainAccuracy:P2} without TTA, {tta.TtaAccuracy:P2} with it: a change of {tta.Gain * 100:+0.00;-0.00} points on {tta.Items} images.</p>")
             : "<p>Not measured (train with --tta).</p>");
         sb.Append("</section>");
 
