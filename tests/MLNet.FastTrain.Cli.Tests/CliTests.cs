@@ -371,6 +371,9 @@ public sealed class CliTests : IDisposable
         var json = JsonDocument.Parse(output).RootElement;
         Assert.Contains("time budget", json.GetProperty("stop_reason").GetString(), StringComparison.Ordinal);
         Assert.InRange(json.GetProperty("accuracy_tta").GetDouble(), 0, 1);
+        (code, output, err) = Run("train", "--model", "simple", "--time-budget", "1s", "--lr", "0.003", "--tta");
+        Assert.True(code == 0, err);
+        Assert.Matches(@"; with TTA \d+\.\d\d %", output);
     }
 
     [Theory]

@@ -209,7 +209,8 @@ internal static class TrainCommand
                     ]);
                 }
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"validation accuracy {accuracy:P2}, loss {result.Validation?.Loss:F4} after {result.Epochs} epochs in {clock.Elapsed.TotalSeconds:F1} s (lr {result.LearningRate:G3})"));
+                    $"validation accuracy {accuracy:P2}, loss {result.Validation?.Loss:F4} after {result.Epochs} epochs in {clock.Elapsed.TotalSeconds:F1} s (lr {result.LearningRate:G3})")
+                    + (accuracyTta is double withTta ? string.Create(CultureInfo.InvariantCulture, $"; with TTA {withTta:P2}") : ""));
             }
             return CliSupport.Success;
         }));
