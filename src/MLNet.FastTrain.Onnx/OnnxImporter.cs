@@ -292,8 +292,7 @@ public static class OnnxImporter
             }
             var attrs = node.Attributes.ToDictionary(a => a.Name);
             long Int(string name, long fallback) => attrs.TryGetValue(name, out var a) ? a.I : fallback;
-            (int, int) Pair(string name, int fallback) =>
-                attrs.TryGetValue(name, out var a) && a.Ints.Count >= 2 ? ((int)a.Ints[0], (int)a.Ints[1]) : (fallback, fallback);
+            (int, int) Pair(string name, int fallback) => AttributePair(attrs, name, fallback);
             Func<Tensor[], Tensor> run;
             switch (node.OpType)
             {
@@ -368,8 +367,7 @@ public static class OnnxImporter
         {
             var w = consts[inputs[1]];
             var attrs = node.Attributes.ToDictionary(a => a.Name);
-            (int, int) Pair(string name, int fallback) =>
-                attrs.TryGetValue(name, out var a) && a.Ints.Count >= 2 ? ((int)a.Ints[0], (int)a.Ints[1]) : (fallback, fallback);
+            (int, int) Pair(string name, int fallback) => AttributePair(attrs, name, fallback);
             int groups = attrs.TryGetValue("group", out var g) ? (int)g.I : 1;
             int outC = (int)w.Dims[0], inC = (int)w.Dims[1] * groups;
             bool hasBias = inputs.Count > 2;
@@ -449,6 +447,10 @@ public static class OnnxImporter
         private bool IsPrefixOfUsed(string path) => _usedNames.Any(u => u != path && (u.StartsWith(path + ".", StringComparison.Ordinal) || path.StartsWith(u + ".", StringComparison.Ordinal)));
 
         private static bool IsIdentifier(string part) => part.Length > 0 && part.All(ch => char.IsLetterOrDigit(ch) || ch == '_');
+
+        /// <summary>A two-value integer attribute (kernel_shape, strides, the first two pads, dilations), or the fallback twice.</summary>
+        private static (int, int) AttributePair(Dictionary<string, OnnxAttributeProto> attrs, string name, int fallback) =>
+            attrs.TryGetValue(name, out var a) && a.Ints.Count >= 2 ? ((int)a.Ints[0], (int)a.Ints[1]) : (fallback, fallback);
 
         private string Resolve(string name) => _alias.TryGetValue(name, out var a) ? Resolve(a) : name;
 

@@ -111,7 +111,6 @@ public static class ImageFiles
     {
         ArgumentException.ThrowIfNullOrEmpty(csvPath);
         options ??= new Options();
-        if (!File.Exists(csvPath)) throw new InvalidDatasetException(csvPath, "the file does not exist.");
         var rows = ReadCsv(csvPath);
         var classes = rows.Select(r => r.Label).Distinct().Order(StringComparer.Ordinal).ToList();
         var index = classes.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);

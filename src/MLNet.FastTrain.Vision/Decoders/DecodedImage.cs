@@ -47,6 +47,16 @@ public sealed class DecodedImage
         return planar;
     }
 
+    /// <summary>An image from planes [C, H, W] (the inverse of <see cref="ToPlanar"/>).</summary>
+    public static DecodedImage FromPlanar(ReadOnlySpan<byte> planes, int channels, int height, int width)
+    {
+        int n = height * width;
+        var pixels = new byte[planes.Length];
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < channels; k++) pixels[i * channels + k] = planes[k * n + i];
+        return new DecodedImage(width, height, channels, pixels);
+    }
+
     /// <summary>The same image with 3 channels (gray repeated) or 1 (ITU-R BT.601 luma, as JPEG's Y), as asked.</summary>
     public DecodedImage WithChannels(int channels)
     {

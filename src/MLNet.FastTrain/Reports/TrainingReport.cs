@@ -5,6 +5,7 @@ using MLNet.FastTrain.Callbacks;
 using MLNet.FastTrain.Metrics;
 using MLNet.FastTrain.Tuning;
 using MLNet.FastTrain.Vision.Datasets;
+using MLNet.FastTrain.Vision.Decoders;
 using MLNet.FastTrain.Vision.Encoders;
 
 namespace MLNet.FastTrain.Reports;
@@ -135,7 +136,7 @@ public sealed class TrainingReport
         {
             foreach (var t in Evaluation.TopLosses(12))
             {
-                var png = Convert.ToBase64String(PngEncoder.Encode(Interleave(Validation, t.Index), Validation.Width, Validation.Height, Validation.Channels));
+                var png = Convert.ToBase64String(PngEncoder.Encode(DecodedImage.FromPlanar(Validation.Pixels(t.Index), Validation.Channels, Validation.Height, Validation.Width).Pixels, Validation.Width, Validation.Height, Validation.Channels));
                 sb.Append(inv, $"<figure class=\"top-loss\"><img alt=\"item {t.Index}\" src=\"data:image/png;base64,{png}\"/><figcaption>predicted {E(Evaluation.Classes[t.Predicted])} ({t.Probability:P0})<br/>actual {E(Evaluation.Classes[t.Actual])}<br/>loss {t.Loss:F2}</figcaption></figure>");
             }
         }
@@ -156,15 +157,4 @@ public sealed class TrainingReport
     }
 
     private static string StripXmlDeclaration(string svg) => svg.StartsWith("<?xml", StringComparison.Ordinal) ? svg[(svg.IndexOf("?>", StringComparison.Ordinal) + 2)..] : svg;
-
-    /// <summary>An item's planes [C, H, W] as interleaved rows for the PNG encoder.</summary>
-    private static byte[] Interleave(ImageDataset data, int index)
-    {
-        var planes = data.Pixels(index);
-        int c = data.Channels, n = data.Height * data.Width;
-        var rows = new byte[planes.Length];
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < c; k++) rows[i * c + k] = planes[k * n + i];
-        return rows;
-    }
 }

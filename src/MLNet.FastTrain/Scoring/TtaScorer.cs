@@ -65,7 +65,12 @@ public sealed class TtaScorer
     public IReadOnlyList<ClassificationRow> Transform(ImageDataset data)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var plain = _model.Transform(data);
+        return Combine(data, _model.Transform(data));
+    }
+
+    /// <summary>The TTA rows, given the plain pass's rows.</summary>
+    private List<ClassificationRow> Combine(ImageDataset data, IReadOnlyList<ClassificationRow> plain)
+    {
         List<IReadOnlyList<ClassificationRow>> passes = _options.Mode == TtaMode.Flips
             ? [_model.Transform(data, Augmentations.Flip(1.0), _options.Seed, 0)]
             : Enumerable.Range(0, _options.AugmentedPasses)
@@ -104,7 +109,7 @@ public sealed class TtaScorer
     {
         ArgumentNullException.ThrowIfNull(data);
         var plain = _model.Transform(data);
-        var tta = Transform(data);
+        var tta = Combine(data, plain);
         double Accuracy(IReadOnlyList<ClassificationRow> rows) => rows.Where((r, i) => r.PredictedLabel == data.Classes[data.LabelOf(i)]).Count() / (double)data.Count;
         return new TtaReport(Accuracy(plain), Accuracy(tta), data.Count);
     }
