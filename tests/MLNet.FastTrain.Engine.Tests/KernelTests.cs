@@ -43,7 +43,7 @@ public class GemmTests
     {
         var data = new TheoryData<string, int, int, int, bool, bool>();
         foreach (var path in new[] { "Scalar", "V128", "V256", "V512" })
-            foreach (var (m, n, k) in new[] { (1, 1, 1), (8, 32, 256), (9, 33, 257), (17, 70, 300), (64, 5, 40), (3, 100, 600) })
+            foreach (var (m, n, k) in new[] { (1, 1, 1), (8, 32, 256), (9, 33, 257), (17, 70, 300), (64, 5, 40), (3, 100, 600), (96, 32, 16), (131, 70, 300) })
                 foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
                     data.Add(path, m, n, k, ta, tb);
         return data;

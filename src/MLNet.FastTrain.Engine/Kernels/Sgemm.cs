@@ -11,8 +11,9 @@ namespace MLNet.FastTrain.Engine.Kernels;
 /// micro-kernel computes each MR×NR tile of C from one A panel and one B panel.
 /// </summary>
 /// <remarks>
-/// Micro-kernels: 8×32 with 512-bit vectors (16 accumulators), 4×16 with 256-bit and 4×8 with 128-bit vectors
-/// (8 accumulators), and a scalar one. The 512-bit kernel reads a plain (untransposed) A in place, eight rows
+/// Micro-kernels: 12×32 (24 accumulators) for tall products and 8×32 (16) for the short ones of convolutions, whose
+/// row counts are channel counts, with 512-bit vectors; 4×16 with 256-bit and 4×8 with 128-bit vectors
+/// (8 accumulators); and a scalar one. The 512-bit kernel reads a plain (untransposed) A in place, eight rows
 /// side by side, and a plain B in place, row by row, which saves packing them; transposed operands and partial
 /// panels are packed. Threads share one packed copy of B per k-block, each packing a disjoint set
 /// of its panels, then split the rows of C into fixed blocks, each packing only its own rows of A. Every element
@@ -21,7 +22,8 @@ namespace MLNet.FastTrain.Engine.Kernels;
 internal static unsafe class Sgemm
 {
     private const int KC = 256;
-    private const int MC = 128;
+    private const int MC = 128;                      // rows of A packed at once (rounded down to a multiple of MR)
+    private const int StreamedBBytes = 1 << 20;      // packed B up to this size is streamed from L2 past a resident A panel
     private const long ParallelThreshold = 1L << 21; // multiply-adds below which one thread is faster
 
     internal enum Path { Scalar, V128, V256, V512 }
@@ -30,9 +32,18 @@ internal static unsafe class Sgemm
     internal static Path BestPath =>
         Vector512.IsHardwareAccelerated ? Path.V512 : Vector256.IsHardwareAccelerated ? Path.V256 : Vector128.IsHardwareAccelerated ? Path.V128 : Path.Scalar;
 
-    private static (int MR, int NR) Tile(Path path) => path switch
+    /// <summary>Rows of C from which the 512-bit path uses its 12-row micro-kernel (more multiply-adds per load).</summary>
+    private const int TallFrom = 96;
+
+    /// <summary>Columns of C from which packing A for the 12-row kernel pays even where the 8-row one could read A in place.</summary>
+    private const int PackAFrom = 512;
+
+    /// <summary>Whether the 8-row 512-bit kernel can read rows of A in place (4 KiB-strided rows would share one L1 set).</summary>
+    private static bool AInPlace(bool transA, int lda) => !transA && lda % 1024 != 0;
+
+    private static (int MR, int NR) Tile(Path path, int m, int n, bool aInPlace) => path switch
     {
-        Path.V512 => (8, 32),
+        Path.V512 => (m >= TallFrom && (!aInPlace || n >= PackAFrom) ? 12 : 8, 32),
         Path.V256 => (4, 16),
         Path.V128 => (4, 8),
         _ => (4, 4),
@@ -49,7 +60,7 @@ internal static unsafe class Sgemm
             return;
         }
         var path = forcePath ?? BestPath;
-        var (mr, nr) = Tile(path);
+        var (mr, nr) = Tile(path, m, n, AInPlace(transA, lda));
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Max(1, Math.Min(maxThreads, (m + mr - 1) / mr));
         int nPanels = (n + nr - 1) / nr;
         // With 512-bit vectors a plain B can be read in place, leaving only a partial last panel to pack. That pays
@@ -61,12 +72,15 @@ internal static unsafe class Sgemm
         int packedPanels = nPanels - firstPackedB;
         int kcMax = Math.Min(KC, k);
         float[] bPack = ArrayPool<float>.Shared.Rent(Math.Max(1, packedPanels * nr * kcMax));
-        int mBlocks = (m + MC - 1) / MC;
+        int mPanels = (m + mr - 1) / mr;
+        // A packed B small enough for L2 is streamed past each A panel held in L1; otherwise each B panel is held
+        // in L1 while the A panels stream by.
+        bool streamB = firstPackedB == 0 && (long)packedPanels * nr * kcMax * sizeof(float) <= StreamedBBytes;
         try
         {
             fixed (float* bp = bPack)
             {
-                var op = new Operands(a, lda, transA, b, ldb, transB, c, ldc, m, n, bp, firstPackedB, mr, nr, path);
+                var op = new Operands(a, lda, transA, b, ldb, transB, c, ldc, m, n, bp, firstPackedB, mr, nr, path, streamB);
                 for (int pc = 0; pc < k; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
@@ -74,7 +88,7 @@ internal static unsafe class Sgemm
                     if (threads == 1)
                     {
                         PackB(op, pc, kc, firstPackedB, nPanels);
-                        RowBlocks(op, pc, kc, 0, mBlocks, overwrite);
+                        RowPanels(op, pc, kc, 0, mPanels, overwrite);
                         continue;
                     }
                     int t = threads;
@@ -86,10 +100,11 @@ internal static unsafe class Sgemm
                             PackB(op, pc, kc, firstPackedB + p0, firstPackedB + p1);
                         });
                     }
+                    // Row panels, not MC blocks, are shared out, so the threads' parts differ by at most one panel.
                     Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, id =>
                     {
-                        var (b0, b1) = Range(mBlocks, t, id);
-                        RowBlocks(op, pc, kc, b0, b1, overwrite);
+                        var (r0, r1) = Range(mPanels, t, id);
+                        RowPanels(op, pc, kc, r0, r1, overwrite);
                     });
                 }
             }
@@ -103,8 +118,9 @@ internal static unsafe class Sgemm
     private static (int Start, int End) Range(int count, int parts, int id) =>
         ((int)((long)count * id / parts), (int)((long)count * (id + 1) / parts));
 
-    private readonly struct Operands(float* a, int lda, bool transA, float* b, int ldb, bool transB, float* c, int ldc, int m, int n, float* bPack, int firstPackedB, int mr, int nr, Path path)
+    private readonly struct Operands(float* a, int lda, bool transA, float* b, int ldb, bool transB, float* c, int ldc, int m, int n, float* bPack, int firstPackedB, int mr, int nr, Path path, bool streamB)
     {
+        public readonly bool StreamB = streamB;
         public readonly float* A = a, B = b, C = c, BPack = bPack;
         public readonly int Lda = lda, Ldb = ldb, Ldc = ldc, M = m, N = n, MR = mr, NR = nr, FirstPackedB = firstPackedB;
 
@@ -163,57 +179,30 @@ internal static unsafe class Sgemm
         for (; x < count; x++) dst[x] = src[x];
     }
 
-    /// <summary>Computes row blocks [b0, b1) of C for one k-block, packing those rows of A.</summary>
+    /// <summary>Computes row panels [p0, p1) of C (MR rows each) for one k-block, packing those rows of A MC at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowBlocks(in Operands op, int pc, int kc, int b0, int b1, bool overwrite)
+    private static void RowPanels(in Operands op, int pc, int kc, int p0, int p1, bool overwrite)
     {
-        int mr = op.MR, nr = op.NR;
-        float[] aPack = ArrayPool<float>.Shared.Rent(MC * kc);
-        float* tile = stackalloc float[8 * 32];
+        int mr = op.MR;
+        int blockPanels = MC / mr;
+        float[] aPack = ArrayPool<float>.Shared.Rent(blockPanels * mr * kc);
+        float* scratch = stackalloc float[12 * 32];
         try
         {
             fixed (float* ap = aPack)
             {
-                int nPanels = (op.N + nr - 1) / nr;
-                for (int block = b0; block < b1; block++)
+                for (int q0 = p0; q0 < p1; q0 += blockPanels)
                 {
-                    int i0 = block * MC;
-                    int rows = Math.Min(MC, op.M - i0);
-                    int aPanels = (rows + mr - 1) / mr;
-                    // With 512-bit vectors the kernel reads full row panels of a plain A in place; only a partial last
-                    // panel, or a transposed A, is packed.
-                    bool direct = !op.TransA && op.Path == Path.V512 && op.Lda % 1024 != 0; // 4 KiB-strided rows share one L1 set
+                    int i0 = q0 * mr;
+                    int rows = Math.Min(Math.Min(p1, q0 + blockPanels) * mr, op.M) - i0;
+                    // With 512-bit vectors the 8-row kernel reads full row panels of a plain A in place; only a partial
+                    // last panel, or a transposed A, is packed.
+                    bool direct = op.Path == Path.V512 && mr == 8 && AInPlace(op.TransA, op.Lda);
                     int firstPacked = direct ? rows / mr : 0;
+                    int aPanels = (rows + mr - 1) / mr;
                     if (firstPacked < aPanels) PackA(op, i0 + firstPacked * mr, rows - firstPacked * mr, pc, kc, ap);
-                    for (int jp = 0; jp < nPanels; jp++)
-                    {
-                        int j0 = jp * nr;
-                        int cols = Math.Min(nr, op.N - j0);
-                        bool packedB = jp >= op.FirstPackedB;
-                        float* bPanel = packedB ? op.PackedPanel(jp, kc) : op.B + (long)pc * op.Ldb + j0;
-                        int bRow = packedB ? nr : op.Ldb;
-                        for (int ip = 0; ip < aPanels; ip++)
-                        {
-                            int r0 = ip * mr;
-                            int rCount = Math.Min(mr, rows - r0);
-                            float* cTile = op.C + (long)(i0 + r0) * op.Ldc + j0;
-                            bool full = rCount == mr && cols == nr;
-                            float* dst = full ? cTile : tile;
-                            int ldDst = full ? op.Ldc : nr;
-                            bool over = !full || overwrite;
-                            if (op.Path == Path.V512)
-                            {
-                                if (ip < firstPacked) Kernel8x32Rows(kc, op.A + (long)(i0 + r0) * op.Lda + pc, op.Lda, bPanel, bRow, dst, ldDst, over);
-                                else Kernel8x32(kc, ap + (long)(ip - firstPacked) * mr * kc, bPanel, bRow, dst, ldDst, over);
-                            }
-                            else
-                            {
-                                Kernel(op.Path, kc, ap + (long)ip * mr * kc, bPanel, dst, ldDst, over);
-                            }
-                            // An edge tile was computed whole into scratch; add its valid part.
-                            if (!full) AddTile(tile, nr, cTile, op.Ldc, rCount, cols, overwrite);
-                        }
-                    }
+                    if (op.StreamB) BlockStreamingB(op, pc, kc, i0, rows, ap, firstPacked, scratch, overwrite);
+                    else BlockHoldingB(op, pc, kc, i0, rows, ap, firstPacked, scratch, overwrite);
                 }
             }
         }
@@ -221,6 +210,54 @@ internal static unsafe class Sgemm
         {
             ArrayPool<float>.Shared.Return(aPack);
         }
+    }
+
+    /// <summary>One block of rows: each B panel stays in L1 while the block's A panels pass it.</summary>
+    private static void BlockHoldingB(in Operands op, int pc, int kc, int i0, int rows, float* ap, int firstPacked, float* scratch, bool overwrite)
+    {
+        int nr = op.NR, nPanels = (op.N + nr - 1) / nr, aPanels = (rows + op.MR - 1) / op.MR;
+        for (int jp = 0; jp < nPanels; jp++)
+            for (int ip = 0; ip < aPanels; ip++)
+                Tile(op, pc, kc, i0, rows, ap, firstPacked, scratch, ip, jp, overwrite);
+    }
+
+    /// <summary>One block of rows: each A panel stays in L1 while the packed B panels stream past it from L2.</summary>
+    private static void BlockStreamingB(in Operands op, int pc, int kc, int i0, int rows, float* ap, int firstPacked, float* scratch, bool overwrite)
+    {
+        int nr = op.NR, nPanels = (op.N + nr - 1) / nr, aPanels = (rows + op.MR - 1) / op.MR;
+        for (int ip = 0; ip < aPanels; ip++)
+            for (int jp = 0; jp < nPanels; jp++)
+                Tile(op, pc, kc, i0, rows, ap, firstPacked, scratch, ip, jp, overwrite);
+    }
+
+    /// <summary>The MR×NR tile (ip, jp) of a row block for one k-block; edge tiles go through a scratch tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile(in Operands op, int pc, int kc, int i0, int rows, float* ap, int firstPacked, float* scratch, int ip, int jp, bool overwrite)
+    {
+        int mr = op.MR, nr = op.NR;
+        int j0 = jp * nr, cols = Math.Min(nr, op.N - j0);
+        bool packedB = jp >= op.FirstPackedB;
+        float* bPanel = packedB ? op.PackedPanel(jp, kc) : op.B + (long)pc * op.Ldb + j0;
+        int bRow = packedB ? nr : op.Ldb;
+        int r0 = ip * mr, rCount = Math.Min(mr, rows - r0);
+        float* cTile = op.C + (long)(i0 + r0) * op.Ldc + j0;
+        bool full = rCount == mr && cols == nr;
+        float* dst = full ? cTile : scratch;
+        int ldDst = full ? op.Ldc : nr;
+        bool over = !full || overwrite;
+        float* aPanel = ap + (long)(ip - firstPacked) * mr * kc;
+        if (op.Path == Path.V512)
+        {
+            if (ip < firstPacked) Kernel8x32Rows(kc, op.A + (long)(i0 + r0) * op.Lda + pc, op.Lda, bPanel, bRow, dst, ldDst, over);
+            else if (mr == 12) Kernel12x32(kc, aPanel, bPanel, bRow, dst, ldDst, over);
+            else Kernel8x32(kc, aPanel, bPanel, bRow, dst, ldDst, over);
+        }
+        else
+        {
+            Kernel(op.Path, kc, aPanel, bPanel, dst, ldDst, over);
+        }
+        // An edge tile was computed whole into scratch; add its valid part.
+        if (!full) AddTile(scratch, nr, cTile, op.Ldc, rCount, cols, overwrite);
     }
 
     /// <summary>Writes (or adds) the valid rows × cols of a scratch tile into C.</summary>
@@ -304,6 +341,7 @@ internal static unsafe class Sgemm
         PrefetchTile(c, ldc);
         for (int p = 0; p < kc; p++, b += bRow)
         {
+            PrefetchAhead(b, bRow);
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
             var x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
@@ -324,6 +362,54 @@ internal static unsafe class Sgemm
         Store512(c, c50, c51, overwrite); c += ldc;
         Store512(c, c60, c61, overwrite); c += ldc;
         Store512(c, c70, c71, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel12x32(int kc, float* a, float* b, int bRow, float* c, int ldc, bool overwrite)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        Vector512<float> c80 = default, c81 = default, c90 = default, c91 = default, cA0 = default, cA1 = default, cB0 = default, cB1 = default;
+        for (int p = 0; p < kc; p++, b += bRow, a += 12)
+        {
+            PrefetchAhead(b, bRow);
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            x = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(x, b0, c80); c81 = Vector512.FusedMultiplyAdd(x, b1, c81);
+            x = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(x, b0, c90); c91 = Vector512.FusedMultiplyAdd(x, b1, c91);
+            x = Vector512.Create(a[10]); cA0 = Vector512.FusedMultiplyAdd(x, b0, cA0); cA1 = Vector512.FusedMultiplyAdd(x, b1, cA1);
+            x = Vector512.Create(a[11]); cB0 = Vector512.FusedMultiplyAdd(x, b0, cB0); cB1 = Vector512.FusedMultiplyAdd(x, b1, cB1);
+        }
+        Store512(c, c00, c01, overwrite); c += ldc;
+        Store512(c, c10, c11, overwrite); c += ldc;
+        Store512(c, c20, c21, overwrite); c += ldc;
+        Store512(c, c30, c31, overwrite); c += ldc;
+        Store512(c, c40, c41, overwrite); c += ldc;
+        Store512(c, c50, c51, overwrite); c += ldc;
+        Store512(c, c60, c61, overwrite); c += ldc;
+        Store512(c, c70, c71, overwrite); c += ldc;
+        Store512(c, c80, c81, overwrite); c += ldc;
+        Store512(c, c90, c91, overwrite); c += ldc;
+        Store512(c, cA0, cA1, overwrite); c += ldc;
+        Store512(c, cB0, cB1, overwrite);
+    }
+
+    /// <summary>Asks for the B rows a few steps ahead: a streamed B panel comes from L2, and this hides the wait.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchAhead(float* b, int bRow)
+    {
+        if (!Sse.IsSupported) return;
+        float* ahead = b + 16 * bRow;
+        Sse.Prefetch0(ahead);
+        Sse.Prefetch0(ahead + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
