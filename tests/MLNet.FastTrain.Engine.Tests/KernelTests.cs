@@ -170,3 +170,110 @@ public class SpecialFunctionTests
         Assert.Equal(0.0, SpecialFunctions.Erfc(double.PositiveInfinity));
     }
 }
+
+/// <summary>
+/// Stride-1 convolutions run as implicit GEMMs over the padded image (<see cref="ShiftedConv"/>); they must agree
+/// with the column-matrix path, which the torch reference vectors and the float64 gradient checks cover.
+/// </summary>
+[Trait("Category", "Kernel")]
+public class ShiftedConvTests
+{
+    public static TheoryData<int, int, int, int, int, int, int, int, int> Shapes() => new()
+    {
+        // batch, channels, outputs, height, width, kernel, padding, dilation, groups
+        { 2, 1, 16, 28, 28, 3, 1, 1, 1 },
+        { 3, 16, 16, 28, 28, 3, 1, 1, 1 },
+        { 2, 32, 64, 26, 26, 3, 0, 1, 1 },
+        { 2, 64, 64, 7, 7, 3, 1, 1, 1 },
+        { 1, 3, 5, 9, 13, 5, 2, 1, 1 },
+        { 2, 5, 11, 10, 7, 3, 2, 2, 1 },
+        { 1, 4, 6, 6, 5, 2, 0, 1, 2 },
+        { 2, 7, 9, 1, 40, 1, 1, 1, 1 },
+        { 1, 2, 3, 3, 3, 3, 1, 1, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Forward_and_gradients_match_the_column_matrix_path(int n, int c, int o, int h, int w, int k, int p, int d, int groups)
+    {
+        Assert.True(ShiftedConv.IsSupported || !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated);
+        var g = new Generator((ulong)(n * 1000 + c * 100 + o * 10 + h));
+        var x = Tensor.Normal([n, c, h, w], generator: g);
+        var weight = Tensor.Normal([o, c / groups, k, k], generator: g);
+        var bias = Tensor.Normal([o], generator: g);
+        var upstream = Tensor.Normal(Conv(x, weight, bias, p, d, groups, shifted: false).Y.Shape.ToArray(), generator: g);
+        var reference = Conv(x, weight, bias, p, d, groups, shifted: false, upstream);
+        var shifted = Conv(x, weight, bias, p, d, groups, shifted: true, upstream);
+        AssertClose(reference.Y, shifted.Y, "output");
+        AssertClose(reference.Gx!, shifted.Gx!, "input gradient");
+        AssertClose(reference.Gw!, shifted.Gw!, "weight gradient");
+        AssertClose(reference.Gb!, shifted.Gb!, "bias gradient");
+    }
+
+    [Fact]
+    public void Handles_stride_one_kernels_only_and_input_gradients_whose_padding_fits()
+    {
+        if (!ShiftedConv.IsSupported) return;
+        Assert.True(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1)));
+        Assert.False(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1)));   // stride 2
+        Assert.False(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 1, 1, 1, 1, 0, 0, 1, 1)));   // pointwise: a plain GEMM
+        Assert.True(ShiftedConv.HandlesInputGradient(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1)));
+        Assert.False(ShiftedConv.HandlesInputGradient(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 3, 3, 1, 1))); // padding > k − 1
+    }
+
+    private static (Tensor Y, Tensor? Gx, Tensor? Gw, Tensor? Gb) Conv(Tensor x0, Tensor w0, Tensor b0, int p, int d, int groups, bool shifted, Tensor? upstream = null)
+    {
+        var x = x0.Detach();
+        var w = w0.Detach();
+        var b = b0.Detach();
+        x.RequiresGrad = w.RequiresGrad = b.RequiresGrad = true;
+        ShiftedConv.t_disabled = !shifted;
+        try
+        {
+            var y = Functional.Conv2d(x, w, b, padding: (p, p), dilation: (d, d), groups: groups);
+            if (upstream is null) return (y, null, null, null);
+            Functional.Sum(y * upstream).Backward();
+            return (y, x.Grad, w.Grad, b.Grad);
+        }
+        finally
+        {
+            ShiftedConv.t_disabled = false;
+        }
+    }
+
+    private static void AssertClose(Tensor expected, Tensor actual, string what)
+    {
+        Assert.Equal(expected.Shape, actual.Shape);
+        var e = expected.Span<float>();
+        var a = actual.Span<float>();
+        for (int i = 0; i < e.Length; i++)
+            Assert.True(Math.Abs(e[i] - a[i]) <= 1e-4f * (1 + Math.Abs(e[i])), $"{what}[{i}]: {a[i]}, expected {e[i]}");
+    }
+}
+
+[Trait("Category", "Kernel")]
+public class ColumnMatrixTests
+{
+    /// <summary>
+    /// Rows wide enough for the vectorised stride-2 gather (float32) against the same convolution in float64, which
+    /// gathers one element at a time.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 1, 70, 0)]
+    [InlineData(3, 1, 67, 1)]
+    [InlineData(1, 0, 81, 0)]
+    [InlineData(5, 2, 64, 1)]
+    public void Stride_two_unfold_matches_float64(int kernel, int padding, int width, int offsetPad)
+    {
+        var g = new Generator((ulong)(kernel * 100 + width));
+        var x = Tensor.Normal([2, 3, 5, width], generator: g, dtype: DType.Float64);
+        var w = Tensor.Normal([4, 3, kernel, kernel], generator: g, dtype: DType.Float64);
+        var pad = (padding, padding + offsetPad);
+        var expected = Functional.Conv2d(x, w, stride: (2, 2), padding: pad);
+        var actual = Functional.Conv2d(x.To(DType.Float32), w.To(DType.Float32), stride: (2, 2), padding: pad);
+        var e = expected.Span<double>();
+        var a = actual.Span<float>();
+        Assert.Equal(e.Length, a.Length);
+        for (int i = 0; i < e.Length; i++) Assert.True(Math.Abs(e[i] - a[i]) <= 1e-4 * (1 + Math.Abs(e[i])), $"y[{i}] = {a[i]}, expected {e[i]}");
+    }
+}

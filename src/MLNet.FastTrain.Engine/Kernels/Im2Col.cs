@@ -1,6 +1,8 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MLNet.FastTrain.Engine.Kernels;
 
@@ -71,9 +73,12 @@ internal static class Im2Col
                         var (xs, xe) = ValidColumns(ix0, g.StrideW, g.Width, ow);
                         dstRow[..xs].Clear();
                         dstRow[xe..].Clear();
+                        int x = xs;
+                        if (g.StrideW == 2 && typeof(T) == typeof(float))
+                            x = GatherEven(MemoryMarshal.Cast<T, float>(srcRow), ix0, xs, xe, MemoryMarshal.Cast<T, float>(dstRow));
                         ref T from = ref MemoryMarshal.GetReference(srcRow);
                         ref T to = ref MemoryMarshal.GetReference(dstRow);
-                        for (int x = xs; x < xe; x++) Unsafe.Add(ref to, x) = Unsafe.Add(ref from, ix0 + x * g.StrideW);
+                        for (; x < xe; x++) Unsafe.Add(ref to, x) = Unsafe.Add(ref from, ix0 + x * g.StrideW);
                     }
                 }
             }
@@ -181,5 +186,26 @@ internal static class Im2Col
         // Usually one or two columns: plain stores beat a Clear call per row.
         for (int y = y0; y < y1; y++)
             for (int x = xStart; x < xEnd; x++) plane[y * w + x] = T.Zero;
+    }
+
+    /// <summary>
+    /// dst[x] = src[ix0 + 2x] for x from <paramref name="xs"/> on, sixteen at a time while both source vectors lie
+    /// inside the row; returns the first x left for the caller's scalar loop.
+    /// </summary>
+    private static int GatherEven(ReadOnlySpan<float> src, int ix0, int xs, int xe, Span<float> dst)
+    {
+        int x = xs;
+        if (!Vector512.IsHardwareAccelerated) return x;
+        var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        ref float from = ref MemoryMarshal.GetReference(src);
+        ref float to = ref MemoryMarshal.GetReference(dst);
+        for (; x + 16 <= xe && ix0 + 2 * x + 32 <= src.Length; x += 16)
+        {
+            ref float p = ref Unsafe.Add(ref from, ix0 + 2 * x);
+            var lo = Vector512.LoadUnsafe(ref p);
+            var hi = Vector512.LoadUnsafe(ref p, 16);
+            Avx512F.PermuteVar16x32x2(lo, evens, hi).StoreUnsafe(ref to, (nuint)x);
+        }
+        return x;
     }
 }

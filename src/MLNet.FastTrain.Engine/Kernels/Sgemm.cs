@@ -19,6 +19,7 @@ namespace MLNet.FastTrain.Engine.Kernels;
 /// of its panels, then split the rows of C into fixed blocks, each packing only its own rows of A. Every element
 /// of C is computed by one thread in a fixed order of k, so results do not depend on timing.
 /// </remarks>
+[SkipLocalsInit]
 internal static unsafe class Sgemm
 {
     private const int KC = 256;
@@ -39,7 +40,7 @@ internal static unsafe class Sgemm
     private const int PackAFrom = 512;
 
     /// <summary>Whether the 8-row 512-bit kernel can read rows of A in place (4 KiB-strided rows would share one L1 set).</summary>
-    private static bool AInPlace(bool transA, int lda) => !transA && lda % 1024 != 0;
+    private static bool AInPlace(bool transA, int lda, int* rowStarts) => !transA && (rowStarts != null || lda % 1024 != 0);
 
     private static (int MR, int NR) Tile(Path path, int m, int n, bool aInPlace) => path switch
     {
@@ -51,8 +52,9 @@ internal static unsafe class Sgemm
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Multiply(bool transA, bool transB, int m, int n, int k,
-        float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int maxThreads, Path? forcePath = null)
+        float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int maxThreads, Path? forcePath = null, int* aRowStarts = null)
     {
+        if (aRowStarts != null && transA) throw new ArgumentException("Row starts describe a plain A only.", nameof(aRowStarts));
         if (m == 0 || n == 0) return;
         if (k == 0)
         {
@@ -60,7 +62,7 @@ internal static unsafe class Sgemm
             return;
         }
         var path = forcePath ?? BestPath;
-        var (mr, nr) = Tile(path, m, n, AInPlace(transA, lda));
+        var (mr, nr) = Tile(path, m, n, AInPlace(transA, lda, aRowStarts));
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Max(1, Math.Min(maxThreads, (m + mr - 1) / mr));
         int nPanels = (n + nr - 1) / nr;
         // With 512-bit vectors a plain B can be read in place, leaving only a partial last panel to pack. That pays
@@ -80,7 +82,7 @@ internal static unsafe class Sgemm
         {
             fixed (float* bp = bPack)
             {
-                var op = new Operands(a, lda, transA, b, ldb, transB, c, ldc, m, n, bp, firstPackedB, mr, nr, path, streamB);
+                var op = new Operands(a, lda, transA, aRowStarts, b, ldb, transB, c, ldc, m, n, bp, firstPackedB, mr, nr, path, streamB);
                 for (int pc = 0; pc < k; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
@@ -118,9 +120,14 @@ internal static unsafe class Sgemm
     private static (int Start, int End) Range(int count, int parts, int id) =>
         ((int)((long)count * id / parts), (int)((long)count * (id + 1) / parts));
 
-    private readonly struct Operands(float* a, int lda, bool transA, float* b, int ldb, bool transB, float* c, int ldc, int m, int n, float* bPack, int firstPackedB, int mr, int nr, Path path, bool streamB)
+    private readonly struct Operands(float* a, int lda, bool transA, int* aRows, float* b, int ldb, bool transB, float* c, int ldc, int m, int n, float* bPack, int firstPackedB, int mr, int nr, Path path, bool streamB)
     {
         public readonly bool StreamB = streamB;
+
+        /// <summary>Where row i of a plain A starts: i·lda on, or at the caller's offset when rows lie anywhere.</summary>
+        public readonly int* ARows = aRows;
+
+        public float* RowOfA(int i) => ARows != null ? A + ARows[i] : A + (long)i * Lda;
         public readonly float* A = a, B = b, C = c, BPack = bPack;
         public readonly int Lda = lda, Ldb = ldb, Ldc = ldc, M = m, N = n, MR = mr, NR = nr, FirstPackedB = firstPackedB;
 
@@ -197,7 +204,7 @@ internal static unsafe class Sgemm
                     int rows = Math.Min(Math.Min(p1, q0 + blockPanels) * mr, op.M) - i0;
                     // With 512-bit vectors the 8-row kernel reads full row panels of a plain A in place; only a partial
                     // last panel, or a transposed A, is packed.
-                    bool direct = op.Path == Path.V512 && mr == 8 && AInPlace(op.TransA, op.Lda);
+                    bool direct = op.Path == Path.V512 && mr == 8 && AInPlace(op.TransA, op.Lda, op.ARows);
                     int firstPacked = direct ? rows / mr : 0;
                     int aPanels = (rows + mr - 1) / mr;
                     if (firstPacked < aPanels) PackA(op, i0 + firstPacked * mr, rows - firstPacked * mr, pc, kc, ap);
@@ -248,7 +255,7 @@ internal static unsafe class Sgemm
         float* aPanel = ap + (long)(ip - firstPacked) * mr * kc;
         if (op.Path == Path.V512)
         {
-            if (ip < firstPacked) Kernel8x32Rows(kc, op.A + (long)(i0 + r0) * op.Lda + pc, op.Lda, bPanel, bRow, dst, ldDst, over);
+            if (ip < firstPacked) Kernel8x32Rows(kc, op, i0 + r0, pc, bPanel, bRow, dst, ldDst, over);
             else if (mr == 12) Kernel12x32(kc, aPanel, bPanel, bRow, dst, ldDst, over);
             else Kernel8x32(kc, aPanel, bPanel, bRow, dst, ldDst, over);
         }
@@ -286,7 +293,7 @@ internal static unsafe class Sgemm
             if (!op.TransA)
             {
                 // Read MR rows side by side so the panel is written sequentially.
-                for (int r = 0; r < valid; r++) rowPtr[r] = op.A + (long)(i0 + ip * mr + r) * op.Lda + pc;
+                for (int r = 0; r < valid; r++) rowPtr[r] = op.RowOfA(i0 + ip * mr + r) + pc;
                 for (int kk = 0; kk < kc; kk++, panel += mr)
                 {
                     int r = 0;
@@ -322,7 +329,8 @@ internal static unsafe class Sgemm
 
     // The 512-bit 8×32 micro-kernels: C[8, 32] (+)= A[8, kc]·B[kc, 32], with B's row p at b + p·bRow (packed: 32; in
     // place: ldb). Kernel8x32 reads a packed A panel (element (r, p) at a[8p + r]); Kernel8x32Rows reads eight rows of
-    // a plain A in place (element (r, p) at a[r·lda + p]). They are kept apart because one general kernel needs more
+    // a plain A in place (element (r, p) at row r's start + p; rows are lda apart, or wherever the caller's row starts
+    // say, as for the shifted image rows of a convolution's weight gradient). They are kept apart because one general kernel needs more
     // pointer registers than x64 has and spills inside the loop.
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -413,12 +421,13 @@ internal static unsafe class Sgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32Rows(int kc, float* a, int lda, float* b, int bRow, float* c, int ldc, bool overwrite)
+    private static void Kernel8x32Rows(int kc, in Operands op, int row, int pc, float* b, int bRow, float* c, int ldc, bool overwrite)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
         PrefetchTile(c, ldc);
-        float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda, a6 = a5 + lda, a7 = a6 + lda;
+        float* a0 = op.RowOfA(row) + pc, a1 = op.RowOfA(row + 1) + pc, a2 = op.RowOfA(row + 2) + pc, a3 = op.RowOfA(row + 3) + pc;
+        float* a4 = op.RowOfA(row + 4) + pc, a5 = op.RowOfA(row + 5) + pc, a6 = op.RowOfA(row + 6) + pc, a7 = op.RowOfA(row + 7) + pc;
         for (int p = 0; p < kc; p++, b += bRow)
         {
             var b0 = Vector512.Load(b);

@@ -37,15 +37,31 @@ public static partial class Functional
 
         var y = Tensor.Empty([n, o, geo.OutH, geo.OutW], x.DType);
         OperationCounters.Add((long)n * o * geo.ColRows * geo.ColCols);
-        if (IsF32(x)) ConvForward<float>(x, weight, bias, y, geo, groups); else ConvForward<double>(x, weight, bias, y, geo, groups);
+        if (IsF32(x) && ShiftedConv.Handles(geo)) ConvForwardShifted(x, weight, bias, y, geo, groups);
+        else if (IsF32(x)) ConvForward<float>(x, weight, bias, y, geo, groups);
+        else ConvForward<double>(x, weight, bias, y, geo, groups);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         return GradRecorder.Record(y, "conv2d", inputs, g =>
         {
             Tensor? gx = x.RequiresGrad ? Tensor.ZerosLike(x) : null;
             Tensor? gw = weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
             Tensor? gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
-            if (IsF32(x)) ConvBackward<float>(x, weight, g, gx, gw, gb, geo, groups);
-            else ConvBackward<double>(x, weight, g, gx, gw, gb, geo, groups);
+            Tensor? gxLeft = gx, gwLeft = gw;   // what the column-matrix path still has to compute
+            if (IsF32(x) && ShiftedConv.Handles(geo))
+            {
+                if (gx is not null && ShiftedConv.HandlesInputGradient(geo))
+                {
+                    ConvInputGradientShifted(weight, g, gx, geo, groups);
+                    gxLeft = null;
+                }
+                if (gw is not null)
+                {
+                    ConvWeightGradientShifted(x, g, gw, geo, groups);
+                    gwLeft = null;
+                }
+            }
+            if (IsF32(x)) ConvBackward<float>(x, weight, g, gxLeft, gwLeft, gb, geo, groups);
+            else ConvBackward<double>(x, weight, g, gxLeft, gwLeft, gb, geo, groups);
             return [gx, gw, gb];
         });
     }
@@ -157,6 +173,164 @@ public static partial class Functional
         });
     }
 
+    /// <summary>The forward pass of a stride-1 convolution as an implicit GEMM over the padded image (<see cref="ShiftedConv"/>).</summary>
+    private static unsafe void ConvForwardShifted(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvGeometry geo, int groups)
+    {
+        int o = weight.Size(0), og = o / groups, taps = geo.ColRows, outPlane = geo.ColCols;
+        int inPlane = geo.Channels * geo.Height * geo.Width;
+        var plan = new ShiftedConv.Plan(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
+        int packedLength = ShiftedConv.PackedLength(og, taps);
+        var packed = ArrayPool<float>.Shared.Rent(groups * packedLength);
+        try
+        {
+            var ws = weight.Span<float>();
+            for (int grp = 0; grp < groups; grp++)
+                ShiftedConv.PackWeights(ws.Slice(grp * og * taps, og * taps), og, taps, packed.AsSpan(grp * packedLength, packedLength));
+            RunBySample(x.Size(0), (_, start, end) =>
+            {
+                var padded = ArrayPool<float>.Shared.Rent(plan.PaddedLength);
+                try
+                {
+                    var xs = x.Span<float>();
+                    var ys = y.Span<float>();
+                    fixed (float* pp = padded, pw = packed, py = ys)
+                    {
+                        for (int b = start; b < end; b++)
+                        {
+                            for (int grp = 0; grp < groups; grp++)
+                            {
+                                ShiftedConv.Pad(xs.Slice((b * groups + grp) * inPlane, inPlane), plan, padded);
+                                ShiftedConv.Run(plan, pp, pw + (long)grp * packedLength, og, py + ((long)b * o + grp * og) * outPlane);
+                            }
+                            if (bias is null) continue;
+                            var bs = bias.Span<float>();
+                            for (int ch = 0; ch < o; ch++)
+                            {
+                                var plane = ys.Slice((b * o + ch) * outPlane, outPlane);
+                                TensorPrimitives.Add(plane, bs[ch], plane);
+                            }
+                        }
+                    }
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(padded);
+                }
+            });
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>
+    /// The input gradient of a stride-1 convolution, itself a stride-1 convolution of the output gradient padded by
+    /// d·(k − 1) − p with the weights flipped in space and transposed in channels; overwrites gx.
+    /// </summary>
+    private static unsafe void ConvInputGradientShifted(Tensor weight, Tensor g, Tensor gx, ConvGeometry geo, int groups)
+    {
+        int o = weight.Size(0), og = o / groups, cg = geo.Channels, outPlane = geo.ColCols;
+        int inPlane = cg * geo.Height * geo.Width;
+        int padH = geo.DilationH * (geo.KernelH - 1) - geo.PadH, padW = geo.DilationW * (geo.KernelW - 1) - geo.PadW;
+        var plan = new ShiftedConv.Plan(og, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, padH, padW, geo.DilationH, geo.DilationW);
+        int taps = plan.Taps, packedLength = ShiftedConv.PackedLength(cg, taps);
+        var packed = ArrayPool<float>.Shared.Rent(groups * packedLength);
+        try
+        {
+            var ws = weight.Span<float>();
+            for (int grp = 0; grp < groups; grp++)
+                ShiftedConv.PackFlippedWeights(ws.Slice(grp * og * geo.ColRows, og * geo.ColRows), og, cg, geo.KernelH, geo.KernelW,
+                    packed.AsSpan(grp * packedLength, packedLength));
+            RunBySample(g.Size(0), (_, start, end) =>
+            {
+                var padded = ArrayPool<float>.Shared.Rent(plan.PaddedLength);
+                try
+                {
+                    var gs = g.Span<float>();
+                    fixed (float* pp = padded, pw = packed, px = gx.Span<float>())
+                    {
+                        for (int b = start; b < end; b++)
+                            for (int grp = 0; grp < groups; grp++)
+                            {
+                                ShiftedConv.Pad(gs.Slice((b * o + grp * og) * outPlane, og * outPlane), plan, padded);
+                                ShiftedConv.Run(plan, pp, pw + (long)grp * packedLength, cg, px + ((long)b * groups + grp) * inPlane);
+                            }
+                    }
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(padded);
+                }
+            });
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>
+    /// Adds the threads' partial weight gradients, each holding per group dWᵀ_g [k, og], into gw's layout [o, k], in
+    /// thread order (so the sum does not depend on timing), and returns them to the pool.
+    /// </summary>
+    private static void AddWeightGradientPartials<T>(T[][] partials, Span<T> total, int groups, int og, int k)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        foreach (var part in partials)
+        {
+            for (int grp = 0; grp < groups; grp++)
+                for (int ki = 0; ki < k; ki++)
+                    for (int oi = 0; oi < og; oi++)
+                        total[(grp * og + oi) * k + ki] += part[grp * og * k + ki * og + oi];
+            ArrayPool<T>.Shared.Return(part);
+        }
+    }
+
+    /// <summary>
+    /// The weight gradient of a stride-1 convolution: dWᵀ_g [taps, og] = X̃ · dYᵀ, where row t of X̃ is the padded
+    /// image read from tap t's offset (an A whose rows the GEMM reads in place) and dY is spread over the padded
+    /// plane's columns with zeros where a row's padded tail lies.
+    /// </summary>
+    private static unsafe void ConvWeightGradientShifted(Tensor x, Tensor g, Tensor gw, ConvGeometry geo, int groups)
+    {
+        int n = x.Size(0), o = g.Size(1), og = o / groups, taps = geo.ColRows, outPlane = geo.ColCols;
+        int inPlane = geo.Channels * geo.Height * geo.Width;
+        var plan = new ShiftedConv.Plan(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
+        int columns = plan.Columns;
+        var partials = new float[ConvThreads(n)][];
+        RunBySample(n, (id, start, end) =>
+        {
+            var gwT = partials[id] = ArrayPool<float>.Shared.Rent(groups * taps * og);
+            gwT.AsSpan(0, groups * taps * og).Clear();
+            var padded = ArrayPool<float>.Shared.Rent(plan.PaddedLength);
+            var spread = ArrayPool<float>.Shared.Rent(og * columns);
+            try
+            {
+                var xs = x.Span<float>();
+                var gs = g.Span<float>();
+                fixed (float* pp = padded, pg = spread, pw = gwT)
+                fixed (int* starts = plan.Offsets)
+                {
+                    for (int b = start; b < end; b++)
+                        for (int grp = 0; grp < groups; grp++)
+                        {
+                            ShiftedConv.Pad(xs.Slice((b * groups + grp) * inPlane, inPlane), plan, padded);
+                            ShiftedConv.Spread(gs.Slice((b * o + grp * og) * outPlane, og * outPlane), plan, og, spread);
+                            Sgemm.Multiply(false, true, taps, og, columns, pp, 0, pg, columns, pw + (long)grp * taps * og, og,
+                                accumulate: true, maxThreads: 1, aRowStarts: starts);
+                        }
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(padded);
+                ArrayPool<float>.Shared.Return(spread);
+            }
+        });
+        AddWeightGradientPartials(partials, gw.Span<float>(), groups, og, taps);
+    }
+
     private static void ConvBackward<T>(Tensor x, Tensor weight, Tensor g, Tensor? gx, Tensor? gw, Tensor? gb, ConvGeometry geo, int groups)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -166,7 +340,7 @@ public static partial class Functional
         // Each thread sums its samples' weight gradient transposed, dWᵀ[k, o] = col · dYᵀ, which lets the GEMM read
         // the column matrix in place; the partial sums are transposed into gw in thread order.
         var partials = gw is null ? null : new T[ConvThreads(n)][];
-        RunBySample(n, (id, start, end) =>
+        if (gx is not null || gw is not null) RunBySample(n, (id, start, end) =>
         {
             var xs = x.Span<T>(); var ws = weight.Span<T>(); var gs = g.Span<T>();
             T[]? gwT = null;
@@ -237,19 +411,7 @@ public static partial class Functional
                 ArrayPool<T>.Shared.Return(gTmp);
             }
         });
-        if (gw is not null)
-        {
-            // partials hold, per group, dWᵀ_g [k, og]; gw holds W's layout [o, k].
-            var total = gw.Span<T>();
-            foreach (var part in partials!)
-            {
-                for (int grp = 0; grp < groups; grp++)
-                    for (int ki = 0; ki < k; ki++)
-                        for (int oi = 0; oi < og; oi++)
-                            total[(grp * og + oi) * k + ki] += part[grp * og * k + ki * og + oi];
-                ArrayPool<T>.Shared.Return(part);
-            }
-        }
+        if (gw is not null) AddWeightGradientPartials(partials!, gw.Span<T>(), groups, og, k);
         if (gb is not null)
         {
             var bs = gb.Span<T>();

@@ -1,0 +1,253 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace MLNet.FastTrain.Engine.Kernels;
+
+/// <summary>
+/// A stride-1 convolution as an implicit GEMM over shifted windows of the zero-padded image, with no column matrix.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Pad the image [C, H, W] to [C, Hp, Wp] and number output positions by their place in the padded plane,
+/// j = oy·Wp + ox. Then the column matrix's row for kernel tap (c, kh, kw) is the padded image read from
+/// offset(c, kh, kw) = c·Hp·Wp + kh·dh·Wp + kw·dw on: row r of the "column matrix" is a contiguous run of the padded
+/// image. A GEMM micro-kernel can therefore load its B operand straight from the image through a table of K
+/// offsets, and the whole B panel of one tile is a few rows of the image that stay in L1 for every output channel.
+/// </para>
+/// <para>
+/// The price is Wp − OW columns per output row that fall past the row's end (computed, then dropped) — 2 of every
+/// 30 for a padded 28-wide image. The input gradient of a stride-1 convolution is itself a stride-1 convolution of
+/// the padded output gradient with the weights flipped in space and transposed in channels, so it runs here too.
+/// </para>
+/// <para>
+/// The 8×32 micro-kernel needs 512-bit vectors; callers take the column-matrix path where
+/// <see cref="IsSupported"/> is false. Each output element is one sum in a fixed order of taps.
+/// </para>
+/// </remarks>
+[SkipLocalsInit]
+internal static unsafe class ShiftedConv
+{
+    private const int MR = 8;
+    private const int NR = 32;
+
+    public static bool IsSupported => Vector512.IsHardwareAccelerated;
+
+    /// <summary>Set by tests on their own thread to compare against the column-matrix path.</summary>
+    [ThreadStatic] internal static bool t_disabled;
+
+    /// <summary>Whether a convolution of this geometry runs here: stride 1 and a kernel larger than one pixel.</summary>
+    public static bool Handles(in ConvGeometry g) =>
+        IsSupported && !t_disabled && g.StrideH == 1 && g.StrideW == 1 && !(g.KernelH == 1 && g.KernelW == 1 && g.PadH == 0 && g.PadW == 0);
+
+    /// <summary>Whether the input gradient of this geometry runs here: its padding, d·(k − 1) − p, must not be negative.</summary>
+    public static bool HandlesInputGradient(in ConvGeometry g) =>
+        Handles(g) && g.DilationH * (g.KernelH - 1) >= g.PadH && g.DilationW * (g.KernelW - 1) >= g.PadW;
+
+    /// <summary>The geometry of one stride-1 convolution over a padded image.</summary>
+    public sealed class Plan
+    {
+        /// <summary>Describes a stride-1 convolution of [channels, height, width] with the given kernel, padding and dilation.</summary>
+        public Plan(int channels, int height, int width, int kernelH, int kernelW, int padH, int padW, int dilationH, int dilationW)
+        {
+            Channels = channels;
+            Height = height;
+            Width = width;
+            PadH = padH;
+            PadW = padW;
+            PaddedW = width + 2 * padW;
+            int paddedH = height + 2 * padH;
+            OutH = paddedH - dilationH * (kernelH - 1);
+            OutW = PaddedW - dilationW * (kernelW - 1);
+            Columns = (OutH - 1) * PaddedW + OutW;
+            PaddedPlane = paddedH * PaddedW;
+            Taps = channels * kernelH * kernelW;
+            Offsets = new int[Taps];
+            int t = 0;
+            for (int c = 0; c < channels; c++)
+                for (int kh = 0; kh < kernelH; kh++)
+                    for (int kw = 0; kw < kernelW; kw++)
+                        Offsets[t++] = c * PaddedPlane + kh * dilationH * PaddedW + kw * dilationW;
+            // Tiles are NR columns wide: the last one reads past the last real column, into zeros.
+            int tiles = (Columns + NR - 1) / NR;
+            PaddedLength = Math.Max(channels * PaddedPlane, Offsets[^1] + tiles * NR);
+        }
+
+        public int Channels { get; }
+        public int Height { get; }
+        public int Width { get; }
+        public int PadH { get; }
+        public int PadW { get; }
+        public int PaddedW { get; }
+        public int PaddedPlane { get; }
+        public int OutH { get; }
+        public int OutW { get; }
+
+        /// <summary>Output positions counted in the padded plane, from the first to the last valid one.</summary>
+        public int Columns { get; }
+
+        /// <summary>Rows of the implicit column matrix: channels × kernel taps.</summary>
+        public int Taps { get; }
+
+        /// <summary>Where each row of the implicit column matrix starts in the padded image.</summary>
+        public int[] Offsets { get; }
+
+        /// <summary>Floats a padded image needs, with the zero tail the last tile reads.</summary>
+        public int PaddedLength { get; }
+    }
+
+    /// <summary>Length of the packed form of an [outputs, taps] weight matrix.</summary>
+    public static int PackedLength(int outputs, int taps) => (outputs + MR - 1) / MR * MR * taps;
+
+    /// <summary>Packs weight rows [outputs, taps] into MR-row panels, each tap's MR values side by side (zero past the last row).</summary>
+    public static void PackWeights(ReadOnlySpan<float> w, int outputs, int taps, Span<float> packed)
+    {
+        int panels = (outputs + MR - 1) / MR;
+        for (int ip = 0; ip < panels; ip++)
+        {
+            var panel = packed.Slice(ip * MR * taps, MR * taps);
+            for (int r = 0; r < MR; r++)
+            {
+                int row = ip * MR + r;
+                if (row >= outputs) { for (int t = 0; t < taps; t++) panel[t * MR + r] = 0; continue; }
+                var src = w.Slice(row * taps, taps);
+                for (int t = 0; t < taps; t++) panel[t * MR + r] = src[t];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs the weights of the input-gradient convolution: W'[c, (o, kh, kw)] = W[o, c, KH−1−kh, KW−1−kw] for
+    /// weights W [outputs, channels, KH, KW].
+    /// </summary>
+    public static void PackFlippedWeights(ReadOnlySpan<float> w, int outputs, int channels, int kernelH, int kernelW, Span<float> packed)
+    {
+        int taps = outputs * kernelH * kernelW, area = kernelH * kernelW;
+        int panels = (channels + MR - 1) / MR;
+        for (int ip = 0; ip < panels; ip++)
+        {
+            var panel = packed.Slice(ip * MR * taps, MR * taps);
+            for (int r = 0; r < MR; r++)
+            {
+                int c = ip * MR + r;
+                for (int o = 0; o < outputs; o++)
+                    for (int kh = 0; kh < kernelH; kh++)
+                        for (int kw = 0; kw < kernelW; kw++)
+                        {
+                            int t = (o * kernelH + kh) * kernelW + kw;
+                            panel[t * MR + r] = c < channels ? w[(o * channels + c) * area + (kernelH - 1 - kh) * kernelW + (kernelW - 1 - kw)] : 0;
+                        }
+            }
+        }
+    }
+
+    /// <summary>Copies an image [C, H, W] into the plan's zero-padded layout (all of <paramref name="dst"/>'s first PaddedLength floats are written).</summary>
+    public static void Pad(ReadOnlySpan<float> image, Plan plan, Span<float> dst)
+    {
+        int h = plan.Height, w = plan.Width, wp = plan.PaddedW, ph = plan.PadH, pw = plan.PadW;
+        int bottom = (ph + h) * wp;
+        for (int c = 0; c < plan.Channels; c++)
+        {
+            var src = image.Slice(c * h * w, h * w);
+            var plane = dst.Slice(c * plan.PaddedPlane, plan.PaddedPlane);
+            // Zero only the border: the rows above, each row's right pad together with the next row's left pad, and
+            // the rows below.
+            plane[..(ph * wp + pw)].Clear();
+            for (int y = 0; y < h; y++)
+            {
+                int start = (y + ph) * wp + pw;
+                src.Slice(y * w, w).CopyTo(plane.Slice(start, w));
+                int gapEnd = y + 1 < h ? start + wp : bottom;
+                plane[(start + w)..gapEnd].Clear();
+            }
+            plane[bottom..].Clear();
+        }
+        dst[(plan.Channels * plan.PaddedPlane)..plan.PaddedLength].Clear();
+    }
+
+    /// <summary>
+    /// Lays out <paramref name="count"/> output planes [OH, OW] over the plan's padded columns ([count, Columns],
+    /// position oy·Wp + ox), with zeros in each row's padded tail: the dY operand of the weight gradient.
+    /// </summary>
+    public static void Spread(ReadOnlySpan<float> planes, Plan plan, int count, Span<float> dst)
+    {
+        int oh = plan.OutH, ow = plan.OutW, wp = plan.PaddedW, columns = plan.Columns;
+        for (int ch = 0; ch < count; ch++)
+        {
+            var src = planes.Slice(ch * oh * ow, oh * ow);
+            var row = dst.Slice(ch * columns, columns);
+            for (int y = 0; y < oh; y++)
+            {
+                src.Slice(y * ow, ow).CopyTo(row.Slice(y * wp, ow));
+                if (y + 1 < oh) row.Slice(y * wp + ow, wp - ow).Clear();
+            }
+        }
+    }
+
+    /// <summary>
+    /// y[o, oy, ox] = Σ_t W[o, t] · padded[offset(t) + oy·Wp + ox] for one padded image; <paramref name="y"/> is
+    /// [outputs, OH, OW] and is overwritten.
+    /// </summary>
+    public static void Run(Plan plan, float* padded, float* packedW, int outputs, float* y)
+    {
+        int taps = plan.Taps, columns = plan.Columns;
+        int panels = (outputs + MR - 1) / MR, tiles = (columns + NR - 1) / NR;
+        float* tile = stackalloc float[MR * NR];
+        fixed (int* offsets = plan.Offsets)
+        {
+            for (int jp = 0; jp < tiles; jp++)
+            {
+                int j0 = jp * NR;
+                for (int ip = 0; ip < panels; ip++)
+                {
+                    Kernel8x32(taps, packedW + (long)ip * MR * taps, padded + j0, offsets, tile);
+                    Scatter(plan, tile, j0, Math.Min(NR, columns - j0), ip * MR, Math.Min(MR, outputs - ip * MR), y);
+                }
+            }
+        }
+    }
+
+    /// <summary>Writes the valid columns of a tile (those left of OW in their padded row) into y [outputs, OH, OW].</summary>
+    private static void Scatter(Plan plan, float* tile, int j0, int cols, int row0, int rows, float* y)
+    {
+        int wp = plan.PaddedW, ow = plan.OutW, outPlane = plan.OutH * ow;
+        int x = 0;
+        while (x < cols)
+        {
+            int j = j0 + x, oy = j / wp, ox = j - oy * wp;
+            int run = Math.Min(cols - x, wp - ox);     // columns up to the end of this padded row
+            int valid = Math.Min(run, ow - ox);        // of which these are real outputs
+            if (valid > 0)
+            {
+                for (int r = 0; r < rows; r++)
+                    new ReadOnlySpan<float>(tile + r * NR + x, valid).CopyTo(new Span<float>(y + (long)(row0 + r) * outPlane + oy * ow + ox, valid));
+            }
+            x += run;
+        }
+    }
+
+    /// <summary>C[8, 32] = A[8, taps] · B[taps, 32], A packed (element (r, t) at a[8t + r]), B's row t at b + offsets[t].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel8x32(int taps, float* a, float* b, int* offsets, float* c)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int t = 0; t < taps; t++, a += MR)
+        {
+            float* row = b + offsets[t];
+            var b0 = Vector512.Load(row);
+            var b1 = Vector512.Load(row + 16);
+            var x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+        }
+        c00.Store(c); c01.Store(c + 16); c10.Store(c + 32); c11.Store(c + 48);
+        c20.Store(c + 64); c21.Store(c + 80); c30.Store(c + 96); c31.Store(c + 112);
+        c40.Store(c + 128); c41.Store(c + 144); c50.Store(c + 160); c51.Store(c + 176);
+        c60.Store(c + 192); c61.Store(c + 208); c70.Store(c + 224); c71.Store(c + 240);
+    }
+}
