@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -42,6 +43,23 @@ internal static unsafe class ShiftedConv
     /// <summary>Whether the input gradient of this geometry runs here: its padding, d·(k − 1) − p, must not be negative.</summary>
     public static bool HandlesInputGradient(in ConvGeometry g) =>
         Handles(g) && g.DilationH * (g.KernelH - 1) >= g.PadH && g.DilationW * (g.KernelW - 1) >= g.PadW;
+
+    private const int MaxCachedPlans = 256;
+    private static readonly ConcurrentDictionary<PlanKey, Plan> Plans = new();
+
+    private readonly record struct PlanKey(int Channels, int Height, int Width, int KernelH, int KernelW, int PadH, int PadW, int DilationH, int DilationW);
+
+    /// <summary>
+    /// The plan for a geometry, made once and kept: a training step asks for the same few every time, and a kept
+    /// plan costs that step no allocation.
+    /// </summary>
+    public static Plan PlanFor(int channels, int height, int width, int kernelH, int kernelW, int padH, int padW, int dilationH, int dilationW)
+    {
+        var key = new PlanKey(channels, height, width, kernelH, kernelW, padH, padW, dilationH, dilationW);
+        if (Plans.TryGetValue(key, out var plan)) return plan;
+        if (Plans.Count >= MaxCachedPlans) Plans.Clear();
+        return Plans.GetOrAdd(key, k => new Plan(k.Channels, k.Height, k.Width, k.KernelH, k.KernelW, k.PadH, k.PadW, k.DilationH, k.DilationW));
+    }
 
     /// <summary>The geometry of one stride-1 convolution over a padded image.</summary>
     public sealed class Plan

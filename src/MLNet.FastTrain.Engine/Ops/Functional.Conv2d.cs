@@ -178,7 +178,7 @@ public static partial class Functional
     {
         int o = weight.Size(0), og = o / groups, taps = geo.ColRows, outPlane = geo.ColCols;
         int inPlane = geo.Channels * geo.Height * geo.Width;
-        var plan = new ShiftedConv.Plan(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
+        var plan = ShiftedConv.PlanFor(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
         int packedLength = ShiftedConv.PackedLength(og, taps);
         var packed = ArrayPool<float>.Shared.Rent(groups * packedLength);
         try
@@ -233,7 +233,7 @@ public static partial class Functional
         int o = weight.Size(0), og = o / groups, cg = geo.Channels, outPlane = geo.ColCols;
         int inPlane = cg * geo.Height * geo.Width;
         int padH = geo.DilationH * (geo.KernelH - 1) - geo.PadH, padW = geo.DilationW * (geo.KernelW - 1) - geo.PadW;
-        var plan = new ShiftedConv.Plan(og, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, padH, padW, geo.DilationH, geo.DilationW);
+        var plan = ShiftedConv.PlanFor(og, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, padH, padW, geo.DilationH, geo.DilationW);
         int taps = plan.Taps, packedLength = ShiftedConv.PackedLength(cg, taps);
         var packed = ArrayPool<float>.Shared.Rent(groups * packedLength);
         try
@@ -296,7 +296,7 @@ public static partial class Functional
     {
         int n = x.Size(0), o = g.Size(1), og = o / groups, taps = geo.ColRows, outPlane = geo.ColCols;
         int inPlane = geo.Channels * geo.Height * geo.Width;
-        var plan = new ShiftedConv.Plan(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
+        var plan = ShiftedConv.PlanFor(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
         int columns = plan.Columns;
         var partials = new float[ConvThreads(n)][];
         RunBySample(n, (id, start, end) =>
