@@ -3,18 +3,19 @@
 # Runs our `fasttrain bench` and the reference alternately, ROUNDS times, on the same machine and prints the ratio
 # of medians for each measurement, so machine noise hits both sides alike.
 #
-#   bash bench/compare.sh [--rounds 3] [--steps 60] [--threads 2] [--batch 128]
+#   bash bench/compare.sh [--rounds 3] [--steps 60] [--threads 2] [--batch 128] [--gemm-only]
 #
 # Needs Debian's python3-torch, libopenblas0-pthread and dataset-fashion-mnist (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3 steps=60 threads=2 batch=128
+rounds=3 steps=60 threads=2 batch=128 gemm_only=0
 while (($#)); do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
+    --gemm-only) gemm_only=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -34,8 +35,10 @@ trap 'rm -rf "$tmp"' EXIT
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 peak_kb() { awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$1"; }
 
+# torch.set_num_threads does not reach OpenBLAS's own thread pool, which torch.mm runs on: without
+# OPENBLAS_NUM_THREADS a "one-thread" torch.mm uses every core.
 torch_gemm() {
-  /usr/bin/python3 - "$1" <<'PY'
+  OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 /usr/bin/python3 - "$1" <<'PY'
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
 a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
@@ -48,6 +51,7 @@ PY
 
 for ((r = 1; r <= rounds; r++)); do
   for model in simple resnet; do
+    ((gemm_only)) && break
     /usr/bin/time -v "${ours[@]}" --model "$model" --threads "$threads" --batch "$batch" --steps "$steps" --json \
       >"$tmp/ours-$model-$r.json" 2>"$tmp/ours-$model-$r.time"
     /usr/bin/time -v "${theirs[@]}" --model "$model" --threads "$threads" --batch "$batch" --steps "$steps" \
@@ -61,6 +65,7 @@ done
 printf '%-34s %12s %12s %8s\n' measurement ours pytorch ratio
 row() { printf '%-34s %12s %12s %8s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", a / b }')"; }
 for model in simple resnet; do
+  ((gemm_only)) && break
   for key in train_images_per_s infer_images_per_s; do
     o=$(cat "$tmp"/ours-$model-*.json | jq ".$key" | median)
     t=$(cat "$tmp"/theirs-$model-*.json | jq ".$key" | median)
