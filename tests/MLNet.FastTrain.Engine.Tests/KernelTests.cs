@@ -190,6 +190,9 @@ public class ShiftedConvTests
         { 1, 4, 6, 6, 5, 2, 0, 1, 2 },
         { 2, 7, 9, 1, 40, 1, 1, 1, 1 },
         { 1, 2, 3, 3, 3, 3, 1, 1, 1 },
+        // long rows with output and tap counts that do not fill the weight gradient's 4 × 4 blocks
+        { 2, 3, 5, 20, 20, 3, 1, 1, 1 },
+        { 1, 4, 6, 30, 12, 3, 1, 1, 2 },
     };
 
     [Theory]

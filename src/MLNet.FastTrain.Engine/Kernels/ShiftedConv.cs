@@ -183,21 +183,23 @@ internal static unsafe class ShiftedConv
     }
 
     /// <summary>
-    /// Lays out <paramref name="count"/> output planes [OH, OW] over the plan's padded columns ([count, Columns],
-    /// position oy·Wp + ox), with zeros in each row's padded tail: the dY operand of the weight gradient.
+    /// Lays out <paramref name="count"/> output planes [OH, OW] over the plan's padded columns, rows
+    /// <paramref name="rowLength"/> (≥ Columns) apart, position oy·Wp + ox, with zeros in each row's padded tail and
+    /// past Columns: the dY operand of the weight gradient.
     /// </summary>
-    public static void Spread(ReadOnlySpan<float> planes, Plan plan, int count, Span<float> dst)
+    public static void Spread(ReadOnlySpan<float> planes, Plan plan, int count, int rowLength, Span<float> dst)
     {
         int oh = plan.OutH, ow = plan.OutW, wp = plan.PaddedW, columns = plan.Columns;
         for (int ch = 0; ch < count; ch++)
         {
             var src = planes.Slice(ch * oh * ow, oh * ow);
-            var row = dst.Slice(ch * columns, columns);
+            var row = dst.Slice(ch * rowLength, rowLength);
             for (int y = 0; y < oh; y++)
             {
                 src.Slice(y * ow, ow).CopyTo(row.Slice(y * wp, ow));
                 if (y + 1 < oh) row.Slice(y * wp + ow, wp - ow).Clear();
             }
+            row[columns..].Clear();
         }
     }
 
@@ -241,6 +243,85 @@ internal static unsafe class ShiftedConv
             }
             x += run;
         }
+    }
+
+    /// <summary>Columns from which the weight gradient runs as dot products along the padded plane (below, as a GEMM).</summary>
+    public const int DotProductFrom = 256;
+
+    /// <summary>The spread dY rows' length for <see cref="AccumulateWeightGradient"/>: Columns rounded up to a vector.</summary>
+    public static int SpreadLength(Plan plan) => (plan.Columns + 15) / 16 * 16;
+
+    /// <summary>Length of the lane accumulators of <see cref="AccumulateWeightGradient"/>.</summary>
+    public static int LaneLength(int outputs, int taps) => (outputs + 3) / 4 * 4 * ((taps + 3) / 4 * 4) * 16;
+
+    /// <summary>
+    /// lanes[o, t, :] += Σ over 16-column steps of dY[o, j..j+16] ⊙ padded[offset(t) + j..]: the weight gradient as
+    /// dot products along the padded plane, kept as 16 partial sums per (output, tap) so that one image after
+    /// another adds to them and a single <see cref="ReduceLanes"/> finishes the sum. dY is [outputs, length]
+    /// (from <see cref="Spread"/>, zero past Columns); blocks of 4 outputs × 4 taps keep 16 accumulators in registers.
+    /// </summary>
+    public static void AccumulateWeightGradient(Plan plan, float* dy, int length, int outputs, float* padded, float* zeros, float* lanes)
+    {
+        int taps = plan.Taps, tapsPadded = (taps + 3) / 4 * 4;
+        fixed (int* offsets = plan.Offsets)
+        {
+            for (int o0 = 0; o0 < outputs; o0 += 4)
+            {
+                // Rows past the last output read zeros; taps past the last read tap 0 and land in lanes never reduced.
+                float* d0 = dy + (long)o0 * length;
+                float* d1 = o0 + 1 < outputs ? d0 + length : zeros;
+                float* d2 = o0 + 2 < outputs ? d0 + 2L * length : zeros;
+                float* d3 = o0 + 3 < outputs ? d0 + 3L * length : zeros;
+                for (int t0 = 0; t0 < taps; t0 += 4)
+                {
+                    float* x0 = padded + offsets[t0];
+                    float* x1 = padded + offsets[Math.Min(t0 + 1, taps - 1)];
+                    float* x2 = padded + offsets[Math.Min(t0 + 2, taps - 1)];
+                    float* x3 = padded + offsets[Math.Min(t0 + 3, taps - 1)];
+                    Dot4x4(d0, d1, d2, d3, x0, x1, x2, x3, length, lanes + ((long)o0 * tapsPadded + t0) * 16, tapsPadded * 16);
+                }
+            }
+        }
+    }
+
+    /// <summary>Adds each (output, tap)'s 16 lane sums, in lane order, into the transposed gradient dWᵀ [taps, outputs].</summary>
+    public static void ReduceLanes(float* lanes, int outputs, int taps, float* gwT)
+    {
+        int tapsPadded = (taps + 3) / 4 * 4;
+        for (int o = 0; o < outputs; o++)
+            for (int t = 0; t < taps; t++)
+            {
+                float* l = lanes + ((long)o * tapsPadded + t) * 16;
+                float sum = 0;
+                for (int i = 0; i < 16; i++) sum += l[i];
+                gwT[(long)t * outputs + o] += sum;
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x4(float* d0, float* d1, float* d2, float* d3, float* x0, float* x1, float* x2, float* x3, int length, float* lanes, int ldLanes)
+    {
+        float* l0 = lanes, l1 = lanes + ldLanes, l2 = l1 + ldLanes, l3 = l2 + ldLanes;
+        var c00 = Vector512.Load(l0); var c01 = Vector512.Load(l0 + 16); var c02 = Vector512.Load(l0 + 32); var c03 = Vector512.Load(l0 + 48);
+        var c10 = Vector512.Load(l1); var c11 = Vector512.Load(l1 + 16); var c12 = Vector512.Load(l1 + 32); var c13 = Vector512.Load(l1 + 48);
+        var c20 = Vector512.Load(l2); var c21 = Vector512.Load(l2 + 16); var c22 = Vector512.Load(l2 + 32); var c23 = Vector512.Load(l2 + 48);
+        var c30 = Vector512.Load(l3); var c31 = Vector512.Load(l3 + 16); var c32 = Vector512.Load(l3 + 32); var c33 = Vector512.Load(l3 + 48);
+        for (int j = 0; j < length; j += 16)
+        {
+            var b0 = Vector512.Load(x0 + j); var b1 = Vector512.Load(x1 + j); var b2 = Vector512.Load(x2 + j); var b3 = Vector512.Load(x3 + j);
+            var a = Vector512.Load(d0 + j);
+            c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01); c02 = Vector512.FusedMultiplyAdd(a, b2, c02); c03 = Vector512.FusedMultiplyAdd(a, b3, c03);
+            a = Vector512.Load(d1 + j);
+            c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11); c12 = Vector512.FusedMultiplyAdd(a, b2, c12); c13 = Vector512.FusedMultiplyAdd(a, b3, c13);
+            a = Vector512.Load(d2 + j);
+            c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21); c22 = Vector512.FusedMultiplyAdd(a, b2, c22); c23 = Vector512.FusedMultiplyAdd(a, b3, c23);
+            a = Vector512.Load(d3 + j);
+            c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31); c32 = Vector512.FusedMultiplyAdd(a, b2, c32); c33 = Vector512.FusedMultiplyAdd(a, b3, c33);
+        }
+        c00.Store(l0); c01.Store(l0 + 16); c02.Store(l0 + 32); c03.Store(l0 + 48);
+        c10.Store(l1); c11.Store(l1 + 16); c12.Store(l1 + 32); c13.Store(l1 + 48);
+        c20.Store(l2); c21.Store(l2 + 16); c22.Store(l2 + 32); c23.Store(l2 + 48);
+        c30.Store(l3); c31.Store(l3 + 16); c32.Store(l3 + 32); c33.Store(l3 + 48);
     }
 
     /// <summary>C[8, 32] = A[8, taps] · B[taps, 32], A packed (element (r, t) at a[8t + r]), B's row t at b + offsets[t].</summary>

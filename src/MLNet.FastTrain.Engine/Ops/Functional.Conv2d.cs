@@ -297,35 +297,49 @@ public static partial class Functional
         int n = x.Size(0), o = g.Size(1), og = o / groups, taps = geo.ColRows, outPlane = geo.ColCols;
         int inPlane = geo.Channels * geo.Height * geo.Width;
         var plan = ShiftedConv.PlanFor(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
-        int columns = plan.Columns;
+        // Long rows: dot products along the plane, summed in vector lanes over the thread's images. Short ones: a
+        // GEMM per image, whose fixed costs the lanes' load and store would otherwise outweigh.
+        bool dots = plan.Columns >= ShiftedConv.DotProductFrom;
+        int rowLength = dots ? ShiftedConv.SpreadLength(plan) : plan.Columns;
+        int laneLength = dots ? ShiftedConv.LaneLength(og, taps) : 0;
         var partials = new float[ConvThreads(n)][];
         RunBySample(n, (id, start, end) =>
         {
             var gwT = partials[id] = ArrayPool<float>.Shared.Rent(groups * taps * og);
             gwT.AsSpan(0, groups * taps * og).Clear();
             var padded = ArrayPool<float>.Shared.Rent(plan.PaddedLength);
-            var spread = ArrayPool<float>.Shared.Rent(og * columns);
+            var spread = ArrayPool<float>.Shared.Rent(og * rowLength + rowLength);
+            var lanes = ArrayPool<float>.Shared.Rent(Math.Max(1, groups * laneLength));
             try
             {
                 var xs = x.Span<float>();
                 var gs = g.Span<float>();
-                fixed (float* pp = padded, pg = spread, pw = gwT)
+                spread.AsSpan(og * rowLength, rowLength).Clear();   // a zero row for the dot products' missing outputs
+                if (dots) lanes.AsSpan(0, groups * laneLength).Clear();
+                fixed (float* pp = padded, pg = spread, pw = gwT, pl = lanes)
                 fixed (int* starts = plan.Offsets)
                 {
                     for (int b = start; b < end; b++)
                         for (int grp = 0; grp < groups; grp++)
                         {
                             ShiftedConv.Pad(xs.Slice((b * groups + grp) * inPlane, inPlane), plan, padded);
-                            ShiftedConv.Spread(gs.Slice((b * o + grp * og) * outPlane, og * outPlane), plan, og, spread);
-                            Sgemm.Multiply(false, true, taps, og, columns, pp, 0, pg, columns, pw + (long)grp * taps * og, og,
-                                accumulate: true, maxThreads: 1, aRowStarts: starts);
+                            ShiftedConv.Spread(gs.Slice((b * o + grp * og) * outPlane, og * outPlane), plan, og, rowLength, spread);
+                            if (dots)
+                                ShiftedConv.AccumulateWeightGradient(plan, pg, rowLength, og, pp, pg + (long)og * rowLength, pl + (long)grp * laneLength);
+                            else
+                                Sgemm.Multiply(false, true, taps, og, plan.Columns, pp, 0, pg, rowLength, pw + (long)grp * taps * og, og,
+                                    accumulate: true, maxThreads: 1, aRowStarts: starts);
                         }
+                    if (dots)
+                        for (int grp = 0; grp < groups; grp++)
+                            ShiftedConv.ReduceLanes(pl + (long)grp * laneLength, og, taps, pw + (long)grp * taps * og);
                 }
             }
             finally
             {
                 ArrayPool<float>.Shared.Return(padded);
                 ArrayPool<float>.Shared.Return(spread);
+                ArrayPool<float>.Shared.Return(lanes);
             }
         });
         AddWeightGradientPartials(partials, gw.Span<float>(), groups, og, taps);
