@@ -178,35 +178,42 @@ public class SpecialFunctionTests
 [Trait("Category", "Kernel")]
 public class ShiftedConvTests
 {
-    public static TheoryData<int, int, int, int, int, int, int, int, int> Shapes() => new()
+    public static TheoryData<int, int, int, int, int, int, int, int, int, int> Shapes() => new()
     {
-        // batch, channels, outputs, height, width, kernel, padding, dilation, groups
-        { 2, 1, 16, 28, 28, 3, 1, 1, 1 },
-        { 3, 16, 16, 28, 28, 3, 1, 1, 1 },
-        { 2, 32, 64, 26, 26, 3, 0, 1, 1 },
-        { 2, 64, 64, 7, 7, 3, 1, 1, 1 },
-        { 1, 3, 5, 9, 13, 5, 2, 1, 1 },
-        { 2, 5, 11, 10, 7, 3, 2, 2, 1 },
-        { 1, 4, 6, 6, 5, 2, 0, 1, 2 },
-        { 2, 7, 9, 1, 40, 1, 1, 1, 1 },
-        { 1, 2, 3, 3, 3, 3, 1, 1, 1 },
+        // batch, channels, outputs, height, width, kernel, stride, padding, dilation, groups
+        { 2, 1, 16, 28, 28, 3, 1, 1, 1, 1 },
+        { 3, 16, 16, 28, 28, 3, 1, 1, 1, 1 },
+        { 2, 32, 64, 26, 26, 3, 1, 0, 1, 1 },
+        { 2, 64, 64, 7, 7, 3, 1, 1, 1, 1 },
+        { 1, 3, 5, 9, 13, 5, 1, 2, 1, 1 },
+        { 2, 5, 11, 10, 7, 3, 1, 2, 2, 1 },
+        { 1, 4, 6, 6, 5, 2, 1, 0, 1, 2 },
+        { 2, 7, 9, 1, 40, 3, 1, 1, 1, 1 },
+        { 1, 2, 3, 3, 3, 3, 1, 1, 1, 1 },
         // long rows with output and tap counts that do not fill the weight gradient's 4 × 4 blocks
-        { 2, 3, 5, 20, 20, 3, 1, 1, 1 },
-        { 1, 4, 6, 30, 12, 3, 1, 1, 2 },
+        { 2, 3, 5, 20, 20, 3, 1, 1, 1, 1 },
+        { 1, 4, 6, 30, 12, 3, 1, 1, 1, 2 },
+        // strided: the phase layout (the input gradient stays on the column-matrix path)
+        { 2, 16, 32, 28, 28, 3, 2, 1, 1, 1 },
+        { 2, 16, 32, 28, 28, 2, 2, 0, 1, 1 },
+        { 1, 3, 4, 11, 9, 3, 2, 0, 1, 1 },
+        { 1, 2, 5, 13, 10, 5, 3, 2, 1, 1 },
+        { 1, 4, 4, 12, 12, 3, 2, 2, 2, 2 },
+        { 2, 3, 7, 40, 41, 3, 2, 1, 1, 1 },
     };
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void Forward_and_gradients_match_the_column_matrix_path(int n, int c, int o, int h, int w, int k, int p, int d, int groups)
+    public void Forward_and_gradients_match_the_column_matrix_path(int n, int c, int o, int h, int w, int k, int stride, int p, int d, int groups)
     {
         Assert.True(ShiftedConv.IsSupported || !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated);
-        var g = new Generator((ulong)(n * 1000 + c * 100 + o * 10 + h));
+        var g = new Generator((ulong)(n * 1000 + c * 100 + o * 10 + h + stride));
         var x = Tensor.Normal([n, c, h, w], generator: g);
         var weight = Tensor.Normal([o, c / groups, k, k], generator: g);
         var bias = Tensor.Normal([o], generator: g);
-        var upstream = Tensor.Normal(Conv(x, weight, bias, p, d, groups, shifted: false).Y.Shape.ToArray(), generator: g);
-        var reference = Conv(x, weight, bias, p, d, groups, shifted: false, upstream);
-        var shifted = Conv(x, weight, bias, p, d, groups, shifted: true, upstream);
+        var upstream = Tensor.Normal(Conv(x, weight, bias, stride, p, d, groups, shifted: false).Y.Shape.ToArray(), generator: g);
+        var reference = Conv(x, weight, bias, stride, p, d, groups, shifted: false, upstream);
+        var shifted = Conv(x, weight, bias, stride, p, d, groups, shifted: true, upstream);
         AssertClose(reference.Y, shifted.Y, "output");
         AssertClose(reference.Gx!, shifted.Gx!, "input gradient");
         AssertClose(reference.Gw!, shifted.Gw!, "weight gradient");
@@ -214,17 +221,20 @@ public class ShiftedConvTests
     }
 
     [Fact]
-    public void Handles_stride_one_kernels_only_and_input_gradients_whose_padding_fits()
+    public void Handles_what_it_can_and_input_gradients_of_stride_one_whose_padding_fits()
     {
         if (!ShiftedConv.IsSupported) return;
         Assert.True(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1)));
-        Assert.False(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1)));   // stride 2
+        Assert.True(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1)));    // stride 2: phases
+        Assert.False(ShiftedConv.HandlesInputGradient(new ConvGeometry(4, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1)));
+        Assert.False(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 3, 3, 1, 2, 1, 1, 1, 1)));   // unequal strides
         Assert.False(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 1, 1, 1, 1, 0, 0, 1, 1)));   // pointwise: a plain GEMM
+        Assert.False(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 1, 1, 2, 2, 0, 0, 1, 1)));   // strided pointwise: subsample + GEMM
         Assert.True(ShiftedConv.HandlesInputGradient(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1)));
         Assert.False(ShiftedConv.HandlesInputGradient(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 3, 3, 1, 1))); // padding > k − 1
     }
 
-    private static (Tensor Y, Tensor? Gx, Tensor? Gw, Tensor? Gb) Conv(Tensor x0, Tensor w0, Tensor b0, int p, int d, int groups, bool shifted, Tensor? upstream = null)
+    private static (Tensor Y, Tensor? Gx, Tensor? Gw, Tensor? Gb) Conv(Tensor x0, Tensor w0, Tensor b0, int stride, int p, int d, int groups, bool shifted, Tensor? upstream = null)
     {
         var x = x0.Detach();
         var w = w0.Detach();
@@ -233,7 +243,7 @@ public class ShiftedConvTests
         ShiftedConv.t_disabled = !shifted;
         try
         {
-            var y = Functional.Conv2d(x, w, b, padding: (p, p), dilation: (d, d), groups: groups);
+            var y = Functional.Conv2d(x, w, b, stride: (stride, stride), padding: (p, p), dilation: (d, d), groups: groups);
             if (upstream is null) return (y, null, null, null);
             Functional.Sum(y * upstream).Backward();
             return (y, x.Grad, w.Grad, b.Grad);

@@ -192,7 +192,7 @@ internal static class Im2Col
     /// dst[x] = src[ix0 + 2x] for x from <paramref name="xs"/> on, sixteen at a time while both source vectors lie
     /// inside the row; returns the first x left for the caller's scalar loop.
     /// </summary>
-    private static int GatherEven(ReadOnlySpan<float> src, int ix0, int xs, int xe, Span<float> dst)
+    internal static int GatherEven(ReadOnlySpan<float> src, int ix0, int xs, int xe, Span<float> dst)
     {
         int x = xs;
         if (!Vector512.IsHardwareAccelerated) return x;

@@ -5,24 +5,27 @@ using System.Runtime.Intrinsics;
 namespace MLNet.FastTrain.Engine.Kernels;
 
 /// <summary>
-/// A stride-1 convolution as an implicit GEMM over shifted windows of the zero-padded image, with no column matrix.
+/// A convolution as an implicit GEMM over shifted windows of the zero-padded image, with no column matrix.
 /// </summary>
 /// <remarks>
 /// <para>
 /// Pad the image [C, H, W] to [C, Hp, Wp] and number output positions by their place in the padded plane,
 /// j = oy·Wp + ox. Then the column matrix's row for kernel tap (c, kh, kw) is the padded image read from
-/// offset(c, kh, kw) = c·Hp·Wp + kh·dh·Wp + kw·dw on: row r of the "column matrix" is a contiguous run of the padded
-/// image. A GEMM micro-kernel can therefore load its B operand straight from the image through a table of K
+/// offset(c, kh, kw) = c·Hp·Wp + kh·dh·Wp + kw·dw on: each row of the "column matrix" is a contiguous run of the
+/// padded image. A GEMM micro-kernel can therefore load its B operand straight from the image through a table of K
 /// offsets, and the whole B panel of one tile is a few rows of the image that stay in L1 for every output channel.
+/// A stride s splits the padded image into s × s phases first (see <see cref="Plan"/>), after which the same holds.
 /// </para>
 /// <para>
-/// The price is Wp − OW columns per output row that fall past the row's end (computed, then dropped) — 2 of every
-/// 30 for a padded 28-wide image. The input gradient of a stride-1 convolution is itself a stride-1 convolution of
-/// the padded output gradient with the weights flipped in space and transposed in channels, so it runs here too.
+/// The price is the columns past each output row's end (computed, then dropped): 2 of every 30 for a padded
+/// 28-wide image. The input gradient of a stride-1 convolution is itself a stride-1 convolution of the padded output
+/// gradient with the weights flipped in space and transposed in channels, so it runs here too; the weight gradient
+/// reads the same shifted rows, either as a GEMM whose A rows start at the tap offsets or, for long rows, as
+/// dot products along them.
 /// </para>
 /// <para>
-/// The 8×32 micro-kernel needs 512-bit vectors; callers take the column-matrix path where
-/// <see cref="IsSupported"/> is false. Each output element is one sum in a fixed order of taps.
+/// The micro-kernels need 512-bit vectors; callers take the column-matrix path where <see cref="IsSupported"/> is
+/// false. Each output element is one sum in a fixed order of taps.
 /// </para>
 /// </remarks>
 [SkipLocalsInit]
@@ -36,71 +39,105 @@ internal static unsafe class ShiftedConv
     /// <summary>Set by tests on their own thread to compare against the column-matrix path.</summary>
     [ThreadStatic] internal static bool t_disabled;
 
-    /// <summary>Whether a convolution of this geometry runs here: stride 1 and a kernel larger than one pixel.</summary>
+    /// <summary>
+    /// Whether the forward pass and weight gradient of this geometry run here: equal strides in both directions and
+    /// a kernel larger than one pixel. (A 1×1 kernel is a plain GEMM on the image, or on its subsampled copy when
+    /// strided; its handful of taps per tile would not pay for the tile's fixed costs here.)
+    /// </summary>
     public static bool Handles(in ConvGeometry g) =>
-        IsSupported && !t_disabled && g.StrideH == 1 && g.StrideW == 1 && !(g.KernelH == 1 && g.KernelW == 1 && g.PadH == 0 && g.PadW == 0);
+        IsSupported && !t_disabled && g.StrideH == g.StrideW && g.KernelH * g.KernelW > 1;
 
-    /// <summary>Whether the input gradient of this geometry runs here: its padding, d·(k − 1) − p, must not be negative.</summary>
+    /// <summary>
+    /// Whether the input gradient of this geometry runs here: stride 1, and its padding, d·(k − 1) − p, not negative
+    /// (a strided convolution's input gradient is not a plain convolution).
+    /// </summary>
     public static bool HandlesInputGradient(in ConvGeometry g) =>
-        Handles(g) && g.DilationH * (g.KernelH - 1) >= g.PadH && g.DilationW * (g.KernelW - 1) >= g.PadW;
+        Handles(g) && g.StrideH == 1 && g.DilationH * (g.KernelH - 1) >= g.PadH && g.DilationW * (g.KernelW - 1) >= g.PadW;
 
     private const int MaxCachedPlans = 256;
     private static readonly ConcurrentDictionary<PlanKey, Plan> Plans = new();
 
-    private readonly record struct PlanKey(int Channels, int Height, int Width, int KernelH, int KernelW, int PadH, int PadW, int DilationH, int DilationW);
+    private readonly record struct PlanKey(int Channels, int Height, int Width, int KernelH, int KernelW, int Stride, int PadH, int PadW, int DilationH, int DilationW);
 
     /// <summary>
     /// The plan for a geometry, made once and kept: a training step asks for the same few every time, and a kept
     /// plan costs that step no allocation.
     /// </summary>
-    public static Plan PlanFor(int channels, int height, int width, int kernelH, int kernelW, int padH, int padW, int dilationH, int dilationW)
+    public static Plan PlanFor(in ConvGeometry g) => PlanFor(g.Channels, g.Height, g.Width, g.KernelH, g.KernelW, g.StrideH, g.PadH, g.PadW, g.DilationH, g.DilationW);
+
+    /// <inheritdoc cref="PlanFor(in ConvGeometry)"/>
+    public static Plan PlanFor(int channels, int height, int width, int kernelH, int kernelW, int stride, int padH, int padW, int dilationH, int dilationW)
     {
-        var key = new PlanKey(channels, height, width, kernelH, kernelW, padH, padW, dilationH, dilationW);
+        var key = new PlanKey(channels, height, width, kernelH, kernelW, stride, padH, padW, dilationH, dilationW);
         if (Plans.TryGetValue(key, out var plan)) return plan;
         if (Plans.Count >= MaxCachedPlans) Plans.Clear();
-        return Plans.GetOrAdd(key, k => new Plan(k.Channels, k.Height, k.Width, k.KernelH, k.KernelW, k.PadH, k.PadW, k.DilationH, k.DilationW));
+        return Plans.GetOrAdd(key, k => new Plan(k.Channels, k.Height, k.Width, k.KernelH, k.KernelW, k.Stride, k.PadH, k.PadW, k.DilationH, k.DilationW));
     }
 
-    /// <summary>The geometry of one stride-1 convolution over a padded image.</summary>
+    /// <summary>
+    /// The geometry of one convolution over its padded image, laid out as stride × stride phases: phase (a, b) holds
+    /// the padded pixels (s·i + a, s·j + b). With stride 1 that is the padded image itself; with stride s, tap
+    /// (kh, kw) of output (oy, ox) is pixel (oy + ⌊kh·dh/s⌋, ox + ⌊kw·dw/s⌋) of phase (kh·dh mod s, kw·dw mod s),
+    /// so a strided convolution is again a sum of shifted windows, now over the phases.
+    /// </summary>
     public sealed class Plan
     {
-        /// <summary>Describes a stride-1 convolution of [channels, height, width] with the given kernel, padding and dilation.</summary>
-        public Plan(int channels, int height, int width, int kernelH, int kernelW, int padH, int padW, int dilationH, int dilationW)
+        /// <summary>Describes a convolution of [channels, height, width] with the given kernel, (square) stride, padding and dilation.</summary>
+        public Plan(int channels, int height, int width, int kernelH, int kernelW, int stride, int padH, int padW, int dilationH, int dilationW)
         {
             Channels = channels;
             Height = height;
             Width = width;
+            Stride = stride;
             PadH = padH;
             PadW = padW;
-            PaddedW = width + 2 * padW;
-            int paddedH = height + 2 * padH;
-            OutH = paddedH - dilationH * (kernelH - 1);
-            OutW = PaddedW - dilationW * (kernelW - 1);
-            Columns = (OutH - 1) * PaddedW + OutW;
-            PaddedPlane = paddedH * PaddedW;
+            int paddedH = height + 2 * padH, paddedW = width + 2 * padW;
+            PhaseH = (paddedH + stride - 1) / stride;
+            RowStride = (paddedW + stride - 1) / stride;
+            OutH = (paddedH - dilationH * (kernelH - 1) - 1) / stride + 1;
+            OutW = (paddedW - dilationW * (kernelW - 1) - 1) / stride + 1;
+            Columns = (OutH - 1) * RowStride + OutW;
+            PhasePlane = PhaseH * RowStride;
             Taps = channels * kernelH * kernelW;
             Offsets = new int[Taps];
-            int t = 0;
+            int t = 0, maxOffset = 0;
+            PhaseUsed = new bool[stride * stride];
             for (int c = 0; c < channels; c++)
                 for (int kh = 0; kh < kernelH; kh++)
                     for (int kw = 0; kw < kernelW; kw++)
-                        Offsets[t++] = c * PaddedPlane + kh * dilationH * PaddedW + kw * dilationW;
+                    {
+                        int rh = kh * dilationH, rw = kw * dilationW;
+                        int phase = (rh % stride) * stride + rw % stride;
+                        PhaseUsed[phase] = true;
+                        Offsets[t] = (phase * channels + c) * PhasePlane + rh / stride * RowStride + rw / stride;
+                        maxOffset = Math.Max(maxOffset, Offsets[t++]);
+                    }
             // Tiles are NR columns wide: the last one reads past the last real column, into zeros.
             int tiles = (Columns + NR - 1) / NR;
-            PaddedLength = Math.Max(channels * PaddedPlane, Offsets[^1] + tiles * NR);
+            PaddedLength = Math.Max(stride * stride * channels * PhasePlane, maxOffset + tiles * NR);
         }
 
         public int Channels { get; }
         public int Height { get; }
         public int Width { get; }
+        public int Stride { get; }
         public int PadH { get; }
         public int PadW { get; }
-        public int PaddedW { get; }
-        public int PaddedPlane { get; }
+
+        /// <summary>Which phases some tap reads.</summary>
+        public bool[] PhaseUsed { get; }
+
+        /// <summary>Rows of one phase plane.</summary>
+        public int PhaseH { get; }
+
+        /// <summary>Floats from one row of a phase plane to the next: output rows lie this far apart in the columns.</summary>
+        public int RowStride { get; }
+
+        public int PhasePlane { get; }
         public int OutH { get; }
         public int OutW { get; }
 
-        /// <summary>Output positions counted in the padded plane, from the first to the last valid one.</summary>
+        /// <summary>Output positions counted in the phase plane, from the first to the last valid one.</summary>
         public int Columns { get; }
 
         /// <summary>Rows of the implicit column matrix: channels × kernel taps.</summary>
@@ -161,12 +198,17 @@ internal static unsafe class ShiftedConv
     /// <summary>Copies an image [C, H, W] into the plan's zero-padded layout (all of <paramref name="dst"/>'s first PaddedLength floats are written).</summary>
     public static void Pad(ReadOnlySpan<float> image, Plan plan, Span<float> dst)
     {
-        int h = plan.Height, w = plan.Width, wp = plan.PaddedW, ph = plan.PadH, pw = plan.PadW;
+        if (plan.Stride != 1)
+        {
+            PadPhases(image, plan, dst);
+            return;
+        }
+        int h = plan.Height, w = plan.Width, wp = plan.RowStride, ph = plan.PadH, pw = plan.PadW;
         int bottom = (ph + h) * wp;
         for (int c = 0; c < plan.Channels; c++)
         {
             var src = image.Slice(c * h * w, h * w);
-            var plane = dst.Slice(c * plan.PaddedPlane, plan.PaddedPlane);
+            var plane = dst.Slice(c * plan.PhasePlane, plan.PhasePlane);
             // Zero only the border: the rows above, each row's right pad together with the next row's left pad, and
             // the rows below.
             plane[..(ph * wp + pw)].Clear();
@@ -179,7 +221,43 @@ internal static unsafe class ShiftedConv
             }
             plane[bottom..].Clear();
         }
-        dst[(plan.Channels * plan.PaddedPlane)..plan.PaddedLength].Clear();
+        dst[(plan.Channels * plan.PhasePlane)..plan.PaddedLength].Clear();
+    }
+
+    /// <summary>
+    /// The strided layout: phase (a, b), channel c, row i, column j holds padded pixel (s·i + a, s·j + b). Phases no
+    /// tap reads (a 1×1 kernel reads one) are only zeroed: the last tile's spare columns may still reach them.
+    /// </summary>
+    private static void PadPhases(ReadOnlySpan<float> image, Plan plan, Span<float> dst)
+    {
+        int s = plan.Stride, h = plan.Height, w = plan.Width, rowStride = plan.RowStride, channels = plan.Channels;
+        for (int a = 0; a < s; a++)
+            for (int b = 0; b < s; b++)
+            {
+                var phase = dst.Slice((a * s + b) * channels * plan.PhasePlane, channels * plan.PhasePlane);
+                if (!plan.PhaseUsed[a * s + b]) { phase.Clear(); continue; }
+                // The phase's columns j whose image column s·j + b − padW lies inside the image.
+                int x0 = b - plan.PadW;
+                int jStart = Math.Min(rowStride, x0 >= 0 ? 0 : (-x0 + s - 1) / s);
+                int jEnd = Math.Max(jStart, Math.Min(rowStride, x0 >= w ? 0 : (w - 1 - x0) / s + 1));
+                for (int c = 0; c < channels; c++)
+                {
+                    var plane = phase.Slice(c * plan.PhasePlane, plan.PhasePlane);
+                    var src = image.Slice(c * h * w, h * w);
+                    for (int i = 0; i < plan.PhaseH; i++)
+                    {
+                        var row = plane.Slice(i * rowStride, rowStride);
+                        int y = s * i + a - plan.PadH;
+                        if ((uint)y >= (uint)h) { row.Clear(); continue; }
+                        var from = src.Slice(y * w, w);
+                        row[..jStart].Clear();
+                        row[jEnd..].Clear();
+                        int j = s == 2 ? Im2Col.GatherEven(from, x0, jStart, jEnd, row) : jStart;
+                        for (; j < jEnd; j++) row[j] = from[x0 + s * j];
+                    }
+                }
+            }
+        dst[(s * s * channels * plan.PhasePlane)..plan.PaddedLength].Clear();
     }
 
     /// <summary>
@@ -189,7 +267,7 @@ internal static unsafe class ShiftedConv
     /// </summary>
     public static void Spread(ReadOnlySpan<float> planes, Plan plan, int count, int rowLength, Span<float> dst)
     {
-        int oh = plan.OutH, ow = plan.OutW, wp = plan.PaddedW, columns = plan.Columns;
+        int oh = plan.OutH, ow = plan.OutW, wp = plan.RowStride, columns = plan.Columns;
         for (int ch = 0; ch < count; ch++)
         {
             var src = planes.Slice(ch * oh * ow, oh * ow);
@@ -229,7 +307,7 @@ internal static unsafe class ShiftedConv
     /// <summary>Writes the valid columns of a tile (those left of OW in their padded row) into y [outputs, OH, OW].</summary>
     private static void Scatter(Plan plan, float* tile, int j0, int cols, int row0, int rows, float* y)
     {
-        int wp = plan.PaddedW, ow = plan.OutW, outPlane = plan.OutH * ow;
+        int wp = plan.RowStride, ow = plan.OutW, outPlane = plan.OutH * ow;
         int x = 0;
         while (x < cols)
         {

@@ -173,12 +173,12 @@ public static partial class Functional
         });
     }
 
-    /// <summary>The forward pass of a stride-1 convolution as an implicit GEMM over the padded image (<see cref="ShiftedConv"/>).</summary>
+    /// <summary>The forward pass as an implicit GEMM over the padded image (<see cref="ShiftedConv"/>).</summary>
     private static unsafe void ConvForwardShifted(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvGeometry geo, int groups)
     {
         int o = weight.Size(0), og = o / groups, taps = geo.ColRows, outPlane = geo.ColCols;
         int inPlane = geo.Channels * geo.Height * geo.Width;
-        var plan = ShiftedConv.PlanFor(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
+        var plan = ShiftedConv.PlanFor(geo);
         int packedLength = ShiftedConv.PackedLength(og, taps);
         var packed = ArrayPool<float>.Shared.Rent(groups * packedLength);
         try
@@ -233,7 +233,7 @@ public static partial class Functional
         int o = weight.Size(0), og = o / groups, cg = geo.Channels, outPlane = geo.ColCols;
         int inPlane = cg * geo.Height * geo.Width;
         int padH = geo.DilationH * (geo.KernelH - 1) - geo.PadH, padW = geo.DilationW * (geo.KernelW - 1) - geo.PadW;
-        var plan = ShiftedConv.PlanFor(og, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, padH, padW, geo.DilationH, geo.DilationW);
+        var plan = ShiftedConv.PlanFor(og, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, 1, padH, padW, geo.DilationH, geo.DilationW);
         int taps = plan.Taps, packedLength = ShiftedConv.PackedLength(cg, taps);
         var packed = ArrayPool<float>.Shared.Rent(groups * packedLength);
         try
@@ -288,7 +288,7 @@ public static partial class Functional
     }
 
     /// <summary>
-    /// The weight gradient of a stride-1 convolution: dWᵀ_g [taps, og] = X̃ · dYᵀ, where row t of X̃ is the padded
+    /// The weight gradient as an implicit GEMM: dWᵀ_g [taps, og] = X̃ · dYᵀ, where row t of X̃ is the padded
     /// image read from tap t's offset (an A whose rows the GEMM reads in place) and dY is spread over the padded
     /// plane's columns with zeros where a row's padded tail lies.
     /// </summary>
@@ -296,7 +296,7 @@ public static partial class Functional
     {
         int n = x.Size(0), o = g.Size(1), og = o / groups, taps = geo.ColRows, outPlane = geo.ColCols;
         int inPlane = geo.Channels * geo.Height * geo.Width;
-        var plan = ShiftedConv.PlanFor(geo.Channels, geo.Height, geo.Width, geo.KernelH, geo.KernelW, geo.PadH, geo.PadW, geo.DilationH, geo.DilationW);
+        var plan = ShiftedConv.PlanFor(geo);
         // Long rows: dot products along the plane, summed in vector lanes over the thread's images. Short ones: a
         // GEMM per image, whose fixed costs the lanes' load and store would otherwise outweigh.
         bool dots = plan.Columns >= ShiftedConv.DotProductFrom;
