@@ -290,3 +290,58 @@ public class ColumnMatrixTests
         for (int i = 0; i < e.Length; i++) Assert.True(Math.Abs(e[i] - a[i]) <= 1e-4 * (1 + Math.Abs(e[i])), $"y[{i}] = {a[i]}, expected {e[i]}");
     }
 }
+
+[Trait("Category", "Kernel")]
+public class WorkerTeamTests
+{
+    [Fact]
+    public void Every_part_runs_once_and_a_part_on_a_worker_runs_elsewhere()
+    {
+        // Another test may hold the team for a moment (the region then runs on the caller), so ask only that most
+        // rounds reach a worker.
+        int elsewhere = 0;
+        for (int round = 0; round < 50; round++)
+        {
+            var seen = new int[3];
+            var threads = new int[3];
+            WorkerTeam.Run(3, part =>
+            {
+                Interlocked.Increment(ref seen[part]);
+                threads[part] = Environment.CurrentManagedThreadId;
+            });
+            Assert.Equal(new[] { 1, 1, 1 }, seen);
+            Assert.Equal(Environment.CurrentManagedThreadId, threads[0]);
+            if (threads[1] != threads[0]) elsewhere++;
+        }
+        Assert.True(elsewhere > 0, "no region reached a worker thread");
+    }
+
+    [Fact]
+    public void A_failing_part_throws_on_the_caller_and_the_team_keeps_working()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => WorkerTeam.Run(2, part =>
+        {
+            if (part == 1) throw new InvalidOperationException("part 1 failed");
+        }));
+        Assert.Equal("part 1 failed", e.Message);
+        int sum = 0;
+        WorkerTeam.Run(2, part => Interlocked.Add(ref sum, part + 1));
+        Assert.Equal(3, sum);
+    }
+
+    [Fact]
+    public void A_region_opened_inside_a_region_runs_its_parts_on_its_own_thread()
+    {
+        var inner = new int[2, 4];
+        WorkerTeam.Run(2, outer =>
+        {
+            int thread = Environment.CurrentManagedThreadId;
+            WorkerTeam.Run(4, part =>
+            {
+                Assert.Equal(thread, Environment.CurrentManagedThreadId);
+                inner[outer, part]++;
+            });
+        });
+        foreach (int count in inner) Assert.Equal(1, count);
+    }
+}

@@ -84,7 +84,7 @@ internal static unsafe class Gemm
                 else
                 {
                     int block = (m + threads - 1) / threads;
-                    Parallel.For(0, threads, t =>
+                    WorkerTeam.Run(threads, t =>
                     {
                         int start = t * block, end = Math.Min(m, start + block);
                         if (start < end) Rows<T>(start, end, n, k, (T*)ia, (T*)ib, (T*)ic, accumulate);

@@ -15,7 +15,7 @@ internal static class ParallelRanges
             body(0, count);
             return;
         }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, id =>
+        WorkerTeam.Run(threads, id =>
             body((int)((long)count * id / threads), (int)((long)count * (id + 1) / threads)));
     }
 

@@ -96,14 +96,14 @@ internal static unsafe class Sgemm
                     int t = threads;
                     if (packedPanels > 0)
                     {
-                        Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, id =>
+                        WorkerTeam.Run(t, id =>
                         {
                             var (p0, p1) = Range(packedPanels, t, id);
                             PackB(op, pc, kc, firstPackedB + p0, firstPackedB + p1);
                         });
                     }
                     // Row panels, not MC blocks, are shared out, so the threads' parts differ by at most one panel.
-                    Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, id =>
+                    WorkerTeam.Run(t, id =>
                     {
                         var (r0, r1) = Range(mPanels, t, id);
                         RowPanels(op, pc, kc, r0, r1, overwrite);

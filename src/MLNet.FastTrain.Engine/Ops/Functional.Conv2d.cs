@@ -43,13 +43,15 @@ public static partial class Functional
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         return GradRecorder.Record(y, "conv2d", inputs, g =>
         {
-            Tensor? gx = x.RequiresGrad ? Tensor.ZerosLike(x) : null;
+            bool shifted = IsF32(x) && ShiftedConv.Handles(geo), shiftedInput = shifted && ShiftedConv.HandlesInputGradient(geo);
+            // The shifted input gradient writes every element; the column-matrix path adds into zeros.
+            Tensor? gx = !x.RequiresGrad ? null : shiftedInput ? Tensor.EmptyLike(x) : Tensor.ZerosLike(x);
             Tensor? gw = weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
             Tensor? gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
             Tensor? gxLeft = gx, gwLeft = gw;   // what the column-matrix path still has to compute
-            if (IsF32(x) && ShiftedConv.Handles(geo))
+            if (shifted)
             {
-                if (gx is not null && ShiftedConv.HandlesInputGradient(geo))
+                if (gx is not null && shiftedInput)
                 {
                     ConvInputGradientShifted(weight, g, gx, geo, groups);
                     gxLeft = null;
@@ -91,7 +93,7 @@ public static partial class Functional
     {
         int threads = ConvThreads(n);
         if (threads == 1) { body(0, 0, n); return; }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, id =>
+        WorkerTeam.Run(threads, id =>
         {
             var (start, end) = SampleRange(n, threads, id);
             body(id, start, end);

@@ -33,7 +33,7 @@ public static partial class Functional
         int planes = p.N * p.C;
         int threads = Math.Max(1, Math.Min(EngineSettings.Threads, planes * p.H * p.W / 16384));
         if (threads == 1) { body(0, planes); return; }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, id =>
+        WorkerTeam.Run(threads, id =>
             body((int)((long)planes * id / threads), (int)((long)planes * (id + 1) / threads)));
     }
 
