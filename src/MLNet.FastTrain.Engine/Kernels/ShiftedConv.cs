@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MLNet.FastTrain.Engine.Kernels;
 
@@ -231,6 +232,8 @@ internal static unsafe class ShiftedConv
     /// The strided layout: phase (a, b), channel c, row i, column j holds padded pixel (s·i + a, s·j + b). Phases no
     /// tap reads (a 1×1 kernel reads one) are only zeroed: the last tile's spare columns may still reach them.
     /// </summary>
+    private static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+
     private static void PadPhases(ReadOnlySpan<float> image, Plan plan, Span<float> dst)
     {
         int s = plan.Stride, h = plan.Height, w = plan.Width, rowStride = plan.RowStride, channels = plan.Channels;
@@ -254,11 +257,23 @@ internal static unsafe class ShiftedConv
                         if ((uint)y >= (uint)h) { row.Clear(); continue; }
                         var from = src.Slice(y * w, w);
                         row[..jStart].Clear();
-                        row[jEnd..].Clear();
                         int j = s == 2 ? Im2Col.GatherEven(from, x0, jStart, jEnd, row) : jStart;
+                        // A short stride-2 rest in one step: sixteen whole values written, the surplus past jEnd
+                        // zeroed below and, where it ran into the next row, overwritten when that row is laid out.
+                        int rowAt = (int)Unsafe.ByteOffset(ref MemoryMarshal.GetReference(dst), ref MemoryMarshal.GetReference(row)) / sizeof(float);
+                        int fromAt = c * h * w + y * w;
+                        if (s == 2 && j < jEnd && Vector512.IsHardwareAccelerated
+                            && rowAt + j + 16 <= dst.Length && fromAt + x0 + 2 * j + 32 <= image.Length)
+                        {
+                            ref float p = ref Unsafe.Add(ref MemoryMarshal.GetReference(image), fromAt + x0 + 2 * j);
+                            var evens = Avx512F.PermuteVar16x32x2(Vector512.LoadUnsafe(ref p), EvenLanes, Vector512.LoadUnsafe(ref p, 16));
+                            evens.StoreUnsafe(ref MemoryMarshal.GetReference(row), (nuint)j);
+                            j = jEnd;
+                        }
                         ref float source = ref MemoryMarshal.GetReference(from);
                         ref float target = ref MemoryMarshal.GetReference(row);
                         for (; j < jEnd; j++) Unsafe.Add(ref target, j) = Unsafe.Add(ref source, x0 + s * j);
+                        row[jEnd..].Clear();
                     }
                 }
             }
