@@ -7,8 +7,8 @@ namespace MLNet.FastTrain.Engine.Kernels;
 /// </summary>
 /// <remarks>
 /// Part 0 runs on the caller; part i on worker i. Which thread runs a part never changes what it computes, so results
-/// stay independent of timing. A region opened while another is running (from a worker, or from a second thread
-/// such as a data loader's) runs all its parts on its own thread instead of waiting for the team.
+/// stay independent of timing. A region opened while another is running (from inside a part, or from a second
+/// thread such as a data loader's) runs on the thread pool instead of waiting for the team.
 /// </remarks>
 internal static class WorkerTeam
 {
@@ -28,7 +28,9 @@ internal static class WorkerTeam
         }
         if (Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
         {
-            for (int part = 0; part < parts; part++) body(part);
+            // The team is running another region (a data loader's thread and the training thread can both open
+            // regions): take the thread pool rather than wait or run the parts one after another.
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, body);
             return;
         }
         try
