@@ -333,6 +333,26 @@ public class WorkerTeamTests
     }
 
     [Fact]
+    public void Regions_opened_from_two_threads_at_once_both_complete_with_the_same_sums()
+    {
+        // One thread holds the team while the other's regions go to the thread pool; the sums must not care.
+        var expected = Enumerable.Range(0, 4).Select(part => (long)part * 1000 + 499500).ToArray();
+        int wrong = 0;
+        var threads = Enumerable.Range(0, 2).Select(_ => new Thread(() =>
+        {
+            for (int round = 0; round < 200; round++)
+            {
+                var sums = new long[4];
+                WorkerTeam.Run(4, part => { for (int i = 0; i < 1000; i++) sums[part] += part + i; });
+                if (!sums.SequenceEqual(expected)) Interlocked.Increment(ref wrong);
+            }
+        })).ToArray();
+        foreach (var thread in threads) thread.Start();
+        foreach (var thread in threads) thread.Join();
+        Assert.Equal(0, wrong);
+    }
+
+    [Fact]
     public void A_region_opened_inside_a_region_completes_every_part_without_waiting_for_the_team()
     {
         var inner = new int[2, 4];
