@@ -26,15 +26,17 @@ public sealed class TensorScope : IDisposable
 
     private readonly TensorScope? _parent;
     private readonly bool _suspended;
+    private readonly bool _transient;
     private readonly HashSet<Array> _lent = new(ReferenceEqualityComparer.Instance);
     private readonly List<Tensor> _tensors = [];
     private bool _disposed;
     private long _lentBytes;
 
-    private TensorScope(TensorScope? parent, bool suspended)
+    private TensorScope(TensorScope? parent, bool suspended, bool transient = false)
     {
         _parent = parent;
         _suspended = suspended;
+        _transient = transient;
     }
 
     /// <summary>Starts a scope on this thread.</summary>
@@ -80,6 +82,50 @@ public sealed class TensorScope : IDisposable
         }
     }
 
+    /// <summary>
+    /// A short scope inside another (one layer of an evaluation pass): its end returns memory to the pool but, unlike
+    /// a step's, does not count as a generation for dropping idle pool buckets.
+    /// </summary>
+    internal static TensorScope BeginTransient() => t_current = new TensorScope(t_current, suspended: false, transient: true);
+
+    /// <summary>The scope tensors are created in on this thread, unless there is none or it is suspended.</summary>
+    internal static TensorScope? Active => t_current is { _suspended: false } scope ? scope : null;
+
+    /// <summary>
+    /// Hands the memory of <paramref name="tensor"/> (and of the tensors sharing it) to the enclosing scope, so it
+    /// outlives this one while everything else this scope lent goes back at its end.
+    /// </summary>
+    internal void Keep(Tensor tensor)
+    {
+        var storage = tensor.Storage;
+        if (_parent is null || _parent._suspended || !_lent.Remove(storage)) return;
+        int length = storage.Length;
+        long bytes = (long)length * (storage is float[] ? 4 : 8);
+        _lentBytes -= bytes;
+        _parent._lent.Add(storage);
+        _parent._lentBytes += bytes;
+        for (int i = _tensors.Count - 1; i >= 0; i--)
+        {
+            if (_tensors[i].IsReleased || !ReferenceEquals(_tensors[i].Storage, storage)) continue;
+            _parent._tensors.Add(_tensors[i]);
+            _tensors.RemoveAt(i);
+        }
+    }
+
+    /// <summary>
+    /// Returns the memory of <paramref name="tensor"/> to the pool now, releasing every tensor of this scope that
+    /// shares it; for a value the caller knows is dead (an evaluation pass's intermediate). Memory this scope did
+    /// not lend is left alone.
+    /// </summary>
+    internal void ReleaseNow(Tensor tensor)
+    {
+        var storage = tensor.Storage;
+        if (!_lent.Remove(storage)) return;
+        foreach (var t in _tensors)
+            if (!t.IsReleased && ReferenceEquals(t.Storage, storage)) t.Release();
+        TensorPool.Return(storage);
+    }
+
     /// <summary>Releases every tensor the scope lent memory to and returns the memory to the pool.</summary>
     public void Dispose()
     {
@@ -90,6 +136,6 @@ public sealed class TensorScope : IDisposable
         t_current = _parent;
         foreach (var t in _tensors) t.Release();
         foreach (var array in _lent) TensorPool.Return(array);
-        if (!_suspended) TensorPool.EndGeneration();
+        if (!_suspended && !_transient) TensorPool.EndGeneration();
     }
 }

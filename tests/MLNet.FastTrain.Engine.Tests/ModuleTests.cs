@@ -1,3 +1,4 @@
+using MLNet.FastTrain.Engine.Autograd;
 using MLNet.FastTrain.Engine.Initializers;
 using MLNet.FastTrain.Engine.Modules;
 using MLNet.FastTrain.Engine.Serialization;
@@ -232,5 +233,57 @@ public class InitTests
         var xn = Init.XavierNormal(Tensor.Zeros([400, 400], DType.Float64), generator: new Generator(4)).ToDoubleArray();
         Assert.InRange(Math.Sqrt(xn.Select(a => a * a).Average()), 0.98 * Math.Sqrt(2.0 / 800), 1.02 * Math.Sqrt(2.0 / 800));
         Assert.All(Init.Constant(Tensor.Zeros(3), 0.25).ToArray(), v => Assert.Equal(0.25f, v));
+    }
+}
+
+public class SequentialEvaluationMemoryTests
+{
+    /// <summary>Doubles its input into a new tensor and remembers each output it made.</summary>
+    private sealed class Probe : Module
+    {
+        public List<Tensor> Outputs { get; } = [];
+
+        public override Tensor Forward(Tensor input)
+        {
+            var y = input * 2.0;
+            Outputs.Add(y);
+            return y;
+        }
+    }
+
+    [Fact]
+    public void An_evaluation_pass_in_a_scope_frees_each_intermediate_once_the_next_layer_has_read_it()
+    {
+        var g = new Generator(3);
+        var probes = Enumerable.Range(0, 4).Select(_ => new Probe()).ToArray();
+        var net = new Sequential(probes[0], new Linear(6, 6, generator: g), probes[1], new Flatten(), probes[2], new ReLU(), probes[3]);
+        var x = Tensor.Normal([5, 6], generator: g);
+        Tensor expected;
+        using (GradRecorder.NoGrad()) expected = net.Forward(x);
+
+        using (TensorScope.Begin())
+        using (GradRecorder.NoGrad())
+        {
+            var y = net.Forward(x);
+            Assert.Equal(expected.ToArray(), y.ToArray());
+            // Every probe's output was read by the next layer and then given back, except the last, which is the
+            // result; Flatten's view shares probe 1's memory, so probe 1's output went back only after probe 2 read it.
+            Assert.All(probes.Take(3), p => Assert.True(p.Outputs[^1].IsReleased));
+            Assert.False(probes[3].Outputs[^1].IsReleased);
+            Assert.False(x.IsReleased);
+        }
+    }
+
+    [Fact]
+    public void With_gradients_on_the_scope_keeps_every_activation_for_backward()
+    {
+        var probes = Enumerable.Range(0, 2).Select(_ => new Probe()).ToArray();
+        var net = new Sequential(probes[0], new ReLU(), probes[1]);
+        var x = Tensor.Normal([3, 4], generator: new Generator(4));
+        x.RequiresGrad = true;
+        using var scope = TensorScope.Begin();
+        Functional.Sum(net.Forward(x)).Backward();
+        Assert.False(probes[0].Outputs[^1].IsReleased);
+        Assert.NotNull(x.Grad);
     }
 }

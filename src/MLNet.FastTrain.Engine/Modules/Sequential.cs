@@ -1,3 +1,5 @@
+using MLNet.FastTrain.Engine.Autograd;
+
 namespace MLNet.FastTrain.Engine.Modules;
 
 /// <summary>Runs its children in order, each on the previous one's output. Children are named "0", "1", … unless named.</summary>
@@ -41,8 +43,32 @@ public sealed class Sequential : Module
     /// <inheritdoc />
     public override Tensor Forward(Tensor input)
     {
+        if (!GradRecorder.IsEnabled && TensorScope.Active is { } scope) return ForwardReleasing(input, scope);
         var x = input;
         foreach (var (_, module) in NamedChildren()) x = module.Forward(x);
+        return x;
+    }
+
+    /// <summary>
+    /// An evaluation pass inside a tensor scope: each child's intermediates go back to the pool as soon as the
+    /// child returns, and the previous child's output once the next one has read it, so the pass's peak memory is
+    /// about one layer's working set rather than every activation of the network (nothing is kept for backward).
+    /// </summary>
+    private Tensor ForwardReleasing(Tensor input, TensorScope scope)
+    {
+        var x = input;
+        foreach (var (_, module) in NamedChildren())
+        {
+            Tensor y;
+            using (var step = TensorScope.BeginTransient())
+            {
+                y = module.Forward(x);
+                step.Keep(y);
+            }
+            // A view of x (Flatten, Identity) keeps x's memory alive; the caller's input is never ours to free.
+            if (!ReferenceEquals(x, input) && !ReferenceEquals(x.Storage, y.Storage)) scope.ReleaseNow(x);
+            x = y;
+        }
         return x;
     }
 }
