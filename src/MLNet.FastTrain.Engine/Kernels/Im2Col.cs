@@ -188,6 +188,9 @@ internal static class Im2Col
             for (int x = xStart; x < xEnd; x++) plane[y * w + x] = T.Zero;
     }
 
+    /// <summary>Lane indices that pick the even elements out of two 16-float vectors laid end to end.</summary>
+    internal static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+
     /// <summary>
     /// dst[x] = src[ix0 + 2x] for x from <paramref name="xs"/> on, sixteen at a time while both source vectors lie
     /// inside the row; returns the first x left for the caller's scalar loop.
@@ -196,7 +199,6 @@ internal static class Im2Col
     {
         int x = xs;
         if (!Vector512.IsHardwareAccelerated) return x;
-        var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         ref float from = ref MemoryMarshal.GetReference(src);
         ref float to = ref MemoryMarshal.GetReference(dst);
         for (; x + 16 <= xe && ix0 + 2 * x + 32 <= src.Length; x += 16)
@@ -204,7 +206,7 @@ internal static class Im2Col
             ref float p = ref Unsafe.Add(ref from, ix0 + 2 * x);
             var lo = Vector512.LoadUnsafe(ref p);
             var hi = Vector512.LoadUnsafe(ref p, 16);
-            Avx512F.PermuteVar16x32x2(lo, evens, hi).StoreUnsafe(ref to, (nuint)x);
+            Avx512F.PermuteVar16x32x2(lo, EvenLanes, hi).StoreUnsafe(ref to, (nuint)x);
         }
         return x;
     }

@@ -232,8 +232,6 @@ internal static unsafe class ShiftedConv
     /// The strided layout: phase (a, b), channel c, row i, column j holds padded pixel (s·i + a, s·j + b). Phases no
     /// tap reads (a 1×1 kernel reads one) are only zeroed: the last tile's spare columns may still reach them.
     /// </summary>
-    private static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-
     private static void PadPhases(ReadOnlySpan<float> image, Plan plan, Span<float> dst)
     {
         int s = plan.Stride, h = plan.Height, w = plan.Width, rowStride = plan.RowStride, channels = plan.Channels;
@@ -266,7 +264,7 @@ internal static unsafe class ShiftedConv
                             && rowAt + j + 16 <= dst.Length && fromAt + x0 + 2 * j + 32 <= image.Length)
                         {
                             ref float p = ref Unsafe.Add(ref MemoryMarshal.GetReference(image), fromAt + x0 + 2 * j);
-                            var evens = Avx512F.PermuteVar16x32x2(Vector512.LoadUnsafe(ref p), EvenLanes, Vector512.LoadUnsafe(ref p, 16));
+                            var evens = Avx512F.PermuteVar16x32x2(Vector512.LoadUnsafe(ref p), Im2Col.EvenLanes, Vector512.LoadUnsafe(ref p, 16));
                             evens.StoreUnsafe(ref MemoryMarshal.GetReference(row), (nuint)j);
                             j = jEnd;
                         }

@@ -176,88 +176,67 @@ public static partial class Functional
     }
 
     /// <summary>The forward pass as an implicit GEMM over the padded image (<see cref="ShiftedConv"/>).</summary>
-    private static unsafe void ConvForwardShifted(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvGeometry geo, int groups)
+    private static void ConvForwardShifted(Tensor x, Tensor weight, Tensor? bias, Tensor y, ConvGeometry geo, int groups)
     {
-        int o = weight.Size(0), og = o / groups, taps = geo.ColRows, outPlane = geo.ColCols;
-        int inPlane = geo.Channels * geo.Height * geo.Width;
+        int og = weight.Size(0) / groups, taps = geo.ColRows;
         var plan = ShiftedConv.PlanFor(geo);
-        int packedLength = ShiftedConv.PackedLength(og, taps);
-        var packed = ArrayPool<float>.Shared.Rent(groups * packedLength);
-        try
-        {
-            var ws = weight.Span<float>();
-            for (int grp = 0; grp < groups; grp++)
-                ShiftedConv.PackWeights(ws.Slice(grp * og * taps, og * taps), og, taps, packed.AsSpan(grp * packedLength, packedLength));
-            RunBySample(x.Size(0), (_, start, end) =>
-            {
-                var padded = ArrayPool<float>.Shared.Rent(plan.PaddedLength);
-                try
-                {
-                    var xs = x.Span<float>();
-                    var ys = y.Span<float>();
-                    fixed (float* pp = padded, pw = packed, py = ys)
-                    {
-                        for (int b = start; b < end; b++)
-                        {
-                            for (int grp = 0; grp < groups; grp++)
-                            {
-                                ShiftedConv.Pad(xs.Slice((b * groups + grp) * inPlane, inPlane), plan, padded);
-                                ShiftedConv.Run(plan, pp, pw + (long)grp * packedLength, og, py + ((long)b * o + grp * og) * outPlane);
-                            }
-                            if (bias is null) continue;
-                            var bs = bias.Span<float>();
-                            for (int ch = 0; ch < o; ch++)
-                            {
-                                var plane = ys.Slice((b * o + ch) * outPlane, outPlane);
-                                TensorPrimitives.Add(plane, bs[ch], plane);
-                            }
-                        }
-                    }
-                }
-                finally
-                {
-                    ArrayPool<float>.Shared.Return(padded);
-                }
-            });
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(packed);
-        }
+        RunShifted(plan, (ws, grp, packed) => ShiftedConv.PackWeights(ws.Slice(grp * og * taps, og * taps), og, taps, packed),
+            weight, ShiftedConv.PackedLength(og, taps), groups, x, y, og, bias);
     }
 
     /// <summary>
     /// The input gradient of a stride-1 convolution, itself a stride-1 convolution of the output gradient padded by
     /// d·(k − 1) − p with the weights flipped in space and transposed in channels; overwrites gx.
     /// </summary>
-    private static unsafe void ConvInputGradientShifted(Tensor weight, Tensor g, Tensor gx, ConvGeometry geo, int groups)
+    private static void ConvInputGradientShifted(Tensor weight, Tensor g, Tensor gx, ConvGeometry geo, int groups)
     {
-        int o = weight.Size(0), og = o / groups, cg = geo.Channels, outPlane = geo.ColCols;
-        int inPlane = cg * geo.Height * geo.Width;
+        int og = weight.Size(0) / groups, cg = geo.Channels;
         int padH = geo.DilationH * (geo.KernelH - 1) - geo.PadH, padW = geo.DilationW * (geo.KernelW - 1) - geo.PadW;
         var plan = ShiftedConv.PlanFor(og, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, 1, padH, padW, geo.DilationH, geo.DilationW);
-        int taps = plan.Taps, packedLength = ShiftedConv.PackedLength(cg, taps);
+        RunShifted(plan, (ws, grp, packed) => ShiftedConv.PackFlippedWeights(ws.Slice(grp * og * geo.ColRows, og * geo.ColRows), og, cg, geo.KernelH, geo.KernelW, packed),
+            weight, ShiftedConv.PackedLength(cg, plan.Taps), groups, g, gx, cg, bias: null);
+    }
+
+    /// <summary>
+    /// One shifted convolution pass over a batch: packs each group's weights once, then for every image and group
+    /// pads the source group [plan.Channels, H, W] and writes the target group [outputs, OH, OW] (plus the bias, when
+    /// given). Source and target are [N, groups · channels, …] and [N, groups · outputs, …].
+    /// </summary>
+    private static unsafe void RunShifted(ShiftedConv.Plan plan, Action<ReadOnlySpan<float>, int, Span<float>> pack, Tensor weight,
+        int packedLength, int groups, Tensor source, Tensor target, int outputs, Tensor? bias)
+    {
+        int sourceGroup = plan.Channels * plan.Height * plan.Width, targetGroup = outputs * plan.OutH * plan.OutW;
+        int outPlane = plan.OutH * plan.OutW;
         var packed = ArrayPool<float>.Shared.Rent(groups * packedLength);
         try
         {
-            var ws = weight.Span<float>();
-            for (int grp = 0; grp < groups; grp++)
-                ShiftedConv.PackFlippedWeights(ws.Slice(grp * og * geo.ColRows, og * geo.ColRows), og, cg, geo.KernelH, geo.KernelW,
-                    packed.AsSpan(grp * packedLength, packedLength));
-            RunBySample(g.Size(0), (_, start, end) =>
+            for (int grp = 0; grp < groups; grp++) pack(weight.Span<float>(), grp, packed.AsSpan(grp * packedLength, packedLength));
+            RunBySample(source.Size(0), (_, start, end) =>
             {
                 var padded = ArrayPool<float>.Shared.Rent(plan.PaddedLength);
                 try
                 {
-                    var gs = g.Span<float>();
-                    fixed (float* pp = padded, pw = packed, px = gx.Span<float>())
+                    var xs = source.Span<float>();
+                    var ys = target.Span<float>();
+                    fixed (float* pp = padded, pw = packed, py = ys)
                     {
                         for (int b = start; b < end; b++)
+                        {
                             for (int grp = 0; grp < groups; grp++)
                             {
-                                ShiftedConv.Pad(gs.Slice((b * o + grp * og) * outPlane, og * outPlane), plan, padded);
-                                ShiftedConv.Run(plan, pp, pw + (long)grp * packedLength, cg, px + ((long)b * groups + grp) * inPlane);
+                                long at = (long)b * groups + grp;
+                                ShiftedConv.Pad(xs.Slice((int)(at * sourceGroup), sourceGroup), plan, padded);
+                                ShiftedConv.Run(plan, pp, pw + (long)grp * packedLength, outputs, py + at * targetGroup);
                             }
+                            if (bias is null) continue;
+                            var bs = bias.Span<float>();
+                            int channels = groups * outputs;
+                            for (int ch = 0; ch < channels; ch++)
+                            {
+                                var plane = ys.Slice((b * channels + ch) * outPlane, outPlane);
+                                TensorPrimitives.Add(plane, bs[ch], plane);
+                            }
+                        }
                     }
                 }
                 finally
