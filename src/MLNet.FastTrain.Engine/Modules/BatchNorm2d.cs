@@ -53,4 +53,11 @@ public sealed class BatchNorm2d : Module
     /// <inheritdoc />
     public override Tensor Forward(Tensor input) =>
         Functional.BatchNorm2d(input, RunningMean, RunningVar, Weight, Bias, Training && !FreezeStatistics, Momentum, Eps);
+
+    /// <summary>
+    /// relu(this(input) + residual) as one fused op (<see cref="Functional.BatchNorm2dRelu"/>): what a following
+    /// <see cref="ReLU"/> in a <see cref="Sequential"/>, or a residual block's tail, computes with fewer passes.
+    /// </summary>
+    public Tensor ForwardRelu(Tensor input, Tensor? residual = null) =>
+        Functional.BatchNorm2dRelu(input, RunningMean, RunningVar, Weight, Bias, Training && !FreezeStatistics, Momentum, Eps, residual);
 }

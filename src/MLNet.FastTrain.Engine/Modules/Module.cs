@@ -38,7 +38,11 @@ public abstract class Module
         ValidateName(name);
         ArgumentNullException.ThrowIfNull(module);
         Set(_children, name, module);
+        OnChildrenChanged();
     }
+
+    /// <summary>Called after a child is added or replaced, for modules that cache their children.</summary>
+    protected virtual void OnChildrenChanged() { }
 
     /// <summary>Replaces an existing child, keeping its place (model surgery: a new head, an adapted stem).</summary>
     /// <exception cref="ArgumentException">There is no child of that name.</exception>

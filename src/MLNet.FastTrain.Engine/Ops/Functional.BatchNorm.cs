@@ -18,24 +18,43 @@ public static partial class Functional
     /// in the element type and combined across planes in double precision.
     /// </remarks>
     public static Tensor BatchNorm2d(Tensor x, Tensor? runningMean, Tensor? runningVar, Tensor? weight, Tensor? bias,
-        bool training, double momentum = 0.1, double eps = 1e-5)
+        bool training, double momentum = 0.1, double eps = 1e-5) =>
+        BatchNormCore(x, runningMean, runningVar, weight, bias, training, momentum, eps, null, relu: false);
+
+    /// <summary>
+    /// relu(batch_norm2d(x) + residual), the residual optional: the normalisation, the residual sum (a ResNet
+    /// block's shortcut) and the ReLU in one pass over memory forward and two backward, keeping only x and the output
+    /// for the backward pass. Same statistics, running-statistics update and gradients as the three ops in turn.
+    /// </summary>
+    public static Tensor BatchNorm2dRelu(Tensor x, Tensor? runningMean, Tensor? runningVar, Tensor? weight, Tensor? bias,
+        bool training, double momentum = 0.1, double eps = 1e-5, Tensor? residual = null) =>
+        BatchNormCore(x, runningMean, runningVar, weight, bias, training, momentum, eps, residual, relu: true);
+
+    private static Tensor BatchNormCore(Tensor x, Tensor? runningMean, Tensor? runningVar, Tensor? weight, Tensor? bias,
+        bool training, double momentum, double eps, Tensor? residual, bool relu)
     {
-        CheckRank("batch_norm2d", "input", x, 4);
+        string op = !relu ? "batch_norm2d" : residual is null ? "batch_norm2d_relu" : "batch_norm2d_add_relu";
+        CheckRank(op, "input", x, 4);
         int n = x.Size(0), c = x.Size(1), plane = x.Size(2) * x.Size(3);
         int count = n * plane;
         foreach (var (name, t) in new[] { ("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar) })
             if (t is not null && (t.Rank != 1 || t.Size(0) != c))
-                throw ShapeMismatchException.For("batch_norm2d", $"{name} must be [channels]", t.Shape, x.Shape);
+                throw ShapeMismatchException.For(op, $"{name} must be [channels]", t.Shape, x.Shape);
+        if (residual is not null && !residual.Shape.SequenceEqual(x.Shape))
+            throw ShapeMismatchException.For(op, "the residual must have the input's shape", residual.Shape, x.Shape);
+        if (residual is not null && residual.DType != x.DType)
+            throw new ArgumentException($"{op}: the residual is {residual.DType}, the input {x.DType}.", nameof(residual));
         if (!training && (runningMean is null || runningVar is null))
-            throw new InvalidOperationException("batch_norm2d: evaluation mode needs running statistics.");
+            throw new InvalidOperationException($"{op}: evaluation mode needs running statistics.");
         if (training && count < 2)
-            throw new ArgumentException($"batch_norm2d: training needs more than one value per channel; input shape is {ShapeText.Format(x.Shape)}.", nameof(x));
+            throw new ArgumentException($"{op}: training needs more than one value per channel; input shape is {ShapeText.Format(x.Shape)}.", nameof(x));
 
         var mean = new double[c];
         var invStd = new double[c];
+        int grain = Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, count));
         if (training)
         {
-            ParallelRanges.For(c, Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, count)), (c0, c1) =>
+            ParallelRanges.For(c, grain, (c0, c1) =>
             {
                 if (IsF32(x)) BatchStatistics<float>(x.Span<float>(), n, c, plane, mean, invStd, eps, c0, c1);
                 else BatchStatistics<double>(x.Span<double>(), n, c, plane, mean, invStd, eps, c0, c1);
@@ -57,28 +76,33 @@ public static partial class Functional
         }
 
         var y = Tensor.EmptyLike(x);
-        ParallelRanges.For(c, Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, count)), (c0, c1) =>
+        ParallelRanges.For(c, grain, (c0, c1) =>
         {
-            if (IsF32(x)) BatchNormApply<float>(x.Span<float>(), y.Span<float>(), weight, bias, mean, invStd, n, c, plane, c0, c1);
-            else BatchNormApply<double>(x.Span<double>(), y.Span<double>(), weight, bias, mean, invStd, n, c, plane, c0, c1);
+            if (IsF32(x)) BatchNormApply<float>(x.Span<float>(), residual is null ? default : residual.Span<float>(), relu, y.Span<float>(), weight, bias, mean, invStd, n, c, plane, c0, c1);
+            else BatchNormApply<double>(x.Span<double>(), residual is null ? default : residual.Span<double>(), relu, y.Span<double>(), weight, bias, mean, invStd, n, c, plane, c0, c1);
         });
 
         var inputs = new List<Tensor> { x };
         if (weight is not null) inputs.Add(weight);
         if (bias is not null) inputs.Add(bias);
-        return GradRecorder.Record(y, "batch_norm2d", [.. inputs], g =>
+        if (residual is not null) inputs.Add(residual);
+        return GradRecorder.Record(y, op, [.. inputs], g =>
         {
             var gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
             var gw = weight is not null && weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
             var gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
-            ParallelRanges.For(c, Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, count)), (c0, c1) =>
+            // With a ReLU, the gradient that reaches the sum is g where the output is positive; it is the residual's
+            // gradient as it stands, and what the normalisation's backward starts from.
+            var gz = !relu ? g : residual is not null && residual.RequiresGrad ? Tensor.EmptyLike(x) : gx ?? Tensor.EmptyLike(x);
+            ParallelRanges.For(c, grain, (c0, c1) =>
             {
-                if (IsF32(x)) BatchNormBackward<float>(x, g, gx, gw, gb, weight, mean, invStd, n, c, plane, training, c0, c1);
-                else BatchNormBackward<double>(x, g, gx, gw, gb, weight, mean, invStd, n, c, plane, training, c0, c1);
+                if (IsF32(x)) BatchNormBackward<float>(x, relu ? y : null, g, gz, gx, gw, gb, weight, mean, invStd, n, c, plane, training, c0, c1);
+                else BatchNormBackward<double>(x, relu ? y : null, g, gz, gx, gw, gb, weight, mean, invStd, n, c, plane, training, c0, c1);
             });
             var grads = new List<Tensor?> { gx };
             if (weight is not null) grads.Add(gw);
             if (bias is not null) grads.Add(gb);
+            if (residual is not null) grads.Add(residual.RequiresGrad ? gz : null);
             return [.. grads];
         });
     }
@@ -86,43 +110,54 @@ public static partial class Functional
     private static void BatchStatistics<T>(ReadOnlySpan<T> x, int n, int c, int plane, double[] mean, double[] invStd, double eps, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        // Each plane's sum and squared deviation about its own mean (the second pass reads the plane from L1), then
+        // Chan et al.'s combination in double: M2 = Σ M2ₚ + P·Σ (μₚ − μ)².
         int count = n * plane;
+        Span<double> planeMeans = n <= 512 ? stackalloc double[n] : new double[n];
         for (int ch = c0; ch < c1; ch++)
         {
-            double sum = 0;
-            for (int b = 0; b < n; b++) sum += double.CreateTruncating(TensorPrimitives.Sum(x.Slice((b * c + ch) * plane, plane)));
+            double sum = 0, m2 = 0;
+            for (int b = 0; b < n; b++)
+            {
+                var p = x.Slice((b * c + ch) * plane, plane);
+                double s = double.CreateTruncating(TensorPrimitives.Sum(p));
+                planeMeans[b] = s / plane;
+                sum += s;
+                m2 += double.CreateTruncating(Fused.SumSquaredDeviation(p, T.CreateTruncating(planeMeans[b])));
+            }
             double mu = sum / count;
-            double sq = 0;
-            T muT = T.CreateTruncating(mu);
-            for (int b = 0; b < n; b++) sq += double.CreateTruncating(Fused.SumSquaredDeviation(x.Slice((b * c + ch) * plane, plane), muT));
+            for (int b = 0; b < n; b++) m2 += plane * (planeMeans[b] - mu) * (planeMeans[b] - mu);
             mean[ch] = mu;
-            invStd[ch] = 1.0 / Math.Sqrt(sq / count + eps);
+            invStd[ch] = 1.0 / Math.Sqrt(m2 / count + eps);
         }
     }
 
-    private static void BatchNormApply<T>(ReadOnlySpan<T> x, Span<T> y, Tensor? weight, Tensor? bias, double[] mean, double[] invStd, int n, int c, int plane, int c0, int c1)
+    private static void BatchNormApply<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> residual, bool relu, Span<T> y, Tensor? weight, Tensor? bias,
+        double[] mean, double[] invStd, int n, int c, int plane, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int ch = c0; ch < c1; ch++)
         {
-            // y = x·scale + shift with scale = γ·invstd and shift = β − μ·scale.
+            // y = x·scale + shift with scale = γ·invstd and shift = β − μ·scale; then + residual and ReLU if asked.
             double scale = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch];
             double shift = (bias?.GetFlat(ch) ?? 0.0) - mean[ch] * scale;
             T s = T.CreateTruncating(scale), sh = T.CreateTruncating(shift);
             for (int b = 0; b < n; b++)
             {
                 int start = (b * c + ch) * plane;
-                Fused.ScaleShift(x.Slice(start, plane), s, sh, y.Slice(start, plane));
+                if (relu) Fused.ScaleShiftRelu(x.Slice(start, plane), s, sh, residual.IsEmpty ? default : residual.Slice(start, plane), y.Slice(start, plane));
+                else Fused.ScaleShift(x.Slice(start, plane), s, sh, y.Slice(start, plane));
             }
         }
     }
 
-    private static void BatchNormBackward<T>(Tensor x, Tensor g, Tensor? gx, Tensor? gw, Tensor? gb, Tensor? weight,
+    private static void BatchNormBackward<T>(Tensor x, Tensor? output, Tensor g, Tensor gz, Tensor? gx, Tensor? gw, Tensor? gb, Tensor? weight,
         double[] mean, double[] invStd, int n, int c, int plane, bool training, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var xs = x.Span<T>();
         var gs = g.Span<T>();
+        var zs = gz.Span<T>();
         int count = n * plane;
         for (int ch = c0; ch < c1; ch++)
         {
@@ -130,8 +165,18 @@ public static partial class Functional
             for (int b = 0; b < n; b++)
             {
                 int start = (b * c + ch) * plane;
-                sumG += double.CreateTruncating(TensorPrimitives.Sum(gs.Slice(start, plane)));
-                sumGX += double.CreateTruncating(TensorPrimitives.Dot(gs.Slice(start, plane), xs.Slice(start, plane)));
+                if (output is not null)
+                {
+                    // gz = g where the output is positive, with its two sums, in one pass.
+                    var (s, sx) = Fused.ReluGradientSums(gs.Slice(start, plane), output.Span<T>().Slice(start, plane), xs.Slice(start, plane), zs.Slice(start, plane));
+                    sumG += double.CreateTruncating(s);
+                    sumGX += double.CreateTruncating(sx);
+                }
+                else
+                {
+                    sumG += double.CreateTruncating(TensorPrimitives.Sum(gs.Slice(start, plane)));
+                    sumGX += double.CreateTruncating(TensorPrimitives.Dot(gs.Slice(start, plane), xs.Slice(start, plane)));
+                }
             }
             // Σ g·x̂ = invstd·(Σ g·x − μ·Σ g)
             double sumGXhat = invStd[ch] * (sumGX - mean[ch] * sumG);
@@ -152,7 +197,7 @@ public static partial class Functional
             for (int b = 0; b < n; b++)
             {
                 int start = (b * c + ch) * plane;
-                Fused.Affine2(gs.Slice(start, plane), ta, xs.Slice(start, plane), tb, tc, dxs.Slice(start, plane));
+                Fused.Affine2(zs.Slice(start, plane), ta, xs.Slice(start, plane), tb, tc, dxs.Slice(start, plane));
             }
         }
     }

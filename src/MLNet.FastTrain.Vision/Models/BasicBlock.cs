@@ -46,8 +46,8 @@ public sealed class BasicBlock : Module
     /// <inheritdoc />
     public override Tensor Forward(Tensor input)
     {
-        var y = Functional.Relu(Bn1.Forward(Conv1.Forward(input)));
-        y = Bn2.Forward(Conv2.Forward(y));
-        return Functional.Relu(y + (Downsample?.Forward(input) ?? input));
+        // Each batch-norm runs fused with what follows it: the ReLU, and for bn2 the shortcut sum as well.
+        var y = Bn1.ForwardRelu(Conv1.Forward(input));
+        return Bn2.ForwardRelu(Conv2.Forward(y), Downsample?.Forward(input) ?? input);
     }
 }
