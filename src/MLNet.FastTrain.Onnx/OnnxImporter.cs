@@ -216,7 +216,7 @@ public static class OnnxImporter
     {
         if (classes is not int k) return (graph, OnnxModel.GraphArchitecture);
         var state = graph.StateDict();
-        foreach (var arch in new[] { "simple", "resnet", "resnet18", "resnet34" })
+        foreach (var arch in TrainedModel.Architectures)
         {
             var candidate = TrainedModel.CreateNetwork(arch, channels, k);
             var theirs = candidate.StateDict();

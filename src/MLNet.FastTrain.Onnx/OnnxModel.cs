@@ -27,7 +27,7 @@ public sealed class OnnxModel
     /// <summary>The trainable network (a zoo network when recognised, else the graph), without a final softmax.</summary>
     public Module Network { get; }
 
-    /// <summary>"simple", "resnet", "resnet18" or "resnet34" when the graph is that zoo network; else <see cref="GraphArchitecture"/>.</summary>
+    /// <summary>One of TrainedModel.Architectures when the graph is that zoo network; else <see cref="GraphArchitecture"/>.</summary>
     public string Architecture { get; }
 
     /// <summary>Label names from the metadata entry "labels", when present.</summary>

@@ -63,6 +63,9 @@ public class LearnerTests
         Assert.Equal(200, learner.LastValidation!.Items);
         Assert.Equal(3, messages.Count(m => m.StartsWith("epoch ", StringComparison.Ordinal)));
         Assert.Contains("valid_loss", messages[^1], StringComparison.Ordinal);
+        // The training part of an epoch is timed apart from its validation.
+        Assert.All(learner.Recorder.Epochs, e => Assert.InRange(e.TrainSeconds, 1e-6, e.Seconds));
+        Assert.All(learner.Recorder.Epochs, e => Assert.True(e.TrainSeconds < e.Seconds));
     }
 
     [Fact]
@@ -212,6 +215,28 @@ public class LearnerTests
         Assert.Equal(0.7, stop.Best);
         Assert.Contains("not improved", learner.StopReason, StringComparison.Ordinal);
         Assert.Equal(history.AfterEachEpoch[1], learner.Model.StateDict()["8.weight"].ToArray());
+    }
+
+    [Fact]
+    public void Early_stopping_at_cycle_ends_judges_annealed_epochs_only_and_counts_cycles()
+    {
+        // SGDR with cycles of 1, 2, 4 and 8 epochs ends its cycles after epochs 0, 2, 6 and 14. The mid-cycle values
+        // (0.9, 0.95, 0.99) would stop an every-epoch judge at epoch 2.
+        double[] script = [0.5, 0.9, 0.6, 0.95, 0.99, 0.4, 0.55, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7];
+        var everyEpoch = NewLearner(metrics: [new ScriptedMetric(script)]);
+        everyEpoch.FitSgdr(4, [0.05], cycleLength: 1, cycleMult: 2, extra: [new EarlyStopping("scripted", patience: 0)]);
+        Assert.Equal(3, everyEpoch.Recorder.Epochs.Count);
+
+        var learner = NewLearner(metrics: [new ScriptedMetric(script)]);
+        var history = new WeightHistory();
+        var stop = new EarlyStopping("scripted", patience: 0, atCycleEnds: true);
+        learner.FitSgdr(4, [0.05], cycleLength: 1, cycleMult: 2, extra: [history, stop]);
+        Assert.Equal(7, history.AfterEachEpoch.Count);                           // third cycle ended worse: stop there
+        Assert.Equal(2, stop.BestEpoch);
+        Assert.Equal(0.6, stop.Best);
+        Assert.Contains("1 cycles", learner.StopReason, StringComparison.Ordinal);
+        Assert.Equal(history.AfterEachEpoch[2], learner.Model.StateDict()["8.weight"].ToArray());
+        Assert.Null(learner.CycleEndEpochs);                                     // only during the SGDR fit
     }
 
     [Fact]

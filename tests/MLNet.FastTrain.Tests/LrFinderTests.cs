@@ -76,6 +76,21 @@ public class LrFinderTests
     }
 
     [Fact]
+    public void Suggest_takes_the_chosen_rule()
+    {
+        var learner = NewLearner();
+        var (valley, result) = LrFinder.Suggest(learner);
+        Assert.Equal(result.Suggestions[LrSuggestion.Valley], valley);
+        foreach (var rule in new[] { LrSuggestion.Minimum, LrSuggestion.Steep })
+        {
+            var (lr, again) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = rule });
+            Assert.Equal(again.Suggestions[rule], lr);
+            Assert.Equal(result.Suggestions[rule], lr);                          // the test restored everything: same curve
+            Assert.NotEqual(valley, lr);
+        }
+    }
+
+    [Fact]
     public void Svg_plot_marks_each_suggestion()
     {
         var result = LrFinder.Run(NewLearner());

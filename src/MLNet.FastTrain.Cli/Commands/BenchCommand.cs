@@ -19,8 +19,8 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "simple or resnet", DefaultValueFactory = _ => "simple" };
-        model.AcceptOnlyFromAmong("simple", "resnet");
+        var model = new Option<string>("--model") { Description = "simple or resnet (the reference nets), or resnet-wide", DefaultValueFactory = _ => "simple" };
+        model.AcceptOnlyFromAmong("simple", "resnet", "resnet-wide");
         var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 128 };
         var steps = new Option<int>("--steps") { Description = "timed training steps (after 5 warm-up steps)", DefaultValueFactory = _ => 60 };
@@ -93,7 +93,7 @@ internal static class BenchCommand
     {
         var data = BenchData.Load();
         var g = new Generator(0);
-        Module net = modelName == "simple" ? ModelZoo.Simple(generator: g) : ModelZoo.ResNetSmall(generator: g);
+        Module net = Models.TrainedModel.CreateNetwork(modelName, 1, 10, g);
         var opt = new Sgd(net.Parameters(), lr, momentum: 0.9, weightDecay: 5e-4);
         int n = data.TrainLabels.Length;
         var xb = Tensor.Zeros(batch, 1, 28, 28);

@@ -14,7 +14,7 @@ internal static class LrFindCommand
     {
         var data = new Option<string?>("--data") { Description = DataSource.Description };
         var model = new Option<string>("--model") { DefaultValueFactory = _ => "resnet" };
-        model.AcceptOnlyFromAmong("simple", "resnet", "resnet18", "resnet34");
+        model.AcceptOnlyFromAmong([.. Models.TrainedModel.Architectures]);
         var batch = new Option<int?>("--batch") { Description = "default: as train" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };

@@ -10,9 +10,9 @@ namespace MLNet.FastTrain.Cli.Commands;
 /// <summary>What <c>--model</c> names: a zoo network, or a model file (ONNX or our own) to fine-tune.</summary>
 internal static class ModelSource
 {
-    public static readonly string[] ZooNames = ["simple", "resnet", "resnet18", "resnet34"];
+    public static IReadOnlyList<string> ZooNames => TrainedModel.Architectures;
 
-    public const string Description = "simple, resnet, resnet18, resnet34, or a model file to fine-tune (FILE.onnx, FILE.ftm)";
+    public const string Description = "simple, resnet, resnet-wide, resnet18, resnet34, or a model file to fine-tune (FILE.onnx, FILE.ftm)";
 
     public static bool IsFile(string model) =>
         model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || model.EndsWith(".ftm", StringComparison.OrdinalIgnoreCase);

@@ -32,6 +32,12 @@ internal static class TrainCommand
         var cycleLen = new Option<int>("--cycle-len") { Description = "epochs in the first SGDR cycle", DefaultValueFactory = _ => 1 };
         var cycleMult = new Option<int>("--cycle-mult") { Description = "growth of each SGDR cycle", DefaultValueFactory = _ => 2 };
         var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
+        var suggest = new Option<string>("--suggest")
+        {
+            Description = "the LR finder's rule when --lr is auto: valley (fastai's default), steep, minimum (the lowest loss's rate / 10) or slide",
+            DefaultValueFactory = _ => "valley",
+        };
+        suggest.AcceptOnlyFromAmong("valley", "steep", "minimum", "slide");
         var batch = new Option<string>("--batch")
         {
             Description = "images per batch, or auto: a power of two near 1/16 of the training set, between 16 and 128",
@@ -47,7 +53,7 @@ internal static class TrainCommand
         var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, valid, size, skipInvalid, checkpointDir, resume, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, batch, budget, timeBudget, tta, seed, threads, output, json, report,
+            data, valid, size, skipInvalid, checkpointDir, resume, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, output, json, report,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -109,6 +115,7 @@ internal static class TrainCommand
                 CycleLength = parse.GetValue(cycleLen),
                 CycleMult = parse.GetValue(cycleMult),
                 LearningRate = single ?? range?.High,
+                Suggestion = Enum.Parse<Tuning.LrSuggestion>(parse.GetValue(suggest)!, ignoreCase: true),
                 TimeBudget = budgetSpan,
                 CheckpointDirectory = checkpoints,
             };
@@ -185,6 +192,8 @@ internal static class TrainCommand
                     ["accuracy"] = Math.Round(accuracy, 4),
                     ["loss"] = Math.Round(result.Validation?.Loss ?? double.NaN, 4),
                     ["train_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
+                    // The training batches alone (no LR finder, validation or evaluation): what a bare training loop times.
+                    ["fit_seconds"] = Math.Round(learner.Recorder.Epochs.Sum(e => e.TrainSeconds), 1),
                     ["epochs"] = result.Epochs,
                     ["batch_size"] = b,
                     ["train_images"] = trainSet.Count,
@@ -254,7 +263,10 @@ internal static class TrainCommand
     {
         var clock = Stopwatch.StartNew();
         int left = options.MaxEpochs ?? int.MaxValue;
-        var recipe = new FineTuneRecipe.Options { LearningRate = options.LearningRate, CycleMult = options.CycleMult, Patience = options.Patience };
+        var recipe = new FineTuneRecipe.Options
+        {
+            LearningRate = options.LearningRate, Suggestion = options.Suggestion, CycleMult = options.CycleMult, Patience = options.Patience,
+        };
         // --lr LOW:HIGH spreads the rates geometrically over the layer groups, as fastai's slice(LOW, HIGH).
         if (lrRange is var (low, high) && fineTune.Groups.Count > 1) recipe.GroupRateFactor = Math.Pow(high / low, 1.0 / (fineTune.Groups.Count - 1));
         recipe.PrecomputedEpochs = Math.Min(recipe.PrecomputedEpochs, Math.Max(0, left - 1));

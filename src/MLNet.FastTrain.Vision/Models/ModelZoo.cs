@@ -20,10 +20,21 @@ public static class ModelZoo
     /// The reference small ResNet: conv 3×3 c→16 (no bias), BN, ReLU; basic blocks 16→16, 16→32 (stride 2),
     /// 32→64 (stride 2); adaptive average pool; linear 64→classes. Any input size works.
     /// </summary>
-    public static Sequential ResNetSmall(int inChannels = 1, int numClasses = 10, Generator? generator = null) => new(
-        ("conv1", new Conv2d(inChannels, 16, 3, 1, 1, bias: false, generator: generator)), ("bn1", new BatchNorm2d(16)), ("relu", new ReLU()),
-        ("layer1", new BasicBlock(16, 16, 1, generator)), ("layer2", new BasicBlock(16, 32, 2, generator)), ("layer3", new BasicBlock(32, 64, 2, generator)),
-        ("pool", new AdaptiveAvgPool2d(1)), ("flatten", new Flatten()), ("fc", new Linear(64, numClasses, generator: generator)));
+    public static Sequential ResNetSmall(int inChannels = 1, int numClasses = 10, Generator? generator = null) =>
+        ThreeStageResNet(16, inChannels, numClasses, generator);
+
+    /// <summary>
+    /// The small ResNet at twice the width (32, 64 and 128 channels; about four times the work and parameters), for
+    /// small images where the reference net runs out of capacity. Same child names, so the same layer groups.
+    /// </summary>
+    public static Sequential ResNetWide(int inChannels = 1, int numClasses = 10, Generator? generator = null) =>
+        ThreeStageResNet(32, inChannels, numClasses, generator);
+
+    private static Sequential ThreeStageResNet(int width, int inChannels, int numClasses, Generator? generator) => new(
+        ("conv1", new Conv2d(inChannels, width, 3, 1, 1, bias: false, generator: generator)), ("bn1", new BatchNorm2d(width)), ("relu", new ReLU()),
+        ("layer1", new BasicBlock(width, width, 1, generator)), ("layer2", new BasicBlock(width, 2 * width, 2, generator)),
+        ("layer3", new BasicBlock(2 * width, 4 * width, 2, generator)),
+        ("pool", new AdaptiveAvgPool2d(1)), ("flatten", new Flatten()), ("fc", new Linear(4 * width, numClasses, generator: generator)));
 
     /// <summary>
     /// ResNet-18 in torchvision's layout (conv1 7×7/2, bn1, relu, maxpool 3×3/2, layer1–layer4 of two basic blocks

@@ -7,7 +7,8 @@ namespace MLNet.FastTrain.Callbacks;
 /// <summary>
 /// Stops training when a validation value has not improved by at least <see cref="MinDelta"/> for
 /// <see cref="Patience"/> epochs — the model has started to overfit — and, by default, puts back the weights of
-/// the best epoch.
+/// the best epoch. With <see cref="AtCycleEnds"/>, an SGDR fit is judged only where each cycle's learning rate has
+/// annealed, since mid-cycle epochs at a raised rate are worse by design.
 /// </summary>
 public sealed class EarlyStopping : Callback
 {
@@ -20,7 +21,11 @@ public sealed class EarlyStopping : Callback
     /// <param name="patience">Epochs without improvement before stopping.</param>
     /// <param name="minDelta">The smallest change that counts as an improvement.</param>
     /// <param name="restoreBest">Reload the best epoch's weights when training ends.</param>
-    public EarlyStopping(string monitor = "valid_loss", int patience = 1, double minDelta = 0, bool restoreBest = true)
+    /// <param name="atCycleEnds">
+    /// In an SGDR fit, compare only after the last epoch of each cycle, and count <paramref name="patience"/> in
+    /// cycles; other fits are judged every epoch.
+    /// </param>
+    public EarlyStopping(string monitor = "valid_loss", int patience = 1, double minDelta = 0, bool restoreBest = true, bool atCycleEnds = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(monitor);
         ArgumentOutOfRangeException.ThrowIfNegative(patience);
@@ -29,7 +34,11 @@ public sealed class EarlyStopping : Callback
         Patience = patience;
         MinDelta = minDelta;
         RestoreBest = restoreBest;
+        AtCycleEnds = atCycleEnds;
     }
+
+    /// <summary>Whether an SGDR fit is judged at cycle ends only.</summary>
+    public bool AtCycleEnds { get; }
 
     /// <summary>The monitored value.</summary>
     public string Monitor { get; }
@@ -63,12 +72,13 @@ public sealed class EarlyStopping : Callback
     public override void AfterEpoch(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
+        _lastEpoch = learner.Epoch;
+        if (AtCycleEnds && learner.CycleEndEpochs is { } ends && !ends.Contains(learner.Epoch)) return;
         var v = learner.LastValidation ?? throw new InvalidOperationException("EarlyStopping needs validation data.");
         bool lowerIsBetter = Monitor == "valid_loss" || learner.Metrics.FirstOrDefault(m => m.Name == Monitor) is { HigherIsBetter: false };
         double value = Monitor == "valid_loss" ? v.Loss
             : v.Metrics.TryGetValue(Monitor, out var m) ? m
             : throw new InvalidOperationException($"EarlyStopping monitors '{Monitor}', which is neither valid_loss nor a metric ({string.Join(", ", v.Metrics.Keys)}).");
-        _lastEpoch = learner.Epoch;
         bool improved = double.IsNaN(Best) || (lowerIsBetter ? value < Best - MinDelta : value > Best + MinDelta);
         if (improved)
         {
@@ -80,7 +90,7 @@ public sealed class EarlyStopping : Callback
         }
         if (++_bad > Patience)
             throw new CancelFitException(string.Create(CultureInfo.InvariantCulture,
-                $"Stopped early: {Monitor} has not improved on {Best:G5} (epoch {BestEpoch + 1}) for {_bad} epochs."));
+                $"Stopped early: {Monitor} has not improved on {Best:G5} (epoch {BestEpoch + 1}) for {_bad} {(AtCycleEnds && learner.CycleEndEpochs is not null ? "cycles" : "epochs")}."));
     }
 
     /// <inheritdoc />

@@ -8,7 +8,13 @@ namespace MLNet.FastTrain.Callbacks;
 public sealed record BatchRecord(int Step, double[] LearningRates, double? Momentum, double Loss, double SmoothLoss);
 
 /// <summary>One recorded epoch.</summary>
-public sealed record EpochRecord(int Epoch, double TrainLoss, double? ValidLoss, IReadOnlyDictionary<string, double> Metrics, double Seconds);
+/// <param name="Epoch">The epoch's number among all the learner has trained (0-based).</param>
+/// <param name="TrainLoss">The mean training loss of its batches.</param>
+/// <param name="ValidLoss">The validation loss after it, when there is validation data.</param>
+/// <param name="Metrics">The validation metrics after it.</param>
+/// <param name="Seconds">The whole epoch, validation included.</param>
+/// <param name="TrainSeconds">The training batches alone (data loading, forward, backward and step).</param>
+public sealed record EpochRecord(int Epoch, double TrainLoss, double? ValidLoss, IReadOnlyDictionary<string, double> Metrics, double Seconds, double TrainSeconds);
 
 /// <summary>
 /// Records every batch's learning rates, momentum, loss and smoothed loss (an exponential moving average with
@@ -24,6 +30,7 @@ public sealed class Recorder : Callback
     private int _count;
     private double _epochLoss;
     private int _epochBatches;
+    private double? _trainSeconds;
 
     /// <inheritdoc />
     public override int Order => 0;
@@ -49,8 +56,12 @@ public sealed class Recorder : Callback
     {
         _epochLoss = 0;
         _epochBatches = 0;
+        _trainSeconds = null;
         _clock.Restart();
     }
+
+    /// <inheritdoc />
+    public override void BeforeValidate(Learner learner) => _trainSeconds ??= _clock.Elapsed.TotalSeconds;
 
     /// <inheritdoc />
     public override void AfterBatch(Learner learner)
@@ -71,7 +82,7 @@ public sealed class Recorder : Callback
         ArgumentNullException.ThrowIfNull(learner);
         var v = learner.LastValidation;
         var record = new EpochRecord(learner.EpochsTrained - 1, _epochBatches == 0 ? double.NaN : _epochLoss / _epochBatches, v?.Loss,
-            v?.Metrics ?? new Dictionary<string, double>(), _clock.Elapsed.TotalSeconds);
+            v?.Metrics ?? new Dictionary<string, double>(), _clock.Elapsed.TotalSeconds, _trainSeconds ?? _clock.Elapsed.TotalSeconds);
         _epochs.Add(record);
         var metrics = string.Join(", ", record.Metrics.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F4}")));
         learner.Write(FormattableString.Invariant($"epoch {learner.Epoch + 1}/{learner.Epochs}: train_loss {record.TrainLoss:F4}") +

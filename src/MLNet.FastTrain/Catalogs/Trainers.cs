@@ -10,7 +10,7 @@ namespace MLNet.FastTrain;
 /// <summary>Settings every trainer has.</summary>
 public abstract class TrainerOptions
 {
-    /// <summary>Model-zoo network: "resnet" (default) or "simple".</summary>
+    /// <summary>Model-zoo network: "resnet" (default), "resnet-wide", "simple", "resnet18" or "resnet34".</summary>
     public string Architecture { get; set; } = "resnet";
 
     /// <summary>The peak learning rate; null (default) runs the LR finder.</summary>

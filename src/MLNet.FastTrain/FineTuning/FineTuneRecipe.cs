@@ -44,8 +44,11 @@ public static class FineTuneRecipe
         /// <summary>Growth of each cycle in the unfrozen stage. Default 2.</summary>
         public int CycleMult { get; set; } = 2;
 
-        /// <summary>Epochs without validation improvement before the unfrozen stage stops. Default 1.</summary>
-        public int Patience { get; set; } = 1;
+        /// <summary>
+        /// SGDR cycles whose end brings no validation improvement before the unfrozen stage stops (the best cycle's weights are
+        /// then restored). Default 0: the first cycle that ends no better stops it.
+        /// </summary>
+        public int Patience { get; set; }
 
         /// <summary>
         /// A folder for the precomputed activations, reused by later runs with the same body and data; null keeps them
@@ -58,6 +61,9 @@ public static class FineTuneRecipe
 
         /// <summary>The unfrozen stage's top (head) rate; null runs the LR finder again. Default null.</summary>
         public double? LearningRate { get; set; }
+
+        /// <summary>The LR finder's rule wherever a rate is left to it. Default <see cref="LrSuggestion.Valley"/>.</summary>
+        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Valley;
     }
 
     /// <summary>
@@ -91,13 +97,13 @@ public static class FineTuneRecipe
                 var features = PrecomputedActivations.Compute(body, cacheSource, options.ActivationCacheDirectory, cancellationToken: cancellationToken);
                 var headLearner = new Learner(head, features, ValidFeatures(learner, body), new AdamW(head.Parameters()), learner.Metrics);
                 headLearner.Log += (_, m) => learner.Write("head: " + m);
-                if (double.IsNaN(headLr)) headLr = Suggest(headLearner, null, cancellationToken);
+                if (double.IsNaN(headLr)) headLr = Suggest(headLearner, null, options.Suggestion, cancellationToken);
                 headLearner.FitSgdr(options.PrecomputedEpochs, [headLr], cancellationToken: cancellationToken);
                 stages.Add(Stage("precomputed head", headLr, options.PrecomputedEpochs, headLearner.LastValidation));
             }
             if (options.AugmentedHeadCycles > 0)
             {
-                if (double.IsNaN(headLr)) headLr = Suggest(learner, null, cancellationToken);
+                if (double.IsNaN(headLr)) headLr = Suggest(learner, null, options.Suggestion, cancellationToken);
                 images.BatchTransform = options.Augmentation;
                 // Frozen groups ignore their rate; they get the head's so every schedule is valid.
                 learner.FitSgdr(options.AugmentedHeadCycles, fineTune.PerParamGroup(Enumerable.Repeat(headLr, groups).ToArray()), cycleLength: 1, cancellationToken: cancellationToken);
@@ -110,12 +116,12 @@ public static class FineTuneRecipe
 
         images.BatchTransform = options.Augmentation;
         var ratios = Enumerable.Range(0, groups).Select(g => Math.Pow(options.GroupRateFactor, g - (groups - 1))).ToArray();
-        double lr = options.LearningRate ?? Suggest(learner, ratios, cancellationToken);
+        double lr = options.LearningRate ?? Suggest(learner, ratios, options.Suggestion, cancellationToken);
         var rates = ratios.Select(r => r * lr).ToArray();
         learner.Write(string.Create(CultureInfo.InvariantCulture, $"Fine-tune: SGDR at {string.Join(", ", rates.Select(r => r.ToString("G3", CultureInfo.InvariantCulture)))} per group, cycle multiplier {options.CycleMult}."));
         int before = learner.EpochsTrained;
         learner.FitSgdr(options.Cycles, fineTune.PerParamGroup(rates), cycleLength: 1, cycleMult: options.CycleMult,
-            extra: learner.ValidData is null ? null : [new EarlyStopping("valid_loss", options.Patience)], cancellationToken: cancellationToken);
+            extra: learner.ValidData is null ? null : [new EarlyStopping("valid_loss", options.Patience, atCycleEnds: true)], cancellationToken: cancellationToken);
         var final = learner.ValidData is null ? null : learner.Validate(cancellationToken: cancellationToken);
         stages.Add(Stage("unfrozen SGDR", lr, learner.EpochsTrained - before, final));
         return stages;
@@ -128,9 +134,9 @@ public static class FineTuneRecipe
         learner.ValidData is DataLoader valid ? PrecomputedActivations.Compute(body, valid) : null;
 
     /// <summary>The LR finder's suggestion for the top group, ramping the other groups at their fixed ratios.</summary>
-    private static double Suggest(Learner learner, double[]? ratios, CancellationToken cancellationToken)
+    private static double Suggest(Learner learner, double[]? ratios, LrSuggestion rule, CancellationToken cancellationToken)
     {
-        var options = new LrFinder.Options();
+        var options = new LrFinder.Options { Suggestion = rule };
         if (ratios is not null)
             options.PerGroup = ratios.SelectMany(r => new[] { (options.StartLr * r, options.EndLr * r), (options.StartLr * r, options.EndLr * r) }).ToArray();
         var (suggested, _) = LrFinder.Suggest(learner, options, cancellationToken);

@@ -131,6 +131,12 @@ public sealed class Learner
     /// <summary>Batch within the current epoch (0-based).</summary>
     public int BatchIndex { get; private set; }
 
+    /// <summary>
+    /// During an SGDR fit, the last epoch (0-based, of the fit) of each cycle, where the learning rate has annealed;
+    /// null in other fits.
+    /// </summary>
+    public IReadOnlyList<int>? CycleEndEpochs { get; private set; }
+
     /// <summary>Training step within the current fit (0-based): what schedules are evaluated at.</summary>
     public int Step { get; private set; }
 
@@ -371,7 +377,15 @@ public sealed class Learner
         var snapshot = new SnapshotCallback(perGroup[0].CycleEnds());
         var callbacks = new List<Callback> { new ParamScheduler(perGroup) };
         if (snapshots) callbacks.Add(snapshot);
-        Fit(perGroup[0].Epochs, [.. callbacks, .. extra ?? []], resume, cancellationToken);
+        CycleEndEpochs = perGroup[0].CycleEnds().Select(step => step / TrainData.BatchCount - 1).ToArray();
+        try
+        {
+            Fit(perGroup[0].Epochs, [.. callbacks, .. extra ?? []], resume, cancellationToken);
+        }
+        finally
+        {
+            CycleEndEpochs = null;
+        }
         return snapshot.Snapshots;
     }
 

@@ -47,8 +47,14 @@ public sealed class RecipeOptions
     /// <summary>The peak learning rate; null runs the LR finder and takes its suggestion.</summary>
     public double? LearningRate { get; set; }
 
-    /// <summary>Epochs without validation improvement before fine-tuning stops. Default 1.</summary>
-    public int Patience { get; set; } = 1;
+    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Valley"/>.</summary>
+    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Valley;
+
+    /// <summary>
+    /// SGDR cycles whose end brings no validation improvement before fine-tuning stops (the best cycle's weights are
+    /// then restored). Default 0: the first cycle that ends no better stops it.
+    /// </summary>
+    public int Patience { get; set; }
 
     /// <summary>
     /// The fine-tune recipe's augmentation (its first step), applied to image training data; null turns it off.
@@ -97,8 +103,8 @@ public static class Recipes
         }
         else
         {
-            (lr, finder) = LrFinder.Suggest(learner, cancellationToken: cancellationToken);
-            learner.Write(string.Create(CultureInfo.InvariantCulture, $"LR finder suggests {lr:G3} (valley rule)."));
+            (lr, finder) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = options.Suggestion }, cancellationToken);
+            learner.Write(string.Create(CultureInfo.InvariantCulture, $"LR finder suggests {lr:G3} ({options.Suggestion.ToString().ToLowerInvariant()} rule)."));
         }
 
         int epochsBefore = learner.EpochsTrained;
@@ -114,7 +120,7 @@ public static class Recipes
                 learner.Write("Fine-tune: the network is not pretrained, so the frozen stages (precomputed activations, head training) are skipped.");
                 if (learner.TrainData is Vision.Datasets.DataLoader images) images.BatchTransform = options.Augmentation;
                 learner.FitSgdr(CyclesWithin(options), [lr], options.CycleLength, options.CycleMult,
-                    extra: learner.ValidData is null ? limits : [new EarlyStopping("valid_loss", options.Patience), .. limits], cancellationToken: cancellationToken, resume: options.Resume);
+                    extra: learner.ValidData is null ? limits : [new EarlyStopping("valid_loss", options.Patience, atCycleEnds: true), .. limits], cancellationToken: cancellationToken, resume: options.Resume);
                 break;
         }
         cancellationToken.ThrowIfCancellationRequested();

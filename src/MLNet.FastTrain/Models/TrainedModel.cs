@@ -30,7 +30,7 @@ public sealed class TrainedModel
     /// <summary>The network.</summary>
     public Module Network { get; }
 
-    /// <summary>The model-zoo name the network was built from ("simple", "resnet", "resnet18", "resnet34").</summary>
+    /// <summary>The model-zoo name the network was built from (one of <see cref="Architectures"/>).</summary>
     public string Architecture { get; }
 
     /// <summary>Class names, in score order.</summary>
@@ -42,14 +42,18 @@ public sealed class TrainedModel
     /// <summary>The image size the model was trained at.</summary>
     public (int Channels, int Height, int Width) InputSize { get; }
 
+    /// <summary>The zoo networks <see cref="CreateNetwork"/> builds, by name.</summary>
+    public static IReadOnlyList<string> Architectures { get; } = ["simple", "resnet", "resnet-wide", "resnet18", "resnet34"];
+
     /// <summary>Builds a zoo network by name.</summary>
     public static Module CreateNetwork(string architecture, int channels, int classes, Generator? generator = null) => architecture switch
     {
         "simple" => ModelZoo.Simple(channels, classes, generator),
         "resnet" => ModelZoo.ResNetSmall(channels, classes, generator),
+        "resnet-wide" => ModelZoo.ResNetWide(channels, classes, generator),
         "resnet18" => ModelZoo.ResNet18(channels, classes, generator),
         "resnet34" => ModelZoo.ResNet34(channels, classes, generator),
-        _ => throw new ArgumentException($"Unknown architecture '{architecture}'; expected simple, resnet, resnet18 or resnet34.", nameof(architecture)),
+        _ => throw new ArgumentException($"Unknown architecture '{architecture}'; expected {string.Join(", ", Architectures)}.", nameof(architecture)),
     };
 
     /// <summary>Predictions for every item of a dataset, in order.</summary>

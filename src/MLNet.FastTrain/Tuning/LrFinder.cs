@@ -42,18 +42,27 @@ public sealed class LrFinder
         /// original form) instead of the training loss. Slower; default off.
         /// </summary>
         public int? RankByValidationItems { get; set; }
+
+        /// <summary>
+        /// The rule <see cref="Suggest"/> takes. Default <see cref="LrSuggestion.Valley"/>, fastai's; on long, smoothly
+        /// falling curves (wide networks) it lands far left of the minimum, where <see cref="LrSuggestion.Minimum"/>
+        /// or <see cref="LrSuggestion.Steep"/> read better.
+        /// </summary>
+        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Valley;
     }
 
     /// <summary>
-    /// Runs the test and returns the default suggestion for training, writing any warning to the learner's log; when
-    /// the curve gives no suggestion, 1e-3 (a safe default for Adam-family optimizers).
+    /// Runs the test and returns the suggestion of <see cref="Options.Suggestion"/>'s rule for training, writing any
+    /// warning to the learner's log; when the curve gives no suggestion, 1e-3 (a safe default for Adam-family
+    /// optimizers).
     /// </summary>
     public static (double LearningRate, LrFinderResult Result) Suggest(Learner learner, Options? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        var result = Run(learner, options ?? new Options(), cancellationToken);
+        options ??= new Options();
+        var result = Run(learner, options, cancellationToken);
         if (result.Warning is not null) learner.Write("LR finder: " + result.Warning);
-        return (double.IsFinite(result.Suggested) ? result.Suggested : 1e-3, result);
+        return (result.Suggestions.TryGetValue(options.Suggestion, out double lr) && double.IsFinite(lr) ? lr : 1e-3, result);
     }
 
     /// <summary>Runs the test with default options.</summary>
