@@ -27,16 +27,21 @@ public sealed class TensorScope : IDisposable
     private readonly TensorScope? _parent;
     private readonly bool _suspended;
     private readonly bool _transient;
-    private readonly HashSet<Array> _lent = new(ReferenceEqualityComparer.Instance);
-    private readonly List<Tensor> _tensors = [];
+    private readonly HashSet<Array> _lent;
+    private readonly List<Tensor> _tensors;
     private bool _disposed;
     private long _lentBytes;
+
+    /// <summary>Emptied bookkeeping of ended scopes, reused so a step's scope allocates no growing collections.</summary>
+    [ThreadStatic] private static Stack<(HashSet<Array> Lent, List<Tensor> Tensors)>? t_spare;
 
     private TensorScope(TensorScope? parent, bool suspended, bool transient = false)
     {
         _parent = parent;
         _suspended = suspended;
         _transient = transient;
+        if (t_spare is { Count: > 0 } spare) (_lent, _tensors) = spare.Pop();
+        else (_lent, _tensors) = (new HashSet<Array>(ReferenceEqualityComparer.Instance), []);
     }
 
     /// <summary>Starts a scope on this thread.</summary>
@@ -137,5 +142,9 @@ public sealed class TensorScope : IDisposable
         foreach (var t in _tensors) t.Release();
         foreach (var array in _lent) TensorPool.Return(array);
         if (!_suspended && !_transient) TensorPool.EndGeneration();
+        _tensors.Clear();
+        _lent.Clear();
+        var spare = t_spare ??= new();
+        if (spare.Count < 8) spare.Push((_lent, _tensors));
     }
 }

@@ -8,6 +8,26 @@ namespace MLNet.FastTrain.Engine.Autograd;
 /// </summary>
 internal static class BackwardEngine
 {
+    /// <summary>The pass's collections, kept per thread so a training step's backward allocates none of them.</summary>
+    private sealed class Workspace
+    {
+        public List<Tensor> Order { get; } = [];
+        public HashSet<Tensor> Visited { get; } = new(ReferenceEqualityComparer.Instance);
+        public Stack<(Tensor Node, int NextInput)> Stack { get; } = new();
+        public Dictionary<Tensor, Tensor> Pending { get; } = new(ReferenceEqualityComparer.Instance);
+
+        public void Clear()
+        {
+            Order.Clear();
+            Visited.Clear();
+            Stack.Clear();
+            Pending.Clear();
+        }
+    }
+
+    [ThreadStatic]
+    private static Workspace? t_workspace;
+
     public static void Run(Tensor root, Tensor? gradient)
     {
         if (!root.RequiresGrad)
@@ -23,8 +43,25 @@ internal static class BackwardEngine
             throw ShapeMismatchException.For("Backward", "the gradient's shape must equal the tensor's", gradient.Shape, root.Shape);
         }
 
-        var order = TopologicalOrder(root);
-        var pending = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = gradient.Detach() };
+        // Taken, not shared: a backward rule that itself runs Backward() gets a fresh workspace.
+        var work = t_workspace ?? new Workspace();
+        t_workspace = null;
+        try
+        {
+            Propagate(root, gradient, work);
+        }
+        finally
+        {
+            work.Clear();                                                          // hold no tensors between passes
+            t_workspace = work;
+        }
+    }
+
+    private static void Propagate(Tensor root, Tensor gradient, Workspace work)
+    {
+        var order = TopologicalOrder(root, work);
+        var pending = work.Pending;
+        pending[root] = gradient.Detach();
         bool anomaly = GradRecorder.IsAnomalyDetectionEnabled;
 
         using var _ = GradRecorder.NoGrad();
@@ -80,18 +117,16 @@ internal static class BackwardEngine
         }
     }
 
-    private static List<Tensor> TopologicalOrder(Tensor root)
+    private static List<Tensor> TopologicalOrder(Tensor root, Workspace work)
     {
         // Iterative post-order DFS: a tensor is emitted after all tensors it depends on.
-        var order = new List<Tensor>();
-        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        var stack = new Stack<(Tensor Node, int NextInput)>();
+        var (order, visited, stack) = (work.Order, work.Visited, work.Stack);
         stack.Push((root, 0));
         visited.Add(root);
         while (stack.Count > 0)
         {
             var (node, next) = stack.Pop();
-            var inputs = node.GradFn?.Inputs ?? [];
+            var inputs = node.GradFn?.Inputs ?? Array.Empty<Tensor>();
             if (next < inputs.Length)
             {
                 stack.Push((node, next + 1));

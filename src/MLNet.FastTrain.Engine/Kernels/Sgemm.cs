@@ -83,37 +83,52 @@ internal static unsafe class Sgemm
             fixed (float* bp = bPack)
             {
                 var op = new Operands(a, lda, transA, aRowStarts, b, ldb, transB, c, ldc, m, n, bp, firstPackedB, mr, nr, path, streamB);
-                for (int pc = 0; pc < k; pc += KC)
+                if (threads == 1)
                 {
-                    int kc = Math.Min(KC, k - pc);
-                    bool overwrite = pc == 0 && !accumulate;
-                    if (threads == 1)
+                    for (int pc = 0; pc < k; pc += KC)
                     {
+                        int kc = Math.Min(KC, k - pc);
                         PackB(op, pc, kc, firstPackedB, nPanels);
-                        RowPanels(op, pc, kc, 0, mPanels, overwrite);
-                        continue;
+                        RowPanels(op, pc, kc, 0, mPanels, overwrite: pc == 0 && !accumulate);
                     }
-                    int t = threads;
-                    if (packedPanels > 0)
-                    {
-                        WorkerTeam.Run(t, id =>
-                        {
-                            var (p0, p1) = Range(packedPanels, t, id);
-                            PackB(op, pc, kc, firstPackedB + p0, firstPackedB + p1);
-                        });
-                    }
-                    // Row panels, not MC blocks, are shared out, so the threads' parts differ by at most one panel.
-                    WorkerTeam.Run(t, id =>
-                    {
-                        var (r0, r1) = Range(mPanels, t, id);
-                        RowPanels(op, pc, kc, r0, r1, overwrite);
-                    });
+                }
+                else
+                {
+                    MultiplyOnTeam(op, k, accumulate, threads, packedPanels, mPanels);
                 }
             }
         }
         finally
         {
             ArrayPool<float>.Shared.Return(bPack);
+        }
+    }
+
+    /// <summary>
+    /// The k-blocks of a product shared out to the worker team. Kept apart from <see cref="Multiply"/> so that only
+    /// multi-threaded calls create the closures (one-thread calls, such as those a convolution makes per image,
+    /// allocate nothing).
+    /// </summary>
+    private static void MultiplyOnTeam(Operands op, int k, bool accumulate, int threads, int packedPanels, int mPanels)
+    {
+        for (int pc = 0; pc < k; pc += KC)
+        {
+            int kc = Math.Min(KC, k - pc), start = pc;
+            bool overwrite = pc == 0 && !accumulate;
+            if (packedPanels > 0)
+            {
+                WorkerTeam.Run(threads, id =>
+                {
+                    var (p0, p1) = Range(packedPanels, threads, id);
+                    PackB(op, start, kc, op.FirstPackedB + p0, op.FirstPackedB + p1);
+                });
+            }
+            // Row panels, not MC blocks, are shared out, so the threads' parts differ by at most one panel.
+            WorkerTeam.Run(threads, id =>
+            {
+                var (r0, r1) = Range(mPanels, threads, id);
+                RowPanels(op, start, kc, r0, r1, overwrite);
+            });
         }
     }
 

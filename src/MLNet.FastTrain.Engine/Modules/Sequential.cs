@@ -46,14 +46,12 @@ public sealed class Sequential : Module
     protected override void OnChildrenChanged() => _sequence = null;
 
     /// <summary>The children in running order (cached until the sequence changes).</summary>
-    private Module[] Children()
+    private Module[] Children() => _sequence ??= InOrder();
+
+    private Module[] InOrder()
     {
-        if (_sequence is null)
-        {
-            var byName = NamedChildren().ToDictionary(kv => kv.Key, kv => kv.Value);
-            _sequence = _order.Select(name => byName[name]).ToArray();
-        }
-        return _sequence;
+        var byName = NamedChildren().ToDictionary(kv => kv.Key, kv => kv.Value);
+        return _order.Select(name => byName[name]).ToArray();
     }
 
     /// <inheritdoc />

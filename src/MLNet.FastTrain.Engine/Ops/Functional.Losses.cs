@@ -42,9 +42,11 @@ public static partial class Functional
         double sumW = 0;
         for (int k = 0; k < c; k++) sumW += w[k];
 
-        var logp = new double[n * c];
-        var perSample = new double[n];
-        double divisor = 0;
+        // log p in double, kept for backward in scope-pooled memory (a step allocates nothing for it).
+        var logpTensor = Tensor.Empty([n, c], DType.Float64);
+        var logp = logpTensor.Span<double>();
+        Tensor y = reduction == Reduction.None ? Tensor.Empty([n], logits.DType) : Tensor.Scalar(0, logits.DType);
+        double divisor = 0, total = 0;
         for (int i = 0; i < n; i++)
         {
             double max = double.NegativeInfinity;
@@ -60,22 +62,12 @@ public static partial class Functional
                 smooth -= w[k] * lp;
             }
             int t = target[i];
-            perSample[i] = (1 - labelSmoothing) * w[t] * -logp[i * c + t] + labelSmoothing / c * smooth;
+            double loss = (1 - labelSmoothing) * w[t] * -logp[i * c + t] + labelSmoothing / c * smooth;
+            if (reduction == Reduction.None) y.SetFlat(i, loss);
+            total += loss;
             divisor += w[t];
         }
-
-        Tensor y;
-        if (reduction == Reduction.None)
-        {
-            y = Tensor.Zeros([n], logits.DType);
-            for (int i = 0; i < n; i++) y.SetFlat(i, perSample[i]);
-        }
-        else
-        {
-            double total = 0;
-            foreach (var v in perSample) total += v;
-            y = Tensor.Scalar(reduction == Reduction.Mean ? total / divisor : total, logits.DType);
-        }
+        if (reduction != Reduction.None) y.SetFlat(0, reduction == Reduction.Mean ? total / divisor : total);
 
         return GradRecorder.Record(y, "cross_entropy", [logits], g =>
         {
@@ -94,7 +86,7 @@ public static partial class Functional
                 for (int k = 0; k < c; k++)
                 {
                     double a = -labelSmoothing / c * w[k] - (k == t ? (1 - labelSmoothing) * w[t] : 0);
-                    double p = Math.Exp(logp[i * c + k]);
+                    double p = Math.Exp(logpTensor.GetFlat(i * c + k));
                     gx.SetFlat(i * c + k, upstream * (a - p * sumA));
                 }
             }
