@@ -102,7 +102,10 @@ public sealed class SgdrTrainer : TrainerBase
         /// <summary>Keep the weights at the end of each cycle and average their probabilities (a snapshot ensemble). Default false.</summary>
         public bool SnapshotEnsemble { get; set; }
 
-        /// <summary>Stop when the validation loss has not improved for this many epochs (null: train every cycle).</summary>
+        /// <summary>
+        /// Stop when the validation loss at the end of a cycle has not improved for this many further cycles, and keep
+        /// the best cycle's weights (0: the first cycle that ends no better stops it; null: train every cycle).
+        /// </summary>
         public int? EarlyStoppingPatience { get; set; }
     }
 
@@ -111,7 +114,7 @@ public sealed class SgdrTrainer : TrainerBase
     {
         var (learner, lr) = Prepare(train, valid, _options, cancellationToken);
         var extra = new List<Callback>();
-        if (_options.EarlyStoppingPatience is int patience && valid is not null) extra.Add(new EarlyStopping("valid_loss", patience));
+        if (_options.EarlyStoppingPatience is int patience && valid is not null) extra.Add(new EarlyStopping("valid_loss", patience, atCycleEnds: true));
         var snapshots = learner.FitSgdr(_options.Cycles, [lr], _options.CycleLength, _options.CycleMult, _options.MinLr, _options.SnapshotEnsemble, extra, cancellationToken: cancellationToken);
         return Wrap(learner, train, _options.Architecture, _options.SnapshotEnsemble ? snapshots : null);
     }
