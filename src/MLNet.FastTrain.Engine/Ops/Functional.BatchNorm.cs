@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 using MLNet.FastTrain.Engine.Autograd;
@@ -49,22 +50,39 @@ public static partial class Functional
         if (training && count < 2)
             throw new ArgumentException($"{op}: training needs more than one value per channel; input shape is {ShapeText.Format(x.Shape)}.", nameof(x));
 
+        // Work is shared out by image, so each thread streams through whole, contiguous images; per-plane partial
+        // results are combined per channel in a fixed order, so the values do not depend on the thread count.
         var mean = new double[c];
         var invStd = new double[c];
-        int grain = Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, count));
+        int grain = Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, c * plane));
         if (training)
         {
-            ParallelRanges.For(c, grain, (c0, c1) =>
+            var planeSum = ArrayPool<double>.Shared.Rent(n * c);
+            var planeM2 = ArrayPool<double>.Shared.Rent(n * c);
+            ParallelRanges.For(n, grain, (b0, b1) =>
             {
-                if (IsF32(x)) BatchStatistics<float>(x.Span<float>(), n, c, plane, mean, invStd, eps, c0, c1);
-                else BatchStatistics<double>(x.Span<double>(), n, c, plane, mean, invStd, eps, c0, c1);
+                if (IsF32(x)) PlaneMoments<float>(x.Span<float>(), plane, b0 * c, b1 * c, planeSum, planeM2);
+                else PlaneMoments<double>(x.Span<double>(), plane, b0 * c, b1 * c, planeSum, planeM2);
             });
             for (int ch = 0; ch < c; ch++)
             {
-                double variance = 1.0 / (invStd[ch] * invStd[ch]) - eps;
-                if (runningMean is not null) runningMean.SetFlat(ch, (1 - momentum) * runningMean.GetFlat(ch) + momentum * mean[ch]);
+                // Chan et al.'s combination of the planes' moments: M2 = Σ M2ₚ + P·Σ (μₚ − μ)².
+                double sum = 0, m2 = 0;
+                for (int b = 0; b < n; b++) sum += planeSum[b * c + ch];
+                double mu = sum / count;
+                for (int b = 0; b < n; b++)
+                {
+                    double d = planeSum[b * c + ch] / plane - mu;
+                    m2 += planeM2[b * c + ch] + plane * d * d;
+                }
+                mean[ch] = mu;
+                invStd[ch] = 1.0 / Math.Sqrt(m2 / count + eps);
+                double variance = m2 / count;
+                if (runningMean is not null) runningMean.SetFlat(ch, (1 - momentum) * runningMean.GetFlat(ch) + momentum * mu);
                 if (runningVar is not null) runningVar.SetFlat(ch, (1 - momentum) * runningVar.GetFlat(ch) + momentum * variance * count / (count - 1));
             }
+            ArrayPool<double>.Shared.Return(planeSum);
+            ArrayPool<double>.Shared.Return(planeM2);
         }
         else
         {
@@ -75,11 +93,19 @@ public static partial class Functional
             }
         }
 
-        var y = Tensor.EmptyLike(x);
-        ParallelRanges.For(c, grain, (c0, c1) =>
+        // y = x·scale + shift with scale = γ·invstd and shift = β − μ·scale; then + residual and ReLU if asked.
+        var scale = new double[c];
+        var shift = new double[c];
+        for (int ch = 0; ch < c; ch++)
         {
-            if (IsF32(x)) BatchNormApply<float>(x.Span<float>(), residual is null ? default : residual.Span<float>(), relu, y.Span<float>(), weight, bias, mean, invStd, n, c, plane, c0, c1);
-            else BatchNormApply<double>(x.Span<double>(), residual is null ? default : residual.Span<double>(), relu, y.Span<double>(), weight, bias, mean, invStd, n, c, plane, c0, c1);
+            scale[ch] = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch];
+            shift[ch] = (bias?.GetFlat(ch) ?? 0.0) - mean[ch] * scale[ch];
+        }
+        var y = Tensor.EmptyLike(x);
+        ParallelRanges.For(n, grain, (b0, b1) =>
+        {
+            if (IsF32(x)) BatchNormApply<float>(x.Span<float>(), residual is null ? default : residual.Span<float>(), relu, y.Span<float>(), scale, shift, c, plane, b0, b1);
+            else BatchNormApply<double>(x.Span<double>(), residual is null ? default : residual.Span<double>(), relu, y.Span<double>(), scale, shift, c, plane, b0, b1);
         });
 
         var inputs = new List<Tensor> { x };
@@ -94,11 +120,46 @@ public static partial class Functional
             // With a ReLU, the gradient that reaches the sum is g where the output is positive; it is the residual's
             // gradient as it stands, and what the normalisation's backward starts from.
             var gz = !relu ? g : residual is not null && residual.RequiresGrad ? Tensor.EmptyLike(x) : gx ?? Tensor.EmptyLike(x);
-            ParallelRanges.For(c, grain, (c0, c1) =>
+            var planeG = ArrayPool<double>.Shared.Rent(n * c);
+            var planeGX = ArrayPool<double>.Shared.Rent(n * c);
+            ParallelRanges.For(n, grain, (b0, b1) =>
             {
-                if (IsF32(x)) BatchNormBackward<float>(x, relu ? y : null, g, gz, gx, gw, gb, weight, mean, invStd, n, c, plane, training, c0, c1);
-                else BatchNormBackward<double>(x, relu ? y : null, g, gz, gx, gw, gb, weight, mean, invStd, n, c, plane, training, c0, c1);
+                if (IsF32(x)) GradientSums<float>(x, relu ? y : null, g, gz, plane, b0 * c, b1 * c, planeG, planeGX);
+                else GradientSums<double>(x, relu ? y : null, g, gz, plane, b0 * c, b1 * c, planeG, planeGX);
             });
+            // Per channel, dx = a·gz + b·x + c. Training: a = γ·invstd, b = −a·invstd·Σ(gz·x̂)/M,
+            // c = −a·Σgz/M − b·μ (from dx = γ·invstd·(gz − Σgz/M − x̂·Σ(gz·x̂)/M)). Evaluation: dx = γ·invstd·gz.
+            var coefficients = new double[3 * c];
+            for (int ch = 0; ch < c; ch++)
+            {
+                double sumG = 0, sumGX = 0;
+                for (int b = 0; b < n; b++)
+                {
+                    sumG += planeG[b * c + ch];
+                    sumGX += planeGX[b * c + ch];
+                }
+                // Σ gz·x̂ = invstd·(Σ gz·x − μ·Σ gz)
+                double sumGXhat = invStd[ch] * (sumGX - mean[ch] * sumG);
+                gw?.SetFlat(ch, sumGXhat);
+                gb?.SetFlat(ch, sumG);
+                double a = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch], bx = 0, cx = 0;
+                if (training)
+                {
+                    bx = -a * invStd[ch] * sumGXhat / count;
+                    cx = -a * sumG / count - bx * mean[ch];
+                }
+                (coefficients[3 * ch], coefficients[3 * ch + 1], coefficients[3 * ch + 2]) = (a, bx, cx);
+            }
+            ArrayPool<double>.Shared.Return(planeG);
+            ArrayPool<double>.Shared.Return(planeGX);
+            if (gx is not null)
+            {
+                ParallelRanges.For(n, grain, (b0, b1) =>
+                {
+                    if (IsF32(x)) InputGradient<float>(x, gz, gx, coefficients, c, plane, b0, b1);
+                    else InputGradient<double>(x, gz, gx, coefficients, c, plane, b0, b1);
+                });
+            }
             var grads = new List<Tensor?> { gx };
             if (weight is not null) grads.Add(gw);
             if (bias is not null) grads.Add(gb);
@@ -107,97 +168,75 @@ public static partial class Functional
         });
     }
 
-    private static void BatchStatistics<T>(ReadOnlySpan<T> x, int n, int c, int plane, double[] mean, double[] invStd, double eps, int c0, int c1)
+    /// <summary>Sum and squared deviation about its own mean of each plane in [p0, p1) (the second pass reads the plane from cache).</summary>
+    private static void PlaneMoments<T>(ReadOnlySpan<T> x, int plane, int p0, int p1, double[] planeSum, double[] planeM2)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // Each plane's sum and squared deviation about its own mean (the second pass reads the plane from L1), then
-        // Chan et al.'s combination in double: M2 = Σ M2ₚ + P·Σ (μₚ − μ)².
-        int count = n * plane;
-        Span<double> planeMeans = n <= 512 ? stackalloc double[n] : new double[n];
-        for (int ch = c0; ch < c1; ch++)
+        for (int p = p0; p < p1; p++)
         {
-            double sum = 0, m2 = 0;
-            for (int b = 0; b < n; b++)
-            {
-                var p = x.Slice((b * c + ch) * plane, plane);
-                double s = double.CreateTruncating(TensorPrimitives.Sum(p));
-                planeMeans[b] = s / plane;
-                sum += s;
-                m2 += double.CreateTruncating(Fused.SumSquaredDeviation(p, T.CreateTruncating(planeMeans[b])));
-            }
-            double mu = sum / count;
-            for (int b = 0; b < n; b++) m2 += plane * (planeMeans[b] - mu) * (planeMeans[b] - mu);
-            mean[ch] = mu;
-            invStd[ch] = 1.0 / Math.Sqrt(m2 / count + eps);
+            var values = x.Slice(p * plane, plane);
+            double s = double.CreateTruncating(TensorPrimitives.Sum(values));
+            planeSum[p] = s;
+            planeM2[p] = double.CreateTruncating(Fused.SumSquaredDeviation(values, T.CreateTruncating(s / plane)));
         }
     }
 
-    private static void BatchNormApply<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> residual, bool relu, Span<T> y, Tensor? weight, Tensor? bias,
-        double[] mean, double[] invStd, int n, int c, int plane, int c0, int c1)
+    private static void BatchNormApply<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> residual, bool relu, Span<T> y, double[] scale, double[] shift,
+        int c, int plane, int b0, int b1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (int ch = c0; ch < c1; ch++)
+        for (int b = b0; b < b1; b++)
         {
-            // y = x·scale + shift with scale = γ·invstd and shift = β − μ·scale; then + residual and ReLU if asked.
-            double scale = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch];
-            double shift = (bias?.GetFlat(ch) ?? 0.0) - mean[ch] * scale;
-            T s = T.CreateTruncating(scale), sh = T.CreateTruncating(shift);
-            for (int b = 0; b < n; b++)
+            for (int ch = 0; ch < c; ch++)
             {
                 int start = (b * c + ch) * plane;
+                T s = T.CreateTruncating(scale[ch]), sh = T.CreateTruncating(shift[ch]);
                 if (relu) Fused.ScaleShiftRelu(x.Slice(start, plane), s, sh, residual.IsEmpty ? default : residual.Slice(start, plane), y.Slice(start, plane));
                 else Fused.ScaleShift(x.Slice(start, plane), s, sh, y.Slice(start, plane));
             }
         }
     }
 
-    private static void BatchNormBackward<T>(Tensor x, Tensor? output, Tensor g, Tensor gz, Tensor? gx, Tensor? gw, Tensor? gb, Tensor? weight,
-        double[] mean, double[] invStd, int n, int c, int plane, bool training, int c0, int c1)
+    /// <summary>
+    /// Σ gz and Σ gz·x of each plane in [p0, p1); with a ReLU (<paramref name="output"/> given) gz = g where the output
+    /// is positive, written to <paramref name="gz"/> in the same pass.
+    /// </summary>
+    private static void GradientSums<T>(Tensor x, Tensor? output, Tensor g, Tensor gz, int plane, int p0, int p1, double[] planeG, double[] planeGX)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var xs = x.Span<T>();
         var gs = g.Span<T>();
         var zs = gz.Span<T>();
-        int count = n * plane;
-        for (int ch = c0; ch < c1; ch++)
+        for (int p = p0; p < p1; p++)
         {
-            double sumG = 0, sumGX = 0;
-            for (int b = 0; b < n; b++)
+            int start = p * plane;
+            if (output is not null)
+            {
+                var (s, sx) = Fused.ReluGradientSums(gs.Slice(start, plane), output.Span<T>().Slice(start, plane), xs.Slice(start, plane), zs.Slice(start, plane));
+                planeG[p] = double.CreateTruncating(s);
+                planeGX[p] = double.CreateTruncating(sx);
+            }
+            else
+            {
+                planeG[p] = double.CreateTruncating(TensorPrimitives.Sum(gs.Slice(start, plane)));
+                planeGX[p] = double.CreateTruncating(TensorPrimitives.Dot(gs.Slice(start, plane), xs.Slice(start, plane)));
+            }
+        }
+    }
+
+    private static void InputGradient<T>(Tensor x, Tensor gz, Tensor gx, double[] coefficients, int c, int plane, int b0, int b1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var xs = x.Span<T>();
+        var zs = gz.Span<T>();
+        var dxs = gx.Span<T>();
+        for (int b = b0; b < b1; b++)
+        {
+            for (int ch = 0; ch < c; ch++)
             {
                 int start = (b * c + ch) * plane;
-                if (output is not null)
-                {
-                    // gz = g where the output is positive, with its two sums, in one pass.
-                    var (s, sx) = Fused.ReluGradientSums(gs.Slice(start, plane), output.Span<T>().Slice(start, plane), xs.Slice(start, plane), zs.Slice(start, plane));
-                    sumG += double.CreateTruncating(s);
-                    sumGX += double.CreateTruncating(sx);
-                }
-                else
-                {
-                    sumG += double.CreateTruncating(TensorPrimitives.Sum(gs.Slice(start, plane)));
-                    sumGX += double.CreateTruncating(TensorPrimitives.Dot(gs.Slice(start, plane), xs.Slice(start, plane)));
-                }
-            }
-            // Σ g·x̂ = invstd·(Σ g·x − μ·Σ g)
-            double sumGXhat = invStd[ch] * (sumGX - mean[ch] * sumG);
-            gw?.SetFlat(ch, sumGXhat);
-            gb?.SetFlat(ch, sumG);
-            if (gx is null) continue;
-            // Training: dx = γ·invstd·(g − Σg/M − x̂·Σ(g·x̂)/M), written as a·g + b·x + c.
-            // Evaluation: dx = γ·invstd·g.
-            double scale = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch];
-            double a = scale, bx = 0, cx = 0;
-            if (training)
-            {
-                bx = -scale * invStd[ch] * sumGXhat / count;
-                cx = -scale * sumG / count - bx * mean[ch];
-            }
-            T ta = T.CreateTruncating(a), tb = T.CreateTruncating(bx), tc = T.CreateTruncating(cx);
-            var dxs = gx.Span<T>();
-            for (int b = 0; b < n; b++)
-            {
-                int start = (b * c + ch) * plane;
-                Fused.Affine2(zs.Slice(start, plane), ta, xs.Slice(start, plane), tb, tc, dxs.Slice(start, plane));
+                Fused.Affine2(zs.Slice(start, plane), T.CreateTruncating(coefficients[3 * ch]), xs.Slice(start, plane),
+                    T.CreateTruncating(coefficients[3 * ch + 1]), T.CreateTruncating(coefficients[3 * ch + 2]), dxs.Slice(start, plane));
             }
         }
     }
