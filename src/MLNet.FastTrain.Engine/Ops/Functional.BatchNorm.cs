@@ -75,9 +75,9 @@ public static partial class Functional
                     double d = planeSum[b * c + ch] / plane - mu;
                     m2 += planeM2[b * c + ch] + plane * d * d;
                 }
-                mean[ch] = mu;
-                invStd[ch] = 1.0 / Math.Sqrt(m2 / count + eps);
                 double variance = m2 / count;
+                mean[ch] = mu;
+                invStd[ch] = 1.0 / Math.Sqrt(variance + eps);
                 if (runningMean is not null) runningMean.SetFlat(ch, (1 - momentum) * runningMean.GetFlat(ch) + momentum * mu);
                 if (runningVar is not null) runningVar.SetFlat(ch, (1 - momentum) * runningVar.GetFlat(ch) + momentum * variance * count / (count - 1));
             }
