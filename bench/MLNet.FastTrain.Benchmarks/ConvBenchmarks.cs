@@ -11,7 +11,7 @@ public class ConvBenchmarks
     private (int, int) _stride, _padding;
 
     // name: in-channels, out-channels, size, kernel, stride, padding
-    [Params("simple.conv2:32-64-26-k3", "resnet.layer1:16-16-28-k3-p1", "resnet.layer2:16-32-28-k3-s2-p1", "resnet.layer3:64-64-7-k3-p1")]
+    [Params("simple.conv1:1-32-28-k3", "simple.conv2:32-64-26-k3", "resnet.stem:1-16-28-k3-p1", "resnet.layer1:16-16-28-k3-p1", "resnet.layer2:16-32-28-k3-s2-p1", "resnet.layer3:64-64-7-k3-p1")]
     public string Layer { get; set; } = "";
 
     [GlobalSetup]

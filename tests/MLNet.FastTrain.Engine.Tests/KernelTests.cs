@@ -200,6 +200,15 @@ public class ShiftedConvTests
         { 1, 2, 5, 13, 10, 5, 3, 2, 1, 1 },
         { 1, 4, 4, 12, 12, 3, 2, 2, 2, 2 },
         { 2, 3, 7, 40, 41, 3, 2, 1, 1, 1 },
+        // few taps, rows of 16 or more outputs: the direct forward (output counts on and off its blocks of 8, rows
+        // that end mid-vector, 25 taps, dilation, groups of one channel, stride 2 over the phases)
+        { 1, 1, 32, 28, 28, 3, 1, 0, 1, 1 },
+        { 2, 1, 7, 20, 17, 3, 1, 1, 1, 1 },
+        { 1, 1, 9, 30, 33, 5, 1, 2, 1, 1 },
+        { 1, 1, 5, 24, 24, 3, 1, 2, 2, 1 },
+        { 1, 4, 8, 30, 20, 3, 1, 1, 1, 4 },
+        { 1, 3, 12, 20, 16, 3, 1, 1, 1, 1 },
+        { 1, 2, 5, 40, 41, 3, 2, 1, 1, 1 },
     };
 
     [Theory]
@@ -232,6 +241,16 @@ public class ShiftedConvTests
         Assert.False(ShiftedConv.Handles(new ConvGeometry(4, 8, 8, 1, 1, 2, 2, 0, 0, 1, 1)));   // strided pointwise: subsample + GEMM
         Assert.True(ShiftedConv.HandlesInputGradient(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1)));
         Assert.False(ShiftedConv.HandlesInputGradient(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 3, 3, 1, 1))); // padding > k − 1
+    }
+
+    [Fact]
+    public void The_direct_forward_takes_few_taps_over_rows_a_vector_wide()
+    {
+        if (!ShiftedConv.IsSupported) return;
+        Assert.True(ShiftedConv.RunsDirect(ShiftedConv.PlanFor(new ConvGeometry(1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1))));    // the stem
+        Assert.True(ShiftedConv.RunsDirect(ShiftedConv.PlanFor(new ConvGeometry(3, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1))));    // 27 taps
+        Assert.False(ShiftedConv.RunsDirect(ShiftedConv.PlanFor(new ConvGeometry(4, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1))));   // 36 taps
+        Assert.False(ShiftedConv.RunsDirect(ShiftedConv.PlanFor(new ConvGeometry(1, 14, 14, 3, 3, 1, 1, 0, 0, 1, 1))));   // rows of 12
     }
 
     private static (Tensor Y, Tensor? Gx, Tensor? Gw, Tensor? Gb) Conv(Tensor x0, Tensor w0, Tensor b0, int stride, int p, int d, int groups, bool shifted, Tensor? upstream = null)

@@ -322,6 +322,68 @@ internal static unsafe class ShiftedConv
         }
     }
 
+    /// <summary>
+    /// The most taps for which <see cref="RunDirect"/> replaces the tiled GEMM: with few taps (a 1-channel stem has 9)
+    /// each tile does little arithmetic, and storing it and scattering its valid columns costs more than the sums.
+    /// </summary>
+    public const int DirectMaxTaps = 27;
+
+    /// <summary>Whether <see cref="RunDirect"/> computes this plan's forward pass: few taps, and output rows a whole vector wide.</summary>
+    public static bool RunsDirect(Plan plan) => plan.Taps <= DirectMaxTaps && plan.OutW >= 16;
+
+    /// <summary>
+    /// The same sums as <see cref="Run"/>, one output row at a time, 16 columns per step straight into
+    /// <paramref name="y"/> (the last step of a row overlaps the one before when OW is not a multiple of 16, and
+    /// writes the same values again). <paramref name="w"/> is the plain [outputs, taps] matrix; each output
+    /// element is one sum in tap order, as in <see cref="Run"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunDirect(Plan plan, float* padded, float* w, int outputs, float* y)
+    {
+        int taps = plan.Taps, oh = plan.OutH, ow = plan.OutW, wp = plan.RowStride, outPlane = oh * ow;
+        fixed (int* offsets = plan.Offsets)
+        {
+            for (int oy = 0; oy < oh; oy++)
+                for (int x = 0; x < ow; x += 16)
+                {
+                    int x0 = Math.Min(x, ow - 16);
+                    float* src = padded + (long)oy * wp + x0;
+                    float* dst = y + (long)oy * ow + x0;
+                    int o = 0;
+                    for (; o + 8 <= outputs; o += 8) Direct8(taps, w + (long)o * taps, src, offsets, dst + (long)o * outPlane, outPlane);
+                    for (; o < outputs; o++)
+                    {
+                        float* wo = w + (long)o * taps;
+                        var acc = Vector512<float>.Zero;
+                        for (int t = 0; t < taps; t++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(wo[t]), Vector512.Load(src + offsets[t]), acc);
+                        acc.Store(dst + (long)o * outPlane);
+                    }
+                }
+        }
+    }
+
+    /// <summary>16 columns of 8 outputs: y[r, :] = Σ_t w[r, t] · src[offset(t) ..], rows of y <paramref name="ldy"/> apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Direct8(int taps, float* w, float* src, int* offsets, float* y, int ldy)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        float* w1 = w + taps, w2 = w1 + taps, w3 = w2 + taps, w4 = w3 + taps, w5 = w4 + taps, w6 = w5 + taps, w7 = w6 + taps;
+        for (int t = 0; t < taps; t++)
+        {
+            var v = Vector512.Load(src + offsets[t]);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(w[t]), v, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[t]), v, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(w2[t]), v, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(w3[t]), v, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(w4[t]), v, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(w5[t]), v, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(w6[t]), v, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(w7[t]), v, c7);
+        }
+        c0.Store(y); c1.Store(y + ldy); c2.Store(y + 2L * ldy); c3.Store(y + 3L * ldy);
+        c4.Store(y + 4L * ldy); c5.Store(y + 5L * ldy); c6.Store(y + 6L * ldy); c7.Store(y + 7L * ldy);
+    }
+
     /// <summary>Writes the valid columns of a tile (those left of OW in their padded row) into y [outputs, OH, OW].</summary>
     private static void Scatter(Plan plan, float* tile, int j0, int cols, int row0, int rows, float* y)
     {

@@ -180,8 +180,12 @@ public static partial class Functional
     {
         int og = weight.Size(0) / groups, taps = geo.ColRows;
         var plan = ShiftedConv.PlanFor(geo);
-        RunShifted(plan, (ws, grp, packed) => ShiftedConv.PackWeights(ws.Slice(grp * og * taps, og * taps), og, taps, packed),
-            weight, ShiftedConv.PackedLength(og, taps), groups, x, y, og, bias);
+        if (ShiftedConv.RunsDirect(plan))
+            RunShifted(plan, (ws, grp, plain) => ws.Slice(grp * og * taps, og * taps).CopyTo(plain),
+                weight, og * taps, groups, x, y, og, bias, direct: true);
+        else
+            RunShifted(plan, (ws, grp, packed) => ShiftedConv.PackWeights(ws.Slice(grp * og * taps, og * taps), og, taps, packed),
+                weight, ShiftedConv.PackedLength(og, taps), groups, x, y, og, bias);
     }
 
     /// <summary>
@@ -200,10 +204,12 @@ public static partial class Functional
     /// <summary>
     /// One shifted convolution pass over a batch: packs each group's weights once, then for every image and group
     /// pads the source group [plan.Channels, H, W] and writes the target group [outputs, OH, OW] (plus the bias, when
-    /// given). Source and target are [N, groups · channels, …] and [N, groups · outputs, …].
+    /// given). Source and target are [N, groups · channels, …] and [N, groups · outputs, …]. With
+    /// <paramref name="direct"/>, <paramref name="pack"/> lays out plain [outputs, taps] rows for
+    /// <see cref="ShiftedConv.RunDirect"/>.
     /// </summary>
     private static unsafe void RunShifted(ShiftedConv.Plan plan, Action<ReadOnlySpan<float>, int, Span<float>> pack, Tensor weight,
-        int packedLength, int groups, Tensor source, Tensor target, int outputs, Tensor? bias)
+        int packedLength, int groups, Tensor source, Tensor target, int outputs, Tensor? bias, bool direct = false)
     {
         int sourceGroup = plan.Channels * plan.Height * plan.Width, targetGroup = outputs * plan.OutH * plan.OutW;
         int outPlane = plan.OutH * plan.OutW;
@@ -226,7 +232,8 @@ public static partial class Functional
                             {
                                 long at = (long)b * groups + grp;
                                 ShiftedConv.Pad(xs.Slice((int)(at * sourceGroup), sourceGroup), plan, padded);
-                                ShiftedConv.Run(plan, pp, pw + (long)grp * packedLength, outputs, py + at * targetGroup);
+                                if (direct) ShiftedConv.RunDirect(plan, pp, pw + (long)grp * packedLength, outputs, py + at * targetGroup);
+                                else ShiftedConv.Run(plan, pp, pw + (long)grp * packedLength, outputs, py + at * targetGroup);
                             }
                             if (bias is null) continue;
                             var bs = bias.Span<float>();
