@@ -243,6 +243,38 @@ public class ShiftedConvTests
         Assert.False(ShiftedConv.HandlesInputGradient(new ConvGeometry(4, 8, 8, 3, 3, 1, 1, 3, 3, 1, 1))); // padding > k − 1
     }
 
+    /// <summary>
+    /// Inside a scope, gradient buffers come from the pool holding whatever they held before: every path must
+    /// overwrite or zero what it adds into (the column-matrix input gradient zeroes each thread's images itself).
+    /// </summary>
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(2, true)]
+    public void Gradients_do_not_depend_on_what_pooled_buffers_held(int stride, bool shifted)
+    {
+        var g = new Generator(7);
+        var x = Tensor.Normal([3, 4, 12, 12], generator: g);
+        var weight = Tensor.Normal([6, 4, 3, 3], generator: g);
+        var bias = Tensor.Normal([6], generator: g);
+        var upstream = Tensor.Normal(Conv(x, weight, bias, stride, 1, 1, 1, shifted).Y.Shape.ToArray(), generator: g);
+        var expected = Conv(x, weight, bias, stride, 1, 1, 1, shifted, upstream);
+        using (TensorScope.Begin())
+        {
+            for (int i = 0; i < 4; i++)
+                foreach (var shape in new[] { x.Shape.ToArray(), upstream.Shape.ToArray(), weight.Shape.ToArray(), bias.Shape.ToArray() })
+                    Tensor.Full(shape, double.NaN);
+        }
+        using (TensorScope.Begin())
+        {
+            var actual = Conv(x, weight, bias, stride, 1, 1, 1, shifted, upstream);
+            AssertClose(expected.Y, actual.Y, "output");
+            AssertClose(expected.Gx!, actual.Gx!, "input gradient");
+            AssertClose(expected.Gw!, actual.Gw!, "weight gradient");
+            AssertClose(expected.Gb!, actual.Gb!, "bias gradient");
+        }
+    }
+
     [Fact]
     public void The_direct_forward_takes_few_taps_over_rows_a_vector_wide()
     {

@@ -44,8 +44,8 @@ public static partial class Functional
         return GradRecorder.Record(y, "conv2d", inputs, g =>
         {
             bool shifted = IsF32(x) && ShiftedConv.Handles(geo), shiftedInput = shifted && ShiftedConv.HandlesInputGradient(geo);
-            // The shifted input gradient writes every element; the column-matrix path adds into zeros.
-            Tensor? gx = !x.RequiresGrad ? null : shiftedInput ? Tensor.EmptyLike(x) : Tensor.ZerosLike(x);
+            // The shifted input gradient writes every element; the column-matrix path zeroes its threads' images first.
+            Tensor? gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
             Tensor? gw = weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
             Tensor? gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
             Tensor? gxLeft = gx, gwLeft = gw;   // what the column-matrix path still has to compute
@@ -352,6 +352,8 @@ public static partial class Functional
                 gwT = partials[id] = ArrayPool<T>.Shared.Rent(gw!.Length);
                 gwT.AsSpan(0, gw.Length).Clear();
             }
+            // Each thread zeroes the images it folds into, so no serial pass touches all of gx before the threads do.
+            if (gx is not null) gx.Span<T>().Slice(start * groups * inPlane, (end - start) * groups * inPlane).Clear();
             var col = ArrayPool<T>.Shared.Rent(k * chunk * outPlane);
             var gTmp = ArrayPool<T>.Shared.Rent(og * chunk * outPlane);
             try
