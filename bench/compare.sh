@@ -54,7 +54,9 @@ for ((r = 1; r <= rounds; r++)); do
     ((gemm_only)) && break
     /usr/bin/time -v "${ours[@]}" --model "$model" --threads "$threads" --batch "$batch" --steps "$steps" --json \
       >"$tmp/ours-$model-$r.json" 2>"$tmp/ours-$model-$r.time"
-    /usr/bin/time -v "${theirs[@]}" --model "$model" --threads "$threads" --batch "$batch" --steps "$steps" \
+    # OpenBLAS's own pool held to the same thread count, as in torch_gemm below: otherwise it starts a thread per
+    # core next to torch's OpenMP threads and the two oversubscribe the cores.
+    OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads /usr/bin/time -v "${theirs[@]}" --model "$model" --threads "$threads" --batch "$batch" --steps "$steps" \
       >"$tmp/theirs-$model-$r.json" 2>"$tmp/theirs-$model-$r.time"
   done
   "${ours[@]}" --gemm 1024 --threads 1 --json | jq .gflops >>"$tmp/ours-gemm1"
