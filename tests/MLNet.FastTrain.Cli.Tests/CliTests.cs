@@ -202,8 +202,14 @@ public sealed class CliTests : IDisposable
         var (code, _, err) = Run([.. common, "--out", whole]);
         Assert.True(code == 0, err);
 
-        // Interrupt a second run once its first epoch's checkpoint exists.
-        using var p = Process.Start(Tool([.. common, "--checkpoint-dir", dir, "--out", resumed]))!;
+        // Interrupt a second run once its first epoch's checkpoint exists. It starts through env with SIGINT's
+        // default handling: a test run launched in the background (nohup, `&`) inherits SIGINT ignored, and the
+        // runtime then leaves it ignored.
+        var interrupted = Tool([.. common, "--checkpoint-dir", dir, "--out", resumed]);
+        interrupted.ArgumentList.Insert(0, interrupted.FileName);
+        interrupted.ArgumentList.Insert(0, "--default-signal=INT");
+        interrupted.FileName = "env";
+        using var p = Process.Start(interrupted)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         var clock = Stopwatch.StartNew();

@@ -85,9 +85,7 @@ public sealed class DataLoader : IBatchSource
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var queue = new BlockingCollection<Batch>(boundedCapacity: 2);
         Exception? failure = null;
-        // Its own thread, not a pool thread: the producer spends most of an epoch blocked on the full queue, and a
-        // pool thread held that way delays whatever else the pool runs (a Ctrl+C handler among them).
-        var producer = Task.Factory.StartNew(() =>
+        var producer = Task.Run(() =>
         {
             try
             {
@@ -110,7 +108,7 @@ public sealed class DataLoader : IBatchSource
             {
                 queue.CompleteAdding();
             }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }, CancellationToken.None);
         try
         {
             foreach (var batch in queue.GetConsumingEnumerable(cancellationToken)) yield return batch;
