@@ -223,10 +223,7 @@ public class ShiftedConvTests
         var upstream = Tensor.Normal(Conv(x, weight, bias, stride, p, d, groups, shifted: false).Y.Shape.ToArray(), generator: g);
         var reference = Conv(x, weight, bias, stride, p, d, groups, shifted: false, upstream);
         var shifted = Conv(x, weight, bias, stride, p, d, groups, shifted: true, upstream);
-        AssertClose(reference.Y, shifted.Y, "output");
-        AssertClose(reference.Gx!, shifted.Gx!, "input gradient");
-        AssertClose(reference.Gw!, shifted.Gw!, "weight gradient");
-        AssertClose(reference.Gb!, shifted.Gb!, "bias gradient");
+        AssertSameResults(reference, shifted);
     }
 
     [Fact]
@@ -267,11 +264,7 @@ public class ShiftedConvTests
         }
         using (TensorScope.Begin())
         {
-            var actual = Conv(x, weight, bias, stride, 1, 1, 1, shifted, upstream);
-            AssertClose(expected.Y, actual.Y, "output");
-            AssertClose(expected.Gx!, actual.Gx!, "input gradient");
-            AssertClose(expected.Gw!, actual.Gw!, "weight gradient");
-            AssertClose(expected.Gb!, actual.Gb!, "bias gradient");
+            AssertSameResults(expected, Conv(x, weight, bias, stride, 1, 1, 1, shifted, upstream));
         }
     }
 
@@ -303,6 +296,14 @@ public class ShiftedConvTests
         {
             ShiftedConv.t_disabled = false;
         }
+    }
+
+    private static void AssertSameResults((Tensor Y, Tensor? Gx, Tensor? Gw, Tensor? Gb) expected, (Tensor Y, Tensor? Gx, Tensor? Gw, Tensor? Gb) actual)
+    {
+        AssertClose(expected.Y, actual.Y, "output");
+        AssertClose(expected.Gx!, actual.Gx!, "input gradient");
+        AssertClose(expected.Gw!, actual.Gw!, "weight gradient");
+        AssertClose(expected.Gb!, actual.Gb!, "bias gradient");
     }
 
     private static void AssertClose(Tensor expected, Tensor actual, string what)
