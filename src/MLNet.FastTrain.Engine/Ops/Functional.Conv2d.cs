@@ -180,12 +180,14 @@ public static partial class Functional
     {
         int og = weight.Size(0) / groups, taps = geo.ColRows;
         var plan = ShiftedConv.PlanFor(geo);
-        if (ShiftedConv.RunsDirect(plan))
-            RunShifted(plan, (ws, grp, plain) => ws.Slice(grp * og * taps, og * taps).CopyTo(plain),
-                weight, og * taps, groups, x, y, og, bias, direct: true);
-        else
-            RunShifted(plan, (ws, grp, packed) => ShiftedConv.PackWeights(ws.Slice(grp * og * taps, og * taps), og, taps, packed),
-                weight, ShiftedConv.PackedLength(og, taps), groups, x, y, og, bias);
+        bool direct = ShiftedConv.RunsDirect(plan);
+        RunShifted(plan, (ws, grp, packed) =>
+            {
+                var rows = ws.Slice(grp * og * taps, og * taps);
+                if (direct) rows.CopyTo(packed);
+                else ShiftedConv.PackWeights(rows, og, taps, packed);
+            },
+            weight, direct ? og * taps : ShiftedConv.PackedLength(og, taps), groups, x, y, og, bias, direct);
     }
 
     /// <summary>
