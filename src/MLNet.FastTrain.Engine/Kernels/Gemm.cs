@@ -84,10 +84,10 @@ internal static unsafe class Gemm
                 else
                 {
                     int block = (m + threads - 1) / threads;
-                    WorkerTeam.Run(threads, t =>
+                    WorkerTeam.Run(threads, (block, m, n, k, ia, ib, (ic, accumulate)), static (s, t) =>
                     {
-                        int start = t * block, end = Math.Min(m, start + block);
-                        if (start < end) Rows<T>(start, end, n, k, (T*)ia, (T*)ib, (T*)ic, accumulate);
+                        int start = t * s.block, end = Math.Min(s.m, start + s.block);
+                        if (start < end) Rows<T>(start, end, s.n, s.k, (T*)s.ia, (T*)s.ib, (T*)s.Item7.ic, s.Item7.accumulate);
                     });
                 }
             }

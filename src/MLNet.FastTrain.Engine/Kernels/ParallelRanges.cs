@@ -7,17 +7,27 @@ namespace MLNet.FastTrain.Engine.Kernels;
 internal static class ParallelRanges
 {
     /// <summary>Runs <paramref name="body"/>(start, end) over ranges of at least <paramref name="minPerThread"/> items.</summary>
-    public static void For(int count, int minPerThread, Action<int, int> body)
+    public static void For(int count, int minPerThread, Action<int, int> body) =>
+        For(count, minPerThread, body, static (b, start, end) => b(start, end));
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(<paramref name="state"/>, start, end) over ranges of at least
+    /// <paramref name="minPerThread"/> items; with a static lambda and a value-tuple state it allocates nothing.
+    /// </summary>
+    public static void For<TState>(int count, int minPerThread, TState state, Action<TState, int, int> body)
     {
         int threads = Math.Min(EngineSettings.Threads, count / Math.Max(1, minPerThread));
         if (threads <= 1)
         {
-            body(0, count);
+            body(state, 0, count);
             return;
         }
-        WorkerTeam.Run(threads, id =>
-            body((int)((long)count * id / threads), (int)((long)count * (id + 1) / threads)));
+        WorkerTeam.Run(threads, (state, body, count, threads), static (s, id) =>
+            s.body(s.state, Start(s.count, s.threads, id), Start(s.count, s.threads, id + 1)));
     }
+
+    /// <summary>Where part <paramref name="id"/> of <paramref name="parts"/> equal shares of [0, count) starts.</summary>
+    public static int Start(int count, int parts, int id) => (int)((long)count * id / parts);
 
     /// <summary>Elements per thread below which an elementwise pass stays on one thread.</summary>
     public const int ElementwiseGrain = 1 << 16;

@@ -104,11 +104,7 @@ internal static unsafe class Sgemm
         }
     }
 
-    /// <summary>
-    /// The k-blocks of a product shared out to the worker team. Kept apart from <see cref="Multiply"/> so that only
-    /// multi-threaded calls create the closures (one-thread calls, such as those a convolution makes per image,
-    /// allocate nothing).
-    /// </summary>
+    /// <summary>The k-blocks of a product shared out to the worker team.</summary>
     private static void MultiplyOnTeam(Operands op, int k, bool accumulate, int threads, int packedPanels, int mPanels)
     {
         for (int pc = 0; pc < k; pc += KC)
@@ -117,17 +113,17 @@ internal static unsafe class Sgemm
             bool overwrite = pc == 0 && !accumulate;
             if (packedPanels > 0)
             {
-                WorkerTeam.Run(threads, id =>
+                WorkerTeam.Run(threads, (op, start, kc, packedPanels, threads), static (s, id) =>
                 {
-                    var (p0, p1) = Range(packedPanels, threads, id);
-                    PackB(op, start, kc, op.FirstPackedB + p0, op.FirstPackedB + p1);
+                    var (p0, p1) = Range(s.packedPanels, s.threads, id);
+                    PackB(s.op, s.start, s.kc, s.op.FirstPackedB + p0, s.op.FirstPackedB + p1);
                 });
             }
             // Row panels, not MC blocks, are shared out, so the threads' parts differ by at most one panel.
-            WorkerTeam.Run(threads, id =>
+            WorkerTeam.Run(threads, (op, start, kc, mPanels, threads, overwrite), static (s, id) =>
             {
-                var (r0, r1) = Range(mPanels, threads, id);
-                RowPanels(op, start, kc, r0, r1, overwrite);
+                var (r0, r1) = Range(s.mPanels, s.threads, id);
+                RowPanels(s.op, s.start, s.kc, r0, r1, s.overwrite);
             });
         }
     }

@@ -19,42 +19,65 @@ internal static class WorkerTeam
     private static int s_busy;
 
     /// <summary>Runs <paramref name="body"/>(part) for every part in [0, parts) and returns when all have finished.</summary>
-    public static void Run(int parts, Action<int> body)
+    public static void Run(int parts, Action<int> body) => Run(parts, body, static (b, part) => b(part));
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(<paramref name="state"/>, part) for every part in [0, parts) and returns when all
+    /// have finished. With a static lambda and a value-tuple state this allocates nothing: the state waits for the
+    /// workers in a static slot of its own type, and the region's bookkeeping is reused.
+    /// </summary>
+    public static void Run<TState>(int parts, TState state, Action<TState, int> body)
     {
         if (parts <= 1)
         {
-            if (parts == 1) body(0);
+            if (parts == 1) body(state, 0);
             return;
         }
         if (Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
         {
             // The team is running another region (a data loader's thread and the training thread can both open
             // regions): take the thread pool rather than wait or run the parts one after another.
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, body);
+            RunOnThreadPool(parts, state, body);
             return;
         }
         try
         {
             var workers = Workers(parts - 1);
-            var region = new Region(body, parts - 1);
-            for (int i = 0; i < parts - 1; i++) workers[i].Start(region, i + 1);
+            Slot<TState>.State = state;
+            Slot<TState>.Body = body;
+            unsafe { Region.Begin(&Slot<TState>.Invoke, parts - 1); }
+            for (int i = 0; i < parts - 1; i++) workers[i].Start(i + 1);
             Exception? error = null;
             try
             {
-                body(0);
+                body(state, 0);
             }
             catch (Exception e)
             {
                 error = e;
             }
-            region.WaitForWorkers();
-            error ??= region.Error;
+            error = Region.WaitForWorkers() ?? error;
             if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
         }
         finally
         {
+            Slot<TState>.State = default!;                                          // hold no tensors between regions
+            Slot<TState>.Body = null;
             Volatile.Write(ref s_busy, 0);
         }
+    }
+
+    // Apart from Run, whose parameters a lambda there would capture, and so allocate for, on every call.
+    private static void RunOnThreadPool<TState>(int parts, TState state, Action<TState, int> body) =>
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part => body(state, part));
+
+    /// <summary>Where a region's state and body wait for the workers; one region runs on the team at a time.</summary>
+    private static class Slot<TState>
+    {
+        public static TState State = default!;
+        public static Action<TState, int>? Body;
+
+        public static void Invoke(int part) => Body!(State, part);
     }
 
     private static Worker[] Workers(int count)
@@ -74,25 +97,41 @@ internal static class WorkerTeam
         }
     }
 
-    /// <summary>One region's body, and the count of worker parts still running.</summary>
-    private sealed class Region(Action<int> body, int workerParts)
+    /// <summary>The running region: what the workers call, and the count of worker parts still running.</summary>
+    private static unsafe class Region
     {
-        private int _pending = workerParts;
+        private static delegate*<int, void> s_invoke;
+        private static int s_pending;
+        private static Exception? s_error;
 
-        public Action<int> Body { get; } = body;
-
-        public Exception? Error { get; private set; }
-
-        public void Finished(Exception? error)
+        public static void Begin(delegate*<int, void> invoke, int workerParts)
         {
-            if (error is not null) Error ??= error;
-            Interlocked.Decrement(ref _pending);
+            s_invoke = invoke;
+            s_error = null;
+            Volatile.Write(ref s_pending, workerParts);
         }
 
-        public void WaitForWorkers()
+        public static void RunPart(int part)
+        {
+            Exception? error = null;
+            try
+            {
+                s_invoke(part);
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+            if (error is not null) Interlocked.CompareExchange(ref s_error, error, null);
+            Interlocked.Decrement(ref s_pending);
+        }
+
+        /// <summary>Waits until every worker part has finished and returns the first error one of them threw.</summary>
+        public static Exception? WaitForWorkers()
         {
             var spinner = new SpinWait();
-            while (Volatile.Read(ref _pending) > 0) spinner.SpinOnce(sleep1Threshold: -1);
+            while (Volatile.Read(ref s_pending) > 0) spinner.SpinOnce(sleep1Threshold: -1);
+            return s_error;
         }
     }
 
@@ -100,8 +139,7 @@ internal static class WorkerTeam
     private sealed class Worker
     {
         private readonly SemaphoreSlim _wake = new(0);
-        private Region? _region;
-        private int _part;
+        private int _part;                                                          // 0 while idle
 
         public Worker(int index)
         {
@@ -109,10 +147,9 @@ internal static class WorkerTeam
             thread.Start();
         }
 
-        public void Start(Region region, int part)
+        public void Start(int part)
         {
-            _part = part;
-            Volatile.Write(ref _region, region);
+            Volatile.Write(ref _part, part);
             _wake.Release();
         }
 
@@ -121,20 +158,11 @@ internal static class WorkerTeam
             while (true)
             {
                 // Spin first: the next region usually opens within microseconds.
-                for (int i = 0; i < SpinIterations && Volatile.Read(ref _region) is null; i++) Thread.SpinWait(1);
+                for (int i = 0; i < SpinIterations && Volatile.Read(ref _part) == 0; i++) Thread.SpinWait(1);
                 _wake.Wait();
-                var region = Volatile.Read(ref _region)!;
-                _region = null;
-                Exception? error = null;
-                try
-                {
-                    region.Body(_part);
-                }
-                catch (Exception e)
-                {
-                    error = e;
-                }
-                region.Finished(error);
+                int part = _part;
+                _part = 0;
+                Region.RunPart(part);
             }
         }
     }

@@ -16,18 +16,18 @@ public static partial class Functional
     private static Tensor LeakyRelu(Tensor x, double slope, string name)
     {
         var y = Tensor.EmptyLike(x);
-        ParallelRanges.For(x.Length, ParallelRanges.ElementwiseGrain, (a, b) =>
+        ParallelRanges.For(x.Length, ParallelRanges.ElementwiseGrain, (x, y, slope), static (s, a, b) =>
         {
-            if (IsF32(x)) LeakyReluKernel<float>(x.Span<float>()[a..b], y.Span<float>()[a..b], (float)slope);
-            else LeakyReluKernel<double>(x.Span<double>()[a..b], y.Span<double>()[a..b], slope);
+            if (IsF32(s.x)) LeakyReluKernel<float>(s.x.Span<float>()[a..b], s.y.Span<float>()[a..b], (float)s.slope);
+            else LeakyReluKernel<double>(s.x.Span<double>()[a..b], s.y.Span<double>()[a..b], s.slope);
         });
         return GradRecorder.Record(y, name, [x], g =>
         {
             var gx = Tensor.EmptyLike(x);
-            ParallelRanges.For(x.Length, ParallelRanges.ElementwiseGrain, (a, b) =>
+            ParallelRanges.For(x.Length, ParallelRanges.ElementwiseGrain, (x, g, gx, slope), static (s, a, b) =>
             {
-                if (IsF32(x)) LeakyReluBackward<float>(x.Span<float>()[a..b], g.Span<float>()[a..b], gx.Span<float>()[a..b], (float)slope);
-                else LeakyReluBackward<double>(x.Span<double>()[a..b], g.Span<double>()[a..b], gx.Span<double>()[a..b], slope);
+                if (IsF32(s.x)) LeakyReluBackward<float>(s.x.Span<float>()[a..b], s.g.Span<float>()[a..b], s.gx.Span<float>()[a..b], (float)s.slope);
+                else LeakyReluBackward<double>(s.x.Span<double>()[a..b], s.g.Span<double>()[a..b], s.gx.Span<double>()[a..b], s.slope);
             });
             return [gx];
         });

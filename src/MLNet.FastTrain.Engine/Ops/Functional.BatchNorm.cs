@@ -38,9 +38,10 @@ public static partial class Functional
         CheckRank(op, "input", x, 4);
         int n = x.Size(0), c = x.Size(1), plane = x.Size(2) * x.Size(3);
         int count = n * plane;
-        foreach (var (name, t) in new[] { ("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar) })
-            if (t is not null && (t.Rank != 1 || t.Size(0) != c))
-                throw ShapeMismatchException.For(op, $"{name} must be [channels]", t.Shape, x.Shape);
+        CheckChannelVector(op, "weight", weight, x);
+        CheckChannelVector(op, "bias", bias, x);
+        CheckChannelVector(op, "running_mean", runningMean, x);
+        CheckChannelVector(op, "running_var", runningVar, x);
         if (residual is not null && !residual.Shape.SequenceEqual(x.Shape))
             throw ShapeMismatchException.For(op, "the residual must have the input's shape", residual.Shape, x.Shape);
         if (residual is not null && residual.DType != x.DType)
@@ -51,18 +52,19 @@ public static partial class Functional
             throw new ArgumentException($"{op}: training needs more than one value per channel; input shape is {ShapeText.Format(x.Shape)}.", nameof(x));
 
         // Work is shared out by image, so each thread streams through whole, contiguous images; per-plane partial
-        // results are combined per channel in a fixed order, so the values do not depend on the thread count.
-        var mean = new double[c];
-        var invStd = new double[c];
+        // results are combined per channel in a fixed order, so the values do not depend on the thread count. The
+        // statistics the backward pass needs live in the step's pooled memory.
+        var mean = ScopedDoubles(c);
+        var invStd = ScopedDoubles(c);
         int grain = Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, c * plane));
         if (training)
         {
             var planeSum = ArrayPool<double>.Shared.Rent(n * c);
             var planeM2 = ArrayPool<double>.Shared.Rent(n * c);
-            ParallelRanges.For(n, grain, (b0, b1) =>
+            ParallelRanges.For(n, grain, (x, plane, c, planeSum, planeM2), static (s, b0, b1) =>
             {
-                if (IsF32(x)) PlaneMoments<float>(x.Span<float>(), plane, b0 * c, b1 * c, planeSum, planeM2);
-                else PlaneMoments<double>(x.Span<double>(), plane, b0 * c, b1 * c, planeSum, planeM2);
+                if (IsF32(s.x)) PlaneMoments<float>(s.x.Span<float>(), s.plane, b0 * s.c, b1 * s.c, s.planeSum, s.planeM2);
+                else PlaneMoments<double>(s.x.Span<double>(), s.plane, b0 * s.c, b1 * s.c, s.planeSum, s.planeM2);
             });
             for (int ch = 0; ch < c; ch++)
             {
@@ -94,25 +96,31 @@ public static partial class Functional
         }
 
         // y = x·scale + shift with scale = γ·invstd and shift = β − μ·scale; then + residual and ReLU if asked.
-        var scale = new double[c];
-        var shift = new double[c];
+        var scale = ArrayPool<double>.Shared.Rent(c);
+        var shift = ArrayPool<double>.Shared.Rent(c);
         for (int ch = 0; ch < c; ch++)
         {
             scale[ch] = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch];
             shift[ch] = (bias?.GetFlat(ch) ?? 0.0) - mean[ch] * scale[ch];
         }
         var y = Tensor.EmptyLike(x);
-        ParallelRanges.For(n, grain, (b0, b1) =>
+        ParallelRanges.For(n, grain, (x, residual, relu, y, scale, shift, (c, plane)), static (s, b0, b1) =>
         {
-            if (IsF32(x)) BatchNormApply<float>(x.Span<float>(), residual is null ? default : residual.Span<float>(), relu, y.Span<float>(), scale, shift, c, plane, b0, b1);
-            else BatchNormApply<double>(x.Span<double>(), residual is null ? default : residual.Span<double>(), relu, y.Span<double>(), scale, shift, c, plane, b0, b1);
+            var (c, plane) = s.Item7;
+            if (IsF32(s.x)) BatchNormApply<float>(s.x.Span<float>(), s.residual is null ? default : s.residual.Span<float>(), s.relu, s.y.Span<float>(), s.scale, s.shift, c, plane, b0, b1);
+            else BatchNormApply<double>(s.x.Span<double>(), s.residual is null ? default : s.residual.Span<double>(), s.relu, s.y.Span<double>(), s.scale, s.shift, c, plane, b0, b1);
         });
+        ArrayPool<double>.Shared.Return(scale);
+        ArrayPool<double>.Shared.Return(shift);
 
-        var inputs = new List<Tensor> { x };
-        if (weight is not null) inputs.Add(weight);
-        if (bias is not null) inputs.Add(bias);
-        if (residual is not null) inputs.Add(residual);
-        return GradRecorder.Record(y, op, [.. inputs], g =>
+        Tensor[] inputs = (weight, bias, residual) switch
+        {
+            (null, null, null) => [x],
+            (not null, not null, null) => [x, weight, bias],
+            (not null, not null, not null) => [x, weight, bias, residual],
+            _ => [x, .. new[] { weight, bias, residual }.OfType<Tensor>()],
+        };
+        return GradRecorder.Record(y, op, inputs, g =>
         {
             var gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
             var gw = weight is not null && weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
@@ -122,14 +130,15 @@ public static partial class Functional
             var gz = !relu ? g : residual is not null && residual.RequiresGrad ? Tensor.EmptyLike(x) : gx ?? Tensor.EmptyLike(x);
             var planeG = ArrayPool<double>.Shared.Rent(n * c);
             var planeGX = ArrayPool<double>.Shared.Rent(n * c);
-            ParallelRanges.For(n, grain, (b0, b1) =>
+            ParallelRanges.For(n, grain, (x, relu ? y : null, g, gz, (plane, c), planeG, planeGX), static (s, b0, b1) =>
             {
-                if (IsF32(x)) GradientSums<float>(x, relu ? y : null, g, gz, plane, b0 * c, b1 * c, planeG, planeGX);
-                else GradientSums<double>(x, relu ? y : null, g, gz, plane, b0 * c, b1 * c, planeG, planeGX);
+                var (plane, c) = s.Item5;
+                if (IsF32(s.x)) GradientSums<float>(s.x, s.Item2, s.g, s.gz, plane, b0 * c, b1 * c, s.planeG, s.planeGX);
+                else GradientSums<double>(s.x, s.Item2, s.g, s.gz, plane, b0 * c, b1 * c, s.planeG, s.planeGX);
             });
             // Per channel, dx = a·gz + b·x + c. Training: a = γ·invstd, b = −a·invstd·Σ(gz·x̂)/M,
             // c = −a·Σgz/M − b·μ (from dx = γ·invstd·(gz − Σgz/M − x̂·Σ(gz·x̂)/M)). Evaluation: dx = γ·invstd·gz.
-            var coefficients = new double[3 * c];
+            var coefficients = ArrayPool<double>.Shared.Rent(3 * c);
             for (int ch = 0; ch < c; ch++)
             {
                 double sumG = 0, sumGX = 0;
@@ -154,19 +163,32 @@ public static partial class Functional
             ArrayPool<double>.Shared.Return(planeGX);
             if (gx is not null)
             {
-                ParallelRanges.For(n, grain, (b0, b1) =>
+                ParallelRanges.For(n, grain, (x, gz, gx, coefficients, c, plane), static (s, b0, b1) =>
                 {
-                    if (IsF32(x)) InputGradient<float>(x, gz, gx, coefficients, c, plane, b0, b1);
-                    else InputGradient<double>(x, gz, gx, coefficients, c, plane, b0, b1);
+                    if (IsF32(s.x)) InputGradient<float>(s.x, s.gz, s.gx, s.coefficients, s.c, s.plane, b0, b1);
+                    else InputGradient<double>(s.x, s.gz, s.gx, s.coefficients, s.c, s.plane, b0, b1);
                 });
             }
-            var grads = new List<Tensor?> { gx };
-            if (weight is not null) grads.Add(gw);
-            if (bias is not null) grads.Add(gb);
-            if (residual is not null) grads.Add(residual.RequiresGrad ? gz : null);
-            return [.. grads];
+            ArrayPool<double>.Shared.Return(coefficients);
+            // One gradient per input, in the order of the inputs.
+            var grads = new Tensor?[inputs.Length];
+            int k = 0;
+            grads[k++] = gx;
+            if (weight is not null) grads[k++] = gw;
+            if (bias is not null) grads[k++] = gb;
+            if (residual is not null) grads[k] = residual.RequiresGrad ? gz : null;
+            return grads;
         });
     }
+
+    private static void CheckChannelVector(string op, string name, Tensor? t, Tensor x)
+    {
+        if (t is not null && (t.Rank != 1 || t.Size(0) != x.Size(1)))
+            throw ShapeMismatchException.For(op, $"{name} must be [channels]", t.Shape, x.Shape);
+    }
+
+    /// <summary>A work array that lives as long as the step's tensors (pooled inside a <see cref="TensorScope"/>).</summary>
+    private static double[] ScopedDoubles(int length) => (double[])TensorScope.Allocate(length, DType.Float64, clear: false);
 
     /// <summary>Sum and squared deviation about its own mean of each plane in [p0, p1) (the second pass reads the plane from cache).</summary>
     private static void PlaneMoments<T>(ReadOnlySpan<T> x, int plane, int p0, int p1, double[] planeSum, double[] planeM2)

@@ -110,10 +110,10 @@ public static partial class Functional
         if (a.Shape.SequenceEqual(b.Shape))
         {
             // The common case (residual additions, gradients): split across cores.
-            ParallelRanges.For(y.Length, ParallelRanges.ElementwiseGrain, (lo, hi) =>
+            ParallelRanges.For(y.Length, ParallelRanges.ElementwiseGrain, (a, b, y), static (s, lo, hi) =>
             {
-                if (IsF32(a)) TOp.Invoke(a.Span<float>()[lo..hi], b.Span<float>()[lo..hi], y.Span<float>()[lo..hi]);
-                else TOp.Invoke(a.Span<double>()[lo..hi], b.Span<double>()[lo..hi], y.Span<double>()[lo..hi]);
+                if (IsF32(s.a)) TOp.Invoke(s.a.Span<float>()[lo..hi], s.b.Span<float>()[lo..hi], s.y.Span<float>()[lo..hi]);
+                else TOp.Invoke(s.a.Span<double>()[lo..hi], s.b.Span<double>()[lo..hi], s.y.Span<double>()[lo..hi]);
             });
             return y;
         }

@@ -15,26 +15,30 @@ public static partial class Functional
     {
         var p = PoolParams("max_pool2d", x, kernel, stride, padding);
         var y = Tensor.Empty([p.N, p.C, p.OH, p.OW], x.DType);
-        if (IsF32(x)) ForEachPlane(p, (a, b) => MaxPoolPlanes<float>(x.Span<float>(), y.Span<float>(), p, a, b));
-        else ForEachPlane(p, (a, b) => MaxPoolPlanes<double>(x.Span<double>(), y.Span<double>(), p, a, b));
+        ForEachPlane(p, (x, y), static (s, p, a, b) =>
+        {
+            if (IsF32(s.x)) MaxPoolPlanes<float>(s.x.Span<float>(), s.y.Span<float>(), p, a, b);
+            else MaxPoolPlanes<double>(s.x.Span<double>(), s.y.Span<double>(), p, a, b);
+        });
         return GradRecorder.Record(y, "max_pool2d", [x], g =>
         {
             // The winner of each window is found again rather than stored, which saves an index array per call.
             var gx = Tensor.ZerosLike(x);
-            if (IsF32(x)) ForEachPlane(p, (a, b) => MaxPoolBackwardPlanes<float>(x.Span<float>(), g.Span<float>(), gx.Span<float>(), p, a, b));
-            else ForEachPlane(p, (a, b) => MaxPoolBackwardPlanes<double>(x.Span<double>(), g.Span<double>(), gx.Span<double>(), p, a, b));
+            ForEachPlane(p, (x, g, gx), static (s, p, a, b) =>
+            {
+                if (IsF32(s.x)) MaxPoolBackwardPlanes<float>(s.x.Span<float>(), s.g.Span<float>(), s.gx.Span<float>(), p, a, b);
+                else MaxPoolBackwardPlanes<double>(s.x.Span<double>(), s.g.Span<double>(), s.gx.Span<double>(), p, a, b);
+            });
             return [gx];
         });
     }
 
-    /// <summary>Runs <paramref name="body"/> over [N·C) planes split into one fixed range per thread.</summary>
-    private static void ForEachPlane(PoolGeometry p, Action<int, int> body)
+    /// <summary>Runs <paramref name="body"/>(state, geometry, first, last) over [N·C) planes split into one fixed range per thread.</summary>
+    private static void ForEachPlane<TState>(PoolGeometry p, TState state, Action<TState, PoolGeometry, int, int> body)
     {
         int planes = p.N * p.C;
-        int threads = Math.Max(1, Math.Min(EngineSettings.Threads, planes * p.H * p.W / 16384));
-        if (threads == 1) { body(0, planes); return; }
-        WorkerTeam.Run(threads, id =>
-            body((int)((long)planes * id / threads), (int)((long)planes * (id + 1) / threads)));
+        int minPlanes = Math.Max(1, 16384 / Math.Max(1, p.H * p.W));
+        ParallelRanges.For(planes, minPlanes, (state, body, p), static (s, first, last) => s.body(s.state, s.p, first, last));
     }
 
     private static void MaxPoolPlanes<T>(ReadOnlySpan<T> x, Span<T> y, PoolGeometry p, int first, int last) where T : unmanaged, IFloatingPointIeee754<T>
@@ -128,18 +132,18 @@ public static partial class Functional
         if (h < 1 || w < 1) throw new ShapeMismatchException($"adaptive_avg_pool2d: input {ShapeText.Format(x.Shape)} has an empty spatial dimension.");
         var y = Tensor.Empty([n, c, oh, ow], x.DType);
         int planes = n * c, grain = Math.Max(1, ParallelRanges.ElementwiseGrain / (h * w));
-        ParallelRanges.For(planes, grain, (p0, p1) =>
+        ParallelRanges.For(planes, grain, (x, y, h, w, oh, ow), static (s, p0, p1) =>
         {
-            if (IsF32(x)) AdaptiveAvgPlanes<float>(x.Span<float>(), y.Span<float>(), h, w, oh, ow, p0, p1);
-            else AdaptiveAvgPlanes<double>(x.Span<double>(), y.Span<double>(), h, w, oh, ow, p0, p1);
+            if (IsF32(s.x)) AdaptiveAvgPlanes<float>(s.x.Span<float>(), s.y.Span<float>(), s.h, s.w, s.oh, s.ow, p0, p1);
+            else AdaptiveAvgPlanes<double>(s.x.Span<double>(), s.y.Span<double>(), s.h, s.w, s.oh, s.ow, p0, p1);
         });
         return GradRecorder.Record(y, "adaptive_avg_pool2d", [x], g =>
         {
             var gx = Tensor.ZerosLike(x);
-            ParallelRanges.For(planes, grain, (p0, p1) =>
+            ParallelRanges.For(planes, grain, (g, gx, h, w, oh, ow), static (s, p0, p1) =>
             {
-                if (IsF32(x)) AdaptiveAvgBackwardPlanes<float>(g.Span<float>(), gx.Span<float>(), h, w, oh, ow, p0, p1);
-                else AdaptiveAvgBackwardPlanes<double>(g.Span<double>(), gx.Span<double>(), h, w, oh, ow, p0, p1);
+                if (IsF32(s.g)) AdaptiveAvgBackwardPlanes<float>(s.g.Span<float>(), s.gx.Span<float>(), s.h, s.w, s.oh, s.ow, p0, p1);
+                else AdaptiveAvgBackwardPlanes<double>(s.g.Span<double>(), s.gx.Span<double>(), s.h, s.w, s.oh, s.ow, p0, p1);
             });
             return [gx];
         });
