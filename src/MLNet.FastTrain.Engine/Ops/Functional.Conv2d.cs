@@ -282,7 +282,14 @@ public static partial class Functional
     }
 
     /// <summary>
-    /// Adds the threads' partial weight gradients, thread i's at [i·length, (i+1)·length) of
+    /// Where thread i's partial weight gradient of <paramref name="length"/> elements starts in the shared buffer:
+    /// at i times this, which leaves at least a cache line between two threads' parts, so their accumulating writes
+    /// never contend for one line.
+    /// </summary>
+    private static int PartialStride(int length) => (length + 31) & ~15;
+
+    /// <summary>
+    /// Adds the threads' partial weight gradients, thread i's at i·<see cref="PartialStride"/> in
     /// <paramref name="partials"/> and holding per group dWᵀ_g [k, og], into gw's layout [o, k], in thread order (so
     /// the sum does not depend on timing).
     /// </summary>
@@ -292,7 +299,7 @@ public static partial class Functional
         int length = groups * og * k;
         for (int t = 0; t < threads; t++)
         {
-            var part = partials.AsSpan(t * length, length);
+            var part = partials.AsSpan(t * PartialStride(length), length);
             for (int grp = 0; grp < groups; grp++)
                 for (int ki = 0; ki < k; ki++)
                     for (int oi = 0; oi < og; oi++)
@@ -307,8 +314,8 @@ public static partial class Functional
     /// </summary>
     private static void ConvWeightGradientShifted(Tensor x, Tensor g, Tensor gw, ConvGeometry geo, int groups)
     {
-        int n = x.Size(0), threads = ConvThreads(n), length = gw.Length;
-        var partials = ArrayPool<float>.Shared.Rent(threads * length);
+        int n = x.Size(0), threads = ConvThreads(n);
+        var partials = ArrayPool<float>.Shared.Rent(threads * PartialStride(gw.Length));
         try
         {
             RunBySample(n, (x, g, partials, geo, groups), static (s, id, start, end) =>
@@ -333,7 +340,7 @@ public static partial class Functional
         int rowLength = dots ? ShiftedConv.SpreadLength(plan) : plan.Columns;
         int laneLength = dots ? ShiftedConv.LaneLength(og, taps) : 0;
         int length = groups * taps * og;
-        var gwT = partials.AsSpan(id * length, length);
+        var gwT = partials.AsSpan(id * PartialStride(length), length);
         gwT.Clear();
         var padded = ArrayPool<float>.Shared.Rent(plan.PaddedLength);
         var spread = ArrayPool<float>.Shared.Rent(og * rowLength + rowLength);
@@ -378,7 +385,7 @@ public static partial class Functional
         // Each thread sums its samples' weight gradient transposed, dWᵀ[k, o] = col · dYᵀ, which lets the GEMM read
         // the column matrix in place; the partial sums are transposed into gw in thread order.
         int threads = ConvThreads(n);
-        var partials = gw is null ? null : ArrayPool<T>.Shared.Rent(threads * gw.Length);
+        var partials = gw is null ? null : ArrayPool<T>.Shared.Rent(threads * PartialStride(gw.Length));
         try
         {
             if (gx is not null || gw is not null)
@@ -412,7 +419,7 @@ public static partial class Functional
         int chunk = ChunkSamples(geo);
         var xs = x.Span<T>(); var ws = weight.Span<T>(); var gs = g.Span<T>();
         // Zeroed because the GEMMs accumulate into it.
-        var gwT = partials is null ? default : partials.AsSpan(id * weight.Length, weight.Length);
+        var gwT = partials is null ? default : partials.AsSpan(id * PartialStride(weight.Length), weight.Length);
         gwT.Clear();
         // Each thread zeroes the images it folds into, so no serial pass touches all of gx before the threads do.
         if (gx is not null) gx.Span<T>().Slice(start * groups * inPlane, (end - start) * groups * inPlane).Clear();
