@@ -17,19 +17,42 @@ namespace MLNet.FastTrain.Engine;
 public partial class Tensor
 {
     private Array? _storage;
-    private readonly int _offset;
-    private readonly int[] _shape;
+    private int _offset;
+    private int[] _shape;
     private bool _requiresGrad;
 
+    /// <summary>A tensor over <paramref name="storage"/>; <paramref name="shape"/> is held, never copied or written.</summary>
     internal Tensor(Array storage, int offset, int[] shape)
     {
+        _shape = shape;
+        Init(storage, offset, shape);
+    }
+
+    /// <summary>
+    /// A tensor over <paramref name="storage"/>: inside a scope begun with <c>reuseTensorObjects</c>, an object an
+    /// earlier such scope released, otherwise a new one.
+    /// </summary>
+    internal static Tensor Create(Array storage, int offset, int[] shape)
+    {
+        var reused = TensorScope.TakeReusable();
+        if (reused is null) return new Tensor(storage, offset, shape);
+        reused.Init(storage, offset, shape);
+        return reused;
+    }
+
+    private void Init(Array storage, int offset, int[] shape)
+    {
+        int length = Numel(shape);
+        if (offset < 0 || offset + length > storage.Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"A view of shape {ShapeText.Format(shape)} at offset {offset} does not fit in storage of {storage.Length} elements.");
         _storage = storage;
         _offset = offset;
         _shape = shape;
-        Length = Numel(shape);
+        _requiresGrad = false;
+        Length = length;
         DType = storage is double[] ? DType.Float64 : DType.Float32;
-        if (offset < 0 || offset + Length > storage.Length)
-            throw new ArgumentOutOfRangeException(nameof(offset), $"A view of shape {ShapeText.Format(shape)} at offset {offset} does not fit in storage of {storage.Length} elements.");
+        Grad = null;
+        GradFn = null;
         TensorScope.Track(this, storage);
     }
 
@@ -40,7 +63,7 @@ public partial class Tensor
     }
 
     /// <summary>The element type.</summary>
-    public DType DType { get; }
+    public DType DType { get; private set; }
 
     /// <summary>The sizes of the dimensions.</summary>
     public ReadOnlySpan<int> Shape => _shape;
@@ -49,7 +72,7 @@ public partial class Tensor
     public int Rank => _shape.Length;
 
     /// <summary>The number of elements.</summary>
-    public int Length { get; }
+    public int Length { get; private set; }
 
     /// <summary>
     /// Whether gradients flow to this tensor. Set it on leaves (inputs and parameters); a result of an
@@ -90,8 +113,20 @@ public partial class Tensor
     private Array StorageOrThrow => _storage ?? throw new ObjectDisposedException(nameof(Tensor),
         $"This tensor of shape {ShapeText.Format(_shape)} was created inside a TensorScope that has ended; its memory went back to the pool. Copy what you need (Clone() outside the scope, ToArray(), Item()) before the scope ends.");
 
-    /// <summary>Called by the scope that lent the storage, when it ends.</summary>
-    internal void Release() => _storage = null;
+    /// <summary>
+    /// Called by the scope that lent the storage, when it ends. The tensor's autograd node goes back to its pool: a
+    /// released tensor can no longer take part in a backward pass.
+    /// </summary>
+    internal void Release()
+    {
+        _storage = null;
+        var node = GradFn;
+        GradFn = null;
+        node?.Recycle();
+    }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> if the scope that lent this tensor its memory has ended.</summary>
+    internal void ThrowIfReleased() => _ = StorageOrThrow;
 
     internal int Offset => _offset;
 
@@ -170,18 +205,28 @@ public partial class Tensor
     public static Tensor Zeros(int[] shape, DType dtype)
     {
         var s = CheckShape(shape);
-        return new Tensor(TensorScope.Allocate(Numel(s), dtype, clear: true), 0, s);
+        return Create(TensorScope.Allocate(Numel(s), dtype, clear: true), 0, s);
+    }
+
+    /// <summary>A zero tensor of a shape the engine computed (no copy of the shape is needed).</summary>
+    internal static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype)
+    {
+        var s = CheckShape(shape);
+        return Create(TensorScope.Allocate(Numel(s), dtype, clear: true), 0, s);
     }
 
     /// <summary>A tensor whose elements are unspecified, for operations that write every element.</summary>
-    internal static Tensor Empty(int[] shape, DType dtype)
+    internal static Tensor Empty(ReadOnlySpan<int> shape, DType dtype)
     {
         var s = CheckShape(shape);
-        return new Tensor(TensorScope.Allocate(Numel(s), dtype, clear: false), 0, s);
+        return Create(TensorScope.Allocate(Numel(s), dtype, clear: false), 0, s);
     }
 
+    private static Tensor EmptyOfShape(int[] sharedShape, DType dtype) =>
+        Create(TensorScope.Allocate(Numel(sharedShape), dtype, clear: false), 0, sharedShape);
+
     /// <summary>An uninitialised tensor with the shape and dtype of <paramref name="like"/>.</summary>
-    internal static Tensor EmptyLike(Tensor like) => Empty(like._shape, like.DType);
+    internal static Tensor EmptyLike(Tensor like) => EmptyOfShape(like._shape, like.DType);
 
     /// <summary>A float32 tensor of ones.</summary>
     public static Tensor Ones(params int[] shape) => Full(shape, 1.0, DType.Float32);
@@ -198,7 +243,7 @@ public partial class Tensor
     }
 
     /// <summary>A zero tensor with the shape and dtype of <paramref name="like"/>.</summary>
-    public static Tensor ZerosLike(Tensor like) => Zeros(like._shape, like.DType);
+    public static Tensor ZerosLike(Tensor like) => Create(TensorScope.Allocate(like.Length, like.DType, clear: true), 0, like._shape);
 
     /// <summary>A one-element float32 tensor of rank 0.</summary>
     public static Tensor Scalar(double value, DType dtype = DType.Float32) => Full([], value, dtype);
@@ -318,12 +363,11 @@ public partial class Tensor
     /// <summary>
     /// The same elements under another shape; one dimension may be -1 and is then inferred. Shares storage.
     /// </summary>
-    public Tensor Reshape(params int[] shape)
+    public Tensor Reshape(params ReadOnlySpan<int> shape)
     {
         var target = InferShape(shape);
-        var view = new Tensor(StorageOrThrow, _offset, target);
-        var sourceShape = _shape;
-        return GradRecorder.Record(view, "reshape", [this], g => [g.Detach().Reshape(sourceShape)]);
+        var view = Create(StorageOrThrow, _offset, target);
+        return GradRecorder.Record(view, "reshape", [this], _shape, static (sourceShape, g, grads) => grads[0] = g.Detach().Reshape(sourceShape));
     }
 
     /// <summary>Elements [start, start+length) along dimension 0. Shares storage.</summary>
@@ -333,9 +377,10 @@ public partial class Tensor
         if (start < 0 || length < 0 || start + length > _shape[0])
             throw new ArgumentOutOfRangeException(nameof(start), $"Rows [{start}, {start + length}) are outside dimension 0 of shape {ShapeText.Format(_shape)}.");
         int row = Length / Math.Max(1, _shape[0]);
-        var shape = (int[])_shape.Clone();
+        Span<int> shape = stackalloc int[Rank];
+        _shape.CopyTo(shape);
         shape[0] = length;
-        var view = new Tensor(StorageOrThrow, _offset + start * row, shape);
+        var view = Create(StorageOrThrow, _offset + start * row, ShapeCache.Intern(shape));
         var sourceShape = _shape;
         return GradRecorder.Record(view, "narrow", [this], g =>
         {
@@ -346,7 +391,7 @@ public partial class Tensor
     }
 
     /// <summary>A tensor sharing this one's storage, cut out of the autograd graph.</summary>
-    public Tensor Detach() => new(StorageOrThrow, _offset, _shape);
+    public Tensor Detach() => Create(StorageOrThrow, _offset, _shape);
 
     /// <summary>A copy with its own storage; gradients flow back to this tensor.</summary>
     public Tensor Clone()
@@ -393,17 +438,24 @@ public partial class Tensor
         return (int)n;
     }
 
+    /// <summary>Checks a shape and returns the shared array holding it (<see cref="ShapeCache"/>).</summary>
     private static int[] CheckShape(int[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
-        foreach (int d in shape)
-            if (d < 0) throw new ArgumentOutOfRangeException(nameof(shape), $"Shape {ShapeText.Format(shape)} has a negative dimension.");
-        return (int[])shape.Clone();
+        return CheckShape((ReadOnlySpan<int>)shape);
     }
 
-    private int[] InferShape(int[] shape)
+    private static int[] CheckShape(ReadOnlySpan<int> shape)
     {
-        var result = (int[])shape.Clone();
+        foreach (int d in shape)
+            if (d < 0) throw new ArgumentOutOfRangeException(nameof(shape), $"Shape {ShapeText.Format(shape)} has a negative dimension.");
+        return ShapeCache.Intern(shape);
+    }
+
+    private int[] InferShape(ReadOnlySpan<int> shape)
+    {
+        Span<int> result = shape.Length <= 16 ? stackalloc int[shape.Length] : new int[shape.Length];
+        shape.CopyTo(result);
         int infer = -1;
         long known = 1;
         for (int i = 0; i < result.Length; i++)
@@ -422,7 +474,7 @@ public partial class Tensor
             result[infer] = (int)(Length / known);
         }
         if (Numel(result) != Length) throw ShapeMismatchException.For("Reshape", "element counts differ", _shape, result);
-        return result;
+        return ShapeCache.Intern(result);
     }
 
     internal static int NormalizeDim(int dim, int rank)

@@ -24,9 +24,11 @@ public sealed class TensorScope : IDisposable
 {
     [ThreadStatic] private static TensorScope? t_current;
 
-    private readonly TensorScope? _parent;
+    private TensorScope? _parent;
     private readonly bool _suspended;
     private readonly bool _transient;
+    private readonly bool _reuseTensorObjects;
+    private readonly bool _engineOwned;
     private readonly HashSet<Array> _lent;
     private readonly List<Tensor> _tensors;
     private bool _disposed;
@@ -35,11 +37,19 @@ public sealed class TensorScope : IDisposable
     /// <summary>Emptied bookkeeping of ended scopes, reused so a step's scope allocates no growing collections.</summary>
     [ThreadStatic] private static Stack<(HashSet<Array> Lent, List<Tensor> Tensors)>? t_spare;
 
-    private TensorScope(TensorScope? parent, bool suspended, bool transient = false)
+    /// <summary>Tensor objects released by scopes that reuse them, waiting for the next such scope on this thread.</summary>
+    [ThreadStatic] private static Stack<Tensor>? t_reusable;
+
+    /// <summary>Ended suspensions the engine opened for itself, reused by its next one on this thread.</summary>
+    [ThreadStatic] private static Stack<TensorScope>? t_spareSuspensions;
+
+    private TensorScope(TensorScope? parent, bool suspended, bool transient = false, bool reuseTensorObjects = false, bool engineOwned = false)
     {
         _parent = parent;
         _suspended = suspended;
         _transient = transient;
+        _reuseTensorObjects = reuseTensorObjects;
+        _engineOwned = engineOwned;
         if (t_spare is { Count: > 0 } spare) (_lent, _tensors) = spare.Pop();
         else (_lent, _tensors) = (new HashSet<Array>(ReferenceEqualityComparer.Instance), []);
     }
@@ -48,10 +58,36 @@ public sealed class TensorScope : IDisposable
     public static TensorScope Begin() => t_current = new TensorScope(t_current, suspended: false);
 
     /// <summary>
+    /// Starts a scope on this thread; with <paramref name="reuseTensorObjects"/> the tensor objects it releases, not
+    /// only their memory, are handed out again by the next such scope, so a steady-state training step allocates
+    /// nothing at all.
+    /// </summary>
+    /// <remarks>
+    /// The price: a reference kept past the scope's end does not throw <see cref="ObjectDisposedException"/> once
+    /// its object has been reused, it silently reads a later step's tensor. Use it for loops that take only values
+    /// (<see cref="Tensor.Item"/>, <see cref="Tensor.ToArray"/>) out of the step, as a training loop does.
+    /// </remarks>
+    public static TensorScope Begin(bool reuseTensorObjects) =>
+        t_current = new TensorScope(t_current, suspended: false, reuseTensorObjects: reuseTensorObjects);
+
+    /// <summary>
     /// Starts a region inside a scope whose tensors are ordinary, garbage-collected ones that outlive the scope
     /// (for state such as gradients of parameters and optimizer buffers).
     /// </summary>
     public static TensorScope Suspend() => t_current = new TensorScope(t_current, suspended: true);
+
+    /// <summary>
+    /// <see cref="Suspend"/> for the engine's own short suspensions (an optimizer step): the scope object is reused
+    /// once disposed, so nothing may hold it afterwards.
+    /// </summary>
+    internal static TensorScope SuspendForEngine()
+    {
+        if (t_spareSuspensions is not { Count: > 0 } spare) return t_current = new TensorScope(t_current, suspended: true, engineOwned: true);
+        var scope = spare.Pop();
+        scope._parent = t_current;
+        scope._disposed = false;
+        return t_current = scope;
+    }
 
     /// <summary>Bytes held by the pool for reuse.</summary>
     public static long PooledBytes => TensorPool.PooledBytes;
@@ -73,6 +109,10 @@ public sealed class TensorScope : IDisposable
         scope._lentBytes += (long)length * (dtype == DType.Float32 ? 4 : 8);
         return array;
     }
+
+    /// <summary>A released tensor object to reinitialise, when the current scope reuses them and one is waiting.</summary>
+    internal static Tensor? TakeReusable() =>
+        t_current is { _reuseTensorObjects: true } && t_reusable is { Count: > 0 } reusable ? reusable.Pop() : null;
 
     internal static void Track(Tensor tensor, Array storage)
     {
@@ -140,10 +180,22 @@ public sealed class TensorScope : IDisposable
         _disposed = true;
         t_current = _parent;
         foreach (var t in _tensors) t.Release();
+        if (_reuseTensorObjects)
+        {
+            var reusable = t_reusable ??= new();
+            foreach (var t in _tensors)
+                if (t.GetType() == typeof(Tensor)) reusable.Push(t);
+        }
         foreach (var array in _lent) TensorPool.Return(array);
         if (!_suspended && !_transient) TensorPool.EndGeneration();
         _tensors.Clear();
         _lent.Clear();
+        if (_engineOwned)
+        {
+            _parent = null;
+            (t_spareSuspensions ??= new()).Push(this);
+            return;
+        }
         var spare = t_spare ??= new();
         if (spare.Count < 8) spare.Push((_lent, _tensors));
     }

@@ -16,12 +16,24 @@ internal static class BackwardEngine
         public Stack<(Tensor Node, int NextInput)> Stack { get; } = new();
         public Dictionary<Tensor, Tensor> Pending { get; } = new(ReferenceEqualityComparer.Instance);
 
+        private Tensor?[] _grads = new Tensor?[4];
+
+        /// <summary>Where a node writes its inputs' gradients: cleared, one slot per input.</summary>
+        public Span<Tensor?> Grads(int slots)
+        {
+            if (_grads.Length < slots) _grads = new Tensor?[slots];
+            var span = _grads.AsSpan(0, slots);
+            span.Clear();
+            return span;
+        }
+
         public void Clear()
         {
             Order.Clear();
             Visited.Clear();
             Stack.Clear();
             Pending.Clear();
+            Array.Clear(_grads);
         }
     }
 
@@ -30,13 +42,14 @@ internal static class BackwardEngine
 
     public static void Run(Tensor root, Tensor? gradient)
     {
+        root.ThrowIfReleased();
         if (!root.RequiresGrad)
             throw new InvalidOperationException("Backward() was called on a tensor that does not require grad: no input of its computation has RequiresGrad set.");
         if (gradient is null)
         {
             if (root.Length != 1)
                 throw new InvalidOperationException($"Backward() without a gradient needs a one-element tensor; this one has shape {ShapeText.Format(root.Shape)}.");
-            gradient = Tensor.Ones(root.ShapeArray(), root.DType);
+            gradient = Tensor.EmptyLike(root).Fill(1.0);
         }
         else if (!gradient.Shape.SequenceEqual(root.Shape))
         {
@@ -76,21 +89,21 @@ internal static class BackwardEngine
             }
 
             var node = t.GradFn;
-            Tensor?[] inputGrads;
+            var inputGrads = work.Grads(node.Inputs.Length);
             try
             {
-                inputGrads = node.Backward(g);
+                node.Backward(g, inputGrads);
             }
             catch (NonFiniteValueException e) when (!e.InBackward)
             {
                 // An operation inside a backward rule made the value: report the rule, not its helper.
                 throw new NonFiniteValueException(node.Name, t.Shape, e);
             }
-            for (int k = 0; k < node.Inputs.Length; k++)
+            for (int k = 0; k < inputGrads.Length; k++)
             {
                 var input = node.Inputs[k];
-                var ig = k < inputGrads.Length ? inputGrads[k] : null;
-                if (ig is null || !input.RequiresGrad) continue;
+                var ig = inputGrads[k];
+                if (ig is null || input is null || !input.RequiresGrad) continue;
                 if (!ig.Shape.SequenceEqual(input.Shape))
                     throw ShapeMismatchException.For(node.Name + " backward", "gradient and input shapes differ", ig.Shape, input.Shape);
                 if (ig.DType != input.DType) ig = ig.To(input.DType);
@@ -126,12 +139,15 @@ internal static class BackwardEngine
         while (stack.Count > 0)
         {
             var (node, next) = stack.Pop();
-            var inputs = node.GradFn?.Inputs ?? Array.Empty<Tensor>();
+            var inputs = node.GradFn is { } fn ? fn.Inputs : default;
             if (next < inputs.Length)
             {
                 stack.Push((node, next + 1));
                 var child = inputs[next];
-                if (child.RequiresGrad && visited.Add(child)) stack.Push((child, 0));
+                if (child is null || !visited.Add(child)) continue;
+                // A tensor of an ended scope has lost its memory and its node: the graph is no longer whole.
+                child.ThrowIfReleased();
+                if (child.RequiresGrad) stack.Push((child, 0));
             }
             else
             {

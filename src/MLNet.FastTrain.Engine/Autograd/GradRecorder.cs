@@ -39,7 +39,27 @@ public static class GradRecorder
         {
             if (input.RequiresGrad)
             {
-                result.GradFn = new GradNode(operation, inputs, backward);
+                result.GradFn = new FunctionNode(operation, inputs, backward);
+                break;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Attaches a built-in operation's backward rule to <paramref name="result"/> when any input requires grad and
+    /// recording is on; the node comes from a pool, and with a static rule and a value-tuple state nothing is
+    /// allocated. Input slots may be null (an absent bias); the rule writes a gradient per slot.
+    /// </summary>
+    internal static Tensor Record<TState>(Tensor result, string operation, ReadOnlySpan<Tensor?> inputs, TState state, BackwardRule<TState> backward)
+    {
+        if (IsAnomalyDetectionEnabled) CheckFinite(result, operation, inBackward: false);
+        if (!IsEnabled) return result;
+        foreach (var input in inputs)
+        {
+            if (input is not null && input.RequiresGrad)
+            {
+                result.GradFn = RuleNode<TState>.Rent(operation, state, backward, inputs);
                 break;
             }
         }

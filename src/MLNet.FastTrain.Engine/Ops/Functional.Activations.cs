@@ -21,15 +21,15 @@ public static partial class Functional
             if (IsF32(s.x)) LeakyReluKernel<float>(s.x.Span<float>()[a..b], s.y.Span<float>()[a..b], (float)s.slope);
             else LeakyReluKernel<double>(s.x.Span<double>()[a..b], s.y.Span<double>()[a..b], s.slope);
         });
-        return GradRecorder.Record(y, name, [x], g =>
+        return GradRecorder.Record(y, name, [x], (x, slope), static (s, g, grads) =>
         {
-            var gx = Tensor.EmptyLike(x);
-            ParallelRanges.For(x.Length, ParallelRanges.ElementwiseGrain, (x, g, gx, slope), static (s, a, b) =>
+            var gx = Tensor.EmptyLike(s.x);
+            ParallelRanges.For(s.x.Length, ParallelRanges.ElementwiseGrain, (s.x, g, gx, s.slope), static (s, a, b) =>
             {
                 if (IsF32(s.x)) LeakyReluBackward<float>(s.x.Span<float>()[a..b], s.g.Span<float>()[a..b], s.gx.Span<float>()[a..b], (float)s.slope);
                 else LeakyReluBackward<double>(s.x.Span<double>()[a..b], s.g.Span<double>()[a..b], s.gx.Span<double>()[a..b], s.slope);
             });
-            return [gx];
+            grads[0] = gx;
         });
     }
 

@@ -113,72 +113,70 @@ public static partial class Functional
         ArrayPool<double>.Shared.Return(scale);
         ArrayPool<double>.Shared.Return(shift);
 
-        Tensor[] inputs = (weight, bias, residual) switch
-        {
-            (null, null, null) => [x],
-            (not null, not null, null) => [x, weight, bias],
-            (not null, not null, not null) => [x, weight, bias, residual],
-            _ => [x, .. new[] { weight, bias, residual }.OfType<Tensor>()],
-        };
-        return GradRecorder.Record(y, op, inputs, g =>
-        {
-            var gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
-            var gw = weight is not null && weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
-            var gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
-            // With a ReLU, the gradient that reaches the sum is g where the output is positive; it is the residual's
-            // gradient as it stands, and what the normalisation's backward starts from.
-            var gz = !relu ? g : residual is not null && residual.RequiresGrad ? Tensor.EmptyLike(x) : gx ?? Tensor.EmptyLike(x);
-            var planeG = ArrayPool<double>.Shared.Rent(n * c);
-            var planeGX = ArrayPool<double>.Shared.Rent(n * c);
-            ParallelRanges.For(n, grain, (x, relu ? y : null, g, gz, (plane, c), planeG, planeGX), static (s, b0, b1) =>
+        return GradRecorder.Record(y, op, [x, weight, bias, residual], ((x, weight, bias, residual), (y, relu, training), (mean, invStd)),
+            static (s, g, grads) =>
             {
-                var (plane, c) = s.Item5;
-                if (IsF32(s.x)) GradientSums<float>(s.x, s.Item2, s.g, s.gz, plane, b0 * c, b1 * c, s.planeG, s.planeGX);
-                else GradientSums<double>(s.x, s.Item2, s.g, s.gz, plane, b0 * c, b1 * c, s.planeG, s.planeGX);
+                var ((x, weight, bias, residual), (y, relu, training), (mean, invStd)) = s;
+                (grads[0], grads[1], grads[2], grads[3]) = BatchNormBackward(x, weight, bias, residual, y, relu, training, mean, invStd, g);
             });
-            // Per channel, dx = a·gz + b·x + c. Training: a = γ·invstd, b = −a·invstd·Σ(gz·x̂)/M,
-            // c = −a·Σgz/M − b·μ (from dx = γ·invstd·(gz − Σgz/M − x̂·Σ(gz·x̂)/M)). Evaluation: dx = γ·invstd·gz.
-            var coefficients = ArrayPool<double>.Shared.Rent(3 * c);
-            for (int ch = 0; ch < c; ch++)
-            {
-                double sumG = 0, sumGX = 0;
-                for (int b = 0; b < n; b++)
-                {
-                    sumG += planeG[b * c + ch];
-                    sumGX += planeGX[b * c + ch];
-                }
-                // Σ gz·x̂ = invstd·(Σ gz·x − μ·Σ gz)
-                double sumGXhat = invStd[ch] * (sumGX - mean[ch] * sumG);
-                gw?.SetFlat(ch, sumGXhat);
-                gb?.SetFlat(ch, sumG);
-                double a = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch], bx = 0, cx = 0;
-                if (training)
-                {
-                    bx = -a * invStd[ch] * sumGXhat / count;
-                    cx = -a * sumG / count - bx * mean[ch];
-                }
-                (coefficients[3 * ch], coefficients[3 * ch + 1], coefficients[3 * ch + 2]) = (a, bx, cx);
-            }
-            ArrayPool<double>.Shared.Return(planeG);
-            ArrayPool<double>.Shared.Return(planeGX);
-            if (gx is not null)
-            {
-                ParallelRanges.For(n, grain, (x, gz, gx, coefficients, c, plane), static (s, b0, b1) =>
-                {
-                    if (IsF32(s.x)) InputGradient<float>(s.x, s.gz, s.gx, s.coefficients, s.c, s.plane, b0, b1);
-                    else InputGradient<double>(s.x, s.gz, s.gx, s.coefficients, s.c, s.plane, b0, b1);
-                });
-            }
-            ArrayPool<double>.Shared.Return(coefficients);
-            // One gradient per input, in the order of the inputs.
-            var grads = new Tensor?[inputs.Length];
-            int k = 0;
-            grads[k++] = gx;
-            if (weight is not null) grads[k++] = gw;
-            if (bias is not null) grads[k++] = gb;
-            if (residual is not null) grads[k] = residual.RequiresGrad ? gz : null;
-            return grads;
+    }
+
+    /// <summary>The gradients of x, weight, bias and residual (null where not needed) from the output's gradient g.</summary>
+    private static (Tensor? X, Tensor? Weight, Tensor? Bias, Tensor? Residual) BatchNormBackward(Tensor x, Tensor? weight, Tensor? bias,
+        Tensor? residual, Tensor y, bool relu, bool training, double[] mean, double[] invStd, Tensor g)
+    {
+        int n = x.Size(0), c = x.Size(1), plane = x.Size(2) * x.Size(3);
+        int count = n * plane;
+        int grain = Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, c * plane));
+        var gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
+        var gw = weight is not null && weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
+        var gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
+        // With a ReLU, the gradient that reaches the sum is g where the output is positive; it is the residual's
+        // gradient as it stands, and what the normalisation's backward starts from.
+        var gz = !relu ? g : residual is not null && residual.RequiresGrad ? Tensor.EmptyLike(x) : gx ?? Tensor.EmptyLike(x);
+        var planeG = ArrayPool<double>.Shared.Rent(n * c);
+        var planeGX = ArrayPool<double>.Shared.Rent(n * c);
+        ParallelRanges.For(n, grain, (x, relu ? y : null, g, gz, (plane, c), planeG, planeGX), static (s, b0, b1) =>
+        {
+            var (plane, c) = s.Item5;
+            if (IsF32(s.x)) GradientSums<float>(s.x, s.Item2, s.g, s.gz, plane, b0 * c, b1 * c, s.planeG, s.planeGX);
+            else GradientSums<double>(s.x, s.Item2, s.g, s.gz, plane, b0 * c, b1 * c, s.planeG, s.planeGX);
         });
+        // Per channel, dx = a·gz + b·x + c. Training: a = γ·invstd, b = −a·invstd·Σ(gz·x̂)/M,
+        // c = −a·Σgz/M − b·μ (from dx = γ·invstd·(gz − Σgz/M − x̂·Σ(gz·x̂)/M)). Evaluation: dx = γ·invstd·gz.
+        var coefficients = ArrayPool<double>.Shared.Rent(3 * c);
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sumG = 0, sumGX = 0;
+            for (int b = 0; b < n; b++)
+            {
+                sumG += planeG[b * c + ch];
+                sumGX += planeGX[b * c + ch];
+            }
+            // Σ gz·x̂ = invstd·(Σ gz·x − μ·Σ gz)
+            double sumGXhat = invStd[ch] * (sumGX - mean[ch] * sumG);
+            gw?.SetFlat(ch, sumGXhat);
+            gb?.SetFlat(ch, sumG);
+            double a = (weight?.GetFlat(ch) ?? 1.0) * invStd[ch], bx = 0, cx = 0;
+            if (training)
+            {
+                bx = -a * invStd[ch] * sumGXhat / count;
+                cx = -a * sumG / count - bx * mean[ch];
+            }
+            (coefficients[3 * ch], coefficients[3 * ch + 1], coefficients[3 * ch + 2]) = (a, bx, cx);
+        }
+        ArrayPool<double>.Shared.Return(planeG);
+        ArrayPool<double>.Shared.Return(planeGX);
+        if (gx is not null)
+        {
+            ParallelRanges.For(n, grain, (x, gz, gx, coefficients, c, plane), static (s, b0, b1) =>
+            {
+                if (IsF32(s.x)) InputGradient<float>(s.x, s.gz, s.gx, s.coefficients, s.c, s.plane, b0, b1);
+                else InputGradient<double>(s.x, s.gz, s.gx, s.coefficients, s.c, s.plane, b0, b1);
+            });
+        }
+        ArrayPool<double>.Shared.Return(coefficients);
+        return (gx, gw, gb, residual is not null && residual.RequiresGrad ? gz : null);
     }
 
     private static void CheckChannelVector(string op, string name, Tensor? t, Tensor x)

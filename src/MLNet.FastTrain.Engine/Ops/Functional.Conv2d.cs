@@ -40,9 +40,9 @@ public static partial class Functional
         if (IsF32(x) && ShiftedConv.Handles(geo)) ConvForwardShifted(x, weight, bias, y, geo, groups);
         else if (IsF32(x)) ConvForward<float>(x, weight, bias, y, geo, groups);
         else ConvForward<double>(x, weight, bias, y, geo, groups);
-        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
-        return GradRecorder.Record(y, "conv2d", inputs, g =>
+        return GradRecorder.Record(y, "conv2d", [x, weight, bias], (x, weight, bias, geo, groups), static (s, g, grads) =>
         {
+            var (x, weight, bias, geo, groups) = s;
             bool shifted = IsF32(x) && ShiftedConv.Handles(geo), shiftedInput = shifted && ShiftedConv.HandlesInputGradient(geo);
             // The shifted input gradient writes every element; the column-matrix path zeroes its threads' images first.
             Tensor? gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
@@ -64,7 +64,7 @@ public static partial class Functional
             }
             if (IsF32(x)) ConvBackward<float>(x, weight, g, gxLeft, gwLeft, gb, geo, groups);
             else ConvBackward<double>(x, weight, g, gxLeft, gwLeft, gb, geo, groups);
-            return [gx, gw, gb];
+            (grads[0], grads[1], grads[2]) = (gx, gw, gb);
         });
     }
 

@@ -11,7 +11,8 @@ public static partial class Functional
     public static Tensor Add(Tensor a, Tensor b)
     {
         var y = Binary<AddOperator>(a, b, "add");
-        return GradRecorder.Record(y, "add", [a, b], g => [SumToShape(g, a.ShapeRef), SumToShape(g, b.ShapeRef)]);
+        return GradRecorder.Record(y, "add", [a, b], (a.ShapeRef, b.ShapeRef), static (s, g, grads) =>
+            (grads[0], grads[1]) = (SumToShape(g, s.Item1), SumToShape(g, s.Item2)));
     }
 
     /// <summary>a - b with NumPy broadcasting.</summary>

@@ -17,12 +17,14 @@ public static partial class Functional
         var y = Tensor.Empty([m, n], a.DType);
         Gemm_(a, false, b, false, y, m, n, k, accumulate: false);
         OperationCounters.Add((long)m * n * k);
-        return GradRecorder.Record(y, "matmul", [a, b], g =>
+        return GradRecorder.Record(y, "matmul", [a, b], (a, b), static (s, g, grads) =>
         {
+            var (a, b) = s;
+            int m = a.Size(0), k = a.Size(1), n = b.Size(1);
             Tensor? ga = null, gb = null;
             if (a.RequiresGrad) { ga = Tensor.EmptyLike(a); Gemm_(g, false, b, true, ga, m, k, n, false); }   // dA = G·Bᵀ
             if (b.RequiresGrad) { gb = Tensor.EmptyLike(b); Gemm_(a, true, g, false, gb, k, n, m, false); }   // dB = Aᵀ·G
-            return [ga, gb];
+            (grads[0], grads[1]) = (ga, gb);
         });
     }
 
@@ -43,14 +45,15 @@ public static partial class Functional
         Gemm_(x, false, weight, true, y, n, outF, inF, accumulate: false);
         OperationCounters.Add((long)n * outF * inF);
         if (bias is not null) AddRowVector(y, bias);
-        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
-        return GradRecorder.Record(y, "linear", inputs, g =>
+        return GradRecorder.Record(y, "linear", [x, weight, bias], (x, weight, bias), static (s, g, grads) =>
         {
+            var (x, weight, bias) = s;
+            int n = x.Size(0), inF = x.Size(1), outF = weight.Size(0);
             Tensor? gx = null, gw = null, gb = null;
             if (x.RequiresGrad) { gx = Tensor.EmptyLike(x); Gemm_(g, false, weight, false, gx, n, inF, outF, false); } // dX = G·W
             if (weight.RequiresGrad) { gw = Tensor.EmptyLike(weight); Gemm_(g, true, x, false, gw, outF, inF, n, false); } // dW = Gᵀ·X
             if (bias is not null && bias.RequiresGrad) gb = Sum(g, 0);
-            return [gx, gw, gb];
+            (grads[0], grads[1], grads[2]) = (gx, gw, gb);
         });
     }
 

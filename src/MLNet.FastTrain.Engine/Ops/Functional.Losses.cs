@@ -36,9 +36,12 @@ public static partial class Functional
             if ((uint)targets[i] >= (uint)c)
                 throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {targets[i]} at row {i} is not a class index in [0, {c}).");
 
-        var target = targets.ToArray();
-        var w = new double[c];
+        // The class weights and the targets (held exactly as doubles) are kept for backward in scope-pooled memory.
+        var work = (double[])TensorScope.Allocate(c + n, DType.Float64, clear: false);
+        var w = work.AsSpan(0, c);
+        var target = work.AsSpan(c, n);
         for (int k = 0; k < c; k++) w[k] = weight?.GetFlat(k) ?? 1.0;
+        for (int i = 0; i < n; i++) target[i] = targets[i];
         double sumW = 0;
         for (int k = 0; k < c; k++) sumW += w[k];
 
@@ -61,7 +64,7 @@ public static partial class Functional
                 logp[i * c + k] = lp;
                 smooth -= w[k] * lp;
             }
-            int t = target[i];
+            int t = (int)target[i];
             double loss = (1 - labelSmoothing) * w[t] * -logp[i * c + t] + labelSmoothing / c * smooth;
             if (reduction == Reduction.None) y.SetFlat(i, loss);
             total += loss;
@@ -69,29 +72,32 @@ public static partial class Functional
         }
         if (reduction != Reduction.None) y.SetFlat(0, reduction == Reduction.Mean ? total / divisor : total);
 
-        return GradRecorder.Record(y, "cross_entropy", [logits], g =>
-        {
-            // With a_k = ∂loss_i/∂log p_k, ∂loss_i/∂x_k = a_k − p_k·Σ_j a_j.
-            var gx = Tensor.ZerosLike(logits);
-            for (int i = 0; i < n; i++)
+        return GradRecorder.Record(y, "cross_entropy", [logits], (logits, logpTensor, work, (reduction, labelSmoothing, divisor, sumW)),
+            static (s, g, grads) =>
             {
-                double upstream = reduction switch
+                var (logits, logp, work, (reduction, labelSmoothing, divisor, sumW)) = s;
+                int n = logits.Size(0), c = logits.Size(1);
+                // With a_k = ∂loss_i/∂log p_k, ∂loss_i/∂x_k = a_k − p_k·Σ_j a_j.
+                var gx = Tensor.ZerosLike(logits);
+                for (int i = 0; i < n; i++)
                 {
-                    Reduction.None => g.GetFlat(i),
-                    Reduction.Mean => g.Item() / divisor,
-                    _ => g.Item(),
-                };
-                int t = target[i];
-                double sumA = -(1 - labelSmoothing) * w[t] - labelSmoothing / c * sumW;
-                for (int k = 0; k < c; k++)
-                {
-                    double a = -labelSmoothing / c * w[k] - (k == t ? (1 - labelSmoothing) * w[t] : 0);
-                    double p = Math.Exp(logpTensor.GetFlat(i * c + k));
-                    gx.SetFlat(i * c + k, upstream * (a - p * sumA));
+                    double upstream = reduction switch
+                    {
+                        Reduction.None => g.GetFlat(i),
+                        Reduction.Mean => g.Item() / divisor,
+                        _ => g.Item(),
+                    };
+                    int t = (int)work[c + i];
+                    double sumA = -(1 - labelSmoothing) * work[t] - labelSmoothing / c * sumW;
+                    for (int k = 0; k < c; k++)
+                    {
+                        double a = -labelSmoothing / c * work[k] - (k == t ? (1 - labelSmoothing) * work[t] : 0);
+                        double p = Math.Exp(logp.GetFlat(i * c + k));
+                        gx.SetFlat(i * c + k, upstream * (a - p * sumA));
+                    }
                 }
-            }
-            return [gx];
-        });
+                grads[0] = gx;
+            });
     }
 
     /// <summary>Mean squared error, mean((input − target)²).</summary>

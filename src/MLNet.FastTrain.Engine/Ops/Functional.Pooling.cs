@@ -20,16 +20,16 @@ public static partial class Functional
             if (IsF32(s.x)) MaxPoolPlanes<float>(s.x.Span<float>(), s.y.Span<float>(), p, a, b);
             else MaxPoolPlanes<double>(s.x.Span<double>(), s.y.Span<double>(), p, a, b);
         });
-        return GradRecorder.Record(y, "max_pool2d", [x], g =>
+        return GradRecorder.Record(y, "max_pool2d", [x], (x, p), static (s, g, grads) =>
         {
             // The winner of each window is found again rather than stored, which saves an index array per call.
-            var gx = Tensor.ZerosLike(x);
-            ForEachPlane(p, (x, g, gx), static (s, p, a, b) =>
+            var gx = Tensor.ZerosLike(s.x);
+            ForEachPlane(s.p, (s.x, g, gx), static (s, p, a, b) =>
             {
                 if (IsF32(s.x)) MaxPoolBackwardPlanes<float>(s.x.Span<float>(), s.g.Span<float>(), s.gx.Span<float>(), p, a, b);
                 else MaxPoolBackwardPlanes<double>(s.x.Span<double>(), s.g.Span<double>(), s.gx.Span<double>(), p, a, b);
             });
-            return [gx];
+            grads[0] = gx;
         });
     }
 
@@ -137,15 +137,16 @@ public static partial class Functional
             if (IsF32(s.x)) AdaptiveAvgPlanes<float>(s.x.Span<float>(), s.y.Span<float>(), s.h, s.w, s.oh, s.ow, p0, p1);
             else AdaptiveAvgPlanes<double>(s.x.Span<double>(), s.y.Span<double>(), s.h, s.w, s.oh, s.ow, p0, p1);
         });
-        return GradRecorder.Record(y, "adaptive_avg_pool2d", [x], g =>
+        return GradRecorder.Record(y, "adaptive_avg_pool2d", [x], (x, planes, grain, (h, w, oh, ow)), static (s, g, grads) =>
         {
-            var gx = Tensor.ZerosLike(x);
-            ParallelRanges.For(planes, grain, (g, gx, h, w, oh, ow), static (s, p0, p1) =>
+            var gx = Tensor.ZerosLike(s.x);
+            var (h, w, oh, ow) = s.Item4;
+            ParallelRanges.For(s.planes, s.grain, (g, gx, h, w, oh, ow), static (s, p0, p1) =>
             {
                 if (IsF32(s.g)) AdaptiveAvgBackwardPlanes<float>(s.g.Span<float>(), s.gx.Span<float>(), s.h, s.w, s.oh, s.ow, p0, p1);
                 else AdaptiveAvgBackwardPlanes<double>(s.g.Span<double>(), s.gx.Span<double>(), s.h, s.w, s.oh, s.ow, p0, p1);
             });
-            return [gx];
+            grads[0] = gx;
         });
     }
 

@@ -23,18 +23,24 @@ public static partial class Functional
     {
         int d = Tensor.NormalizeDim(dim, x.Rank);
         var (outer, size, inner) = Split(x.ShapeRef, d);
-        var keptShape = (int[])x.ShapeRef.Clone();
-        keptShape[d] = 1;
-        var y = Tensor.Zeros(keptShape, x.DType);
+        Span<int> kept = stackalloc int[x.Rank];
+        x.Shape.CopyTo(kept);
+        kept[d] = 1;
+        var y = Tensor.Zeros(kept, x.DType);
         if (IsF32(x)) SumKernel<float>(x.Span<float>(), y.Span<float>(), outer, size, inner);
         else SumKernel<double>(x.Span<double>(), y.Span<double>(), outer, size, inner);
-        var result = keepDim ? y : y.Reshape(DropDim(x.ShapeRef, d));
-        var xShape = x.ShapeArray();
-        return GradRecorder.Record(result, "sum_dim", [x], g =>
+        Tensor result = y;
+        if (!keepDim)
+        {
+            Span<int> dropped = stackalloc int[x.Rank - 1];
+            for (int i = 0, j = 0; i < x.Rank; i++) if (i != d) dropped[j++] = x.Size(i);
+            result = y.Reshape(dropped);
+        }
+        return GradRecorder.Record(result, "sum_dim", [x], (x.ShapeRef, y.ShapeRef), static (s, g, grads) =>
         {
             // Broadcast the gradient back along the reduced dimension.
-            var expanded = Tensor.Zeros(xShape, g.DType);
-            return [Add(expanded, g.Reshape(keptShape))];
+            var (xShape, keptShape) = s;
+            grads[0] = Add(Tensor.Zeros(xShape, g.DType), g.Reshape(keptShape));
         });
     }
 

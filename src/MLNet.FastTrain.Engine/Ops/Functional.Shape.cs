@@ -8,10 +8,11 @@ public static partial class Functional
     public static Tensor Flatten(Tensor x, int startDim = 1)
     {
         int s = Tensor.NormalizeDim(startDim, x.Rank);
-        var shape = new int[s + 1];
+        if (x.Length == 0) return x.Reshape(ShapeWithZero(x, s));
+        Span<int> shape = stackalloc int[s + 1];
         for (int i = 0; i < s; i++) shape[i] = x.Size(i);
         shape[s] = -1;
-        return x.Length == 0 ? x.Reshape(ShapeWithZero(x, s)) : x.Reshape(shape);
+        return x.Reshape(shape);
     }
 
     private static int[] ShapeWithZero(Tensor x, int s)

@@ -53,12 +53,14 @@ public abstract class Optimizer
     public void Step()
     {
         using var _ = GradRecorder.NoGrad();
-        using var persistent = TensorScope.Suspend(); // state buffers outlive the step
+        using var persistent = TensorScope.SuspendForEngine(); // state buffers outlive the step
         foreach (var group in _groups)
         {
             Validate(group);
-            foreach (var p in group.Parameters)
+            var parameters = group.Parameters;
+            for (int i = 0; i < parameters.Count; i++)
             {
+                var p = parameters[i];
                 if (p.Grad is null || !p.RequiresGrad) continue;
                 if (!_state.TryGetValue(p, out var state)) _state[p] = state = new Dictionary<string, Tensor>(StringComparer.Ordinal);
                 Update(group, p, p.Grad, state);
@@ -78,11 +80,14 @@ public abstract class Optimizer
     public void ZeroGrad(bool setToNone = true)
     {
         foreach (var g in _groups)
-            foreach (var p in g.Parameters)
+        {
+            var parameters = g.Parameters;
+            for (int i = 0; i < parameters.Count; i++)
             {
-                if (setToNone) p.Grad = null;
-                else p.Grad?.Fill(0);
+                if (setToNone) parameters[i].Grad = null;
+                else parameters[i].Grad?.Fill(0);
             }
+        }
     }
 
     /// <summary>Forgets all per-parameter state (momentum, moments), as for a fresh optimizer.</summary>
