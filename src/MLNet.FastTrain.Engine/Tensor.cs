@@ -381,12 +381,11 @@ public partial class Tensor
         _shape.CopyTo(shape);
         shape[0] = length;
         var view = Create(StorageOrThrow, _offset + start * row, ShapeCache.Intern(shape));
-        var sourceShape = _shape;
-        return GradRecorder.Record(view, "narrow", [this], g =>
+        return GradRecorder.Record(view, "narrow", [this], (_shape, start, length), static (s, g, grads) =>
         {
-            var full = Zeros(sourceShape, g.DType);
-            full.Narrow(start, length).CopyFrom(g);
-            return [full];
+            var full = Zeros(s.Item1, g.DType);
+            full.Narrow(s.start, s.length).CopyFrom(g);
+            grads[0] = full;
         });
     }
 

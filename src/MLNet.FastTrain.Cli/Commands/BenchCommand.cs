@@ -102,7 +102,8 @@ internal static class BenchCommand
         void Step(int i)
         {
             int j = (int)((long)i * batch % (n - batch));
-            data.Train.Narrow(j, batch).AsSpan().CopyTo(xb.AsSpan());
+            int image = xb.Length / batch;
+            data.Train.AsSpan().Slice(j * image, batch * image).CopyTo(xb.AsSpan());
             Array.Copy(data.TrainLabels, j, yb, 0, batch);
             // The loop takes nothing out of a step, so the step's tensor objects can be reused by the next one.
             using var scope = TensorScope.Begin(reuseTensorObjects: true);

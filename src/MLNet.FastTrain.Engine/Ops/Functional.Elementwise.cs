@@ -91,8 +91,15 @@ public static partial class Functional
 
     internal static int[] BroadcastShape(ReadOnlySpan<int> a, ReadOnlySpan<int> b, string op)
     {
-        int rank = Math.Max(a.Length, b.Length);
-        var shape = new int[rank];
+        var shape = new int[Math.Max(a.Length, b.Length)];
+        BroadcastShape(a, b, op, shape);
+        return shape;
+    }
+
+    /// <summary>Writes the broadcast shape of <paramref name="a"/> and <paramref name="b"/> (of the larger rank) into <paramref name="shape"/>.</summary>
+    private static void BroadcastShape(ReadOnlySpan<int> a, ReadOnlySpan<int> b, string op, Span<int> shape)
+    {
+        int rank = shape.Length;
         for (int i = 0; i < rank; i++)
         {
             int da = i < rank - a.Length ? 1 : a[i - (rank - a.Length)];
@@ -100,13 +107,14 @@ public static partial class Functional
             if (da != db && da != 1 && db != 1) throw ShapeMismatchException.For(op, "shapes cannot be broadcast together", a, b);
             shape[i] = da == 1 ? db : da;
         }
-        return shape;
     }
 
     private static Tensor Binary<TOp>(Tensor a, Tensor b, string op) where TOp : IBinaryOperator
     {
         CheckSameDType(op, a, b);
-        var shape = BroadcastShape(a.Shape, b.Shape, op);
+        int rank = Math.Max(a.Rank, b.Rank);
+        Span<int> shape = rank <= 16 ? stackalloc int[rank] : new int[rank];
+        BroadcastShape(a.Shape, b.Shape, op, shape);
         var y = Tensor.Empty(shape, a.DType);
         if (a.Shape.SequenceEqual(b.Shape))
         {
