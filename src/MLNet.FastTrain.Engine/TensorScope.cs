@@ -9,7 +9,8 @@ namespace MLNet.FastTrain.Engine;
 /// when the scope is disposed: using it afterwards throws <see cref="ObjectDisposedException"/>, so a mistake is
 /// loud rather than silent. What must outlive the step — parameter gradients, optimizer state — is created under
 /// <see cref="Suspend"/>, which the engine does itself. Scopes are per thread and may nest; an inner scope returns
-/// only what it lent.
+/// only what it lent. A scope begun with <c>reuseTensorObjects</c> also hands its tensor objects to the next such
+/// scope, which a training loop that keeps no tensor across steps can use to allocate nothing per step.
 /// <code>
 /// using (TensorScope.Begin())
 /// {
@@ -39,6 +40,9 @@ public sealed class TensorScope : IDisposable
 
     /// <summary>Tensor objects released by scopes that reuse them, waiting for the next such scope on this thread.</summary>
     [ThreadStatic] private static Stack<Tensor>? t_reusable;
+
+    /// <summary>At most this many objects wait for reuse per thread (a step makes a few hundred).</summary>
+    private const int MaxReusable = 1 << 14;
 
     /// <summary>Ended suspensions the engine opened for itself, reused by its next one on this thread.</summary>
     [ThreadStatic] private static Stack<TensorScope>? t_spareSuspensions;
@@ -184,7 +188,7 @@ public sealed class TensorScope : IDisposable
         {
             var reusable = t_reusable ??= new();
             foreach (var t in _tensors)
-                if (t.GetType() == typeof(Tensor)) reusable.Push(t);
+                if (t.GetType() == typeof(Tensor) && reusable.Count < MaxReusable) reusable.Push(t);
         }
         foreach (var array in _lent) TensorPool.Return(array);
         if (!_suspended && !_transient) TensorPool.EndGeneration();

@@ -56,7 +56,8 @@ internal static class WorkerTeam
             {
                 error = e;
             }
-            error = Region.WaitForWorkers() ?? error;
+            var workerError = Region.WaitForWorkers();
+            error ??= workerError;                                                  // the caller's own error first
             if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
         }
         finally
