@@ -41,11 +41,11 @@ public class StepAllocationTests
         try
         {
             for (int i = 0; i < 3; i++) Step();                                   // pools, plans and optimizer state settle
-            // Counted process-wide, so what the worker threads allocate is in it too.
-            long before = GC.GetTotalAllocatedBytes(precise: true);
+            // Counted on this thread and on the worker's, which runs half of every parallel region.
+            long before = TeamAllocations.Read();
             const int steps = 5;
             for (int i = 0; i < steps; i++) Step();
-            long perStep = (GC.GetTotalAllocatedBytes(precise: true) - before) / steps;
+            long perStep = (TeamAllocations.Read() - before) / steps;
             // Memory, autograd nodes, shapes, parallel regions and work arrays all come from pools; what is left is
             // the scope object (tens of bytes) and, unless they are reused, the step's tensor objects (about 30, of
             // some 70 bytes each). One 32×16×28×28 activation alone would be 1.6 MB.
