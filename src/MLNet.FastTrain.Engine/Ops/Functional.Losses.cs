@@ -77,6 +77,8 @@ public static partial class Functional
             {
                 var (logits, logp, work, (reduction, labelSmoothing, divisor, sumW)) = s;
                 int n = logits.Size(0), c = logits.Size(1);
+                var w = work.AsSpan(0, c);
+                var target = work.AsSpan(c, n);
                 // With a_k = ∂loss_i/∂log p_k, ∂loss_i/∂x_k = a_k − p_k·Σ_j a_j.
                 var gx = Tensor.ZerosLike(logits);
                 for (int i = 0; i < n; i++)
@@ -87,11 +89,11 @@ public static partial class Functional
                         Reduction.Mean => g.Item() / divisor,
                         _ => g.Item(),
                     };
-                    int t = (int)work[c + i];
-                    double sumA = -(1 - labelSmoothing) * work[t] - labelSmoothing / c * sumW;
+                    int t = (int)target[i];
+                    double sumA = -(1 - labelSmoothing) * w[t] - labelSmoothing / c * sumW;
                     for (int k = 0; k < c; k++)
                     {
-                        double a = -labelSmoothing / c * work[k] - (k == t ? (1 - labelSmoothing) * work[t] : 0);
+                        double a = -labelSmoothing / c * w[k] - (k == t ? (1 - labelSmoothing) * w[t] : 0);
                         double p = Math.Exp(logp.GetFlat(i * c + k));
                         gx.SetFlat(i * c + k, upstream * (a - p * sumA));
                     }
