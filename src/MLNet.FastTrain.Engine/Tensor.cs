@@ -208,7 +208,7 @@ public partial class Tensor
         return Create(TensorScope.Allocate(Numel(s), dtype, clear: true), 0, s);
     }
 
-    /// <summary>A zero tensor of a shape the engine computed (no copy of the shape is needed).</summary>
+    /// <summary>A zero tensor of a shape the engine computed on the stack (its array comes from <see cref="ShapeCache"/>).</summary>
     internal static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype)
     {
         var s = CheckShape(shape);
