@@ -23,11 +23,15 @@ internal static class ParallelRanges
             return;
         }
         WorkerTeam.Run(threads, (state, body, count, threads), static (s, id) =>
-            s.body(s.state, Start(s.count, s.threads, id), Start(s.count, s.threads, id + 1)));
+        {
+            var (start, end) = Share(s.count, s.threads, id);
+            s.body(s.state, start, end);
+        });
     }
 
-    /// <summary>Where part <paramref name="id"/> of <paramref name="parts"/> equal shares of [0, count) starts.</summary>
-    public static int Start(int count, int parts, int id) => (int)((long)count * id / parts);
+    /// <summary>Part <paramref name="id"/> of [0, count) cut into <paramref name="parts"/> shares that differ by at most one.</summary>
+    public static (int Start, int End) Share(int count, int parts, int id) =>
+        ((int)((long)count * id / parts), (int)((long)count * (id + 1) / parts));
 
     /// <summary>Elements per thread below which an elementwise pass stays on one thread.</summary>
     public const int ElementwiseGrain = 1 << 16;

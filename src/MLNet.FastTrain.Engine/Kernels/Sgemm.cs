@@ -115,21 +115,18 @@ internal static unsafe class Sgemm
             {
                 WorkerTeam.Run(threads, (op, start, kc, packedPanels, threads), static (s, id) =>
                 {
-                    var (p0, p1) = Range(s.packedPanels, s.threads, id);
+                    var (p0, p1) = ParallelRanges.Share(s.packedPanels, s.threads, id);
                     PackB(s.op, s.start, s.kc, s.op.FirstPackedB + p0, s.op.FirstPackedB + p1);
                 });
             }
             // Row panels, not MC blocks, are shared out, so the threads' parts differ by at most one panel.
             WorkerTeam.Run(threads, (op, start, kc, mPanels, threads, overwrite), static (s, id) =>
             {
-                var (r0, r1) = Range(s.mPanels, s.threads, id);
+                var (r0, r1) = ParallelRanges.Share(s.mPanels, s.threads, id);
                 RowPanels(s.op, s.start, s.kc, r0, r1, s.overwrite);
             });
         }
     }
-
-    private static (int Start, int End) Range(int count, int parts, int id) =>
-        ((int)((long)count * id / parts), (int)((long)count * (id + 1) / parts));
 
     private readonly struct Operands(float* a, int lda, bool transA, int* aRows, float* b, int ldb, bool transB, float* c, int ldc, int m, int n, float* bPack, int firstPackedB, int mr, int nr, Path path, bool streamB)
     {

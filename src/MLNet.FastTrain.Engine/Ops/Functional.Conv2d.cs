@@ -95,7 +95,10 @@ public static partial class Functional
         int threads = ConvThreads(n);
         if (threads == 1) { body(state, 0, 0, n); return; }
         WorkerTeam.Run(threads, (state, body, n, threads), static (s, id) =>
-            s.body(s.state, id, ParallelRanges.Start(s.n, s.threads, id), ParallelRanges.Start(s.n, s.threads, id + 1)));
+        {
+            var (start, end) = ParallelRanges.Share(s.n, s.threads, id);
+            s.body(s.state, id, start, end);
+        });
     }
 
     /// <summary>Writes the column matrices of samples [b0, b0+s) of one group side by side (row stride s·OH·OW).</summary>
