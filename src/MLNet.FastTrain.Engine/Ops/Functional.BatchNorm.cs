@@ -56,7 +56,7 @@ public static partial class Functional
         // statistics the backward pass needs live in the step's pooled memory.
         var mean = ScopedDoubles(c);
         var invStd = ScopedDoubles(c);
-        int grain = Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, c * plane));
+        int grain = BatchNormGrain(c, plane);
         if (training)
         {
             var planeSum = ArrayPool<double>.Shared.Rent(n * c);
@@ -127,7 +127,7 @@ public static partial class Functional
     {
         int n = x.Size(0), c = x.Size(1), plane = x.Size(2) * x.Size(3);
         int count = n * plane;
-        int grain = Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, c * plane));
+        int grain = BatchNormGrain(c, plane);
         var gx = x.RequiresGrad ? Tensor.EmptyLike(x) : null;
         var gw = weight is not null && weight.RequiresGrad ? Tensor.ZerosLike(weight) : null;
         var gb = bias is not null && bias.RequiresGrad ? Tensor.ZerosLike(bias) : null;
@@ -185,8 +185,8 @@ public static partial class Functional
             throw ShapeMismatchException.For(op, $"{name} must be [channels]", t.Shape, x.Shape);
     }
 
-    /// <summary>A work array that lives as long as the step's tensors (pooled inside a <see cref="TensorScope"/>).</summary>
-    private static double[] ScopedDoubles(int length) => (double[])TensorScope.Allocate(length, DType.Float64, clear: false);
+    /// <summary>Images per thread below which a batch-norm pass over [N, C, H, W] stays on one thread.</summary>
+    private static int BatchNormGrain(int c, int plane) => Math.Max(1, ParallelRanges.ElementwiseGrain / Math.Max(1, c * plane));
 
     /// <summary>Sum and squared deviation about its own mean of each plane in [p0, p1) (the second pass reads the plane from cache).</summary>
     private static void PlaneMoments<T>(ReadOnlySpan<T> x, int plane, int p0, int p1, double[] planeSum, double[] planeM2)

@@ -37,7 +37,7 @@ public static partial class Functional
                 throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {targets[i]} at row {i} is not a class index in [0, {c}).");
 
         // The class weights and the targets (held exactly as doubles) are kept for backward in scope-pooled memory.
-        var work = (double[])TensorScope.Allocate(c + n, DType.Float64, clear: false);
+        var work = ScopedDoubles(c + n);
         var w = work.AsSpan(0, c);
         var target = work.AsSpan(c, n);
         for (int k = 0; k < c; k++) w[k] = weight?.GetFlat(k) ?? 1.0;

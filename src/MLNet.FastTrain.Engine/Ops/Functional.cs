@@ -25,5 +25,8 @@ public static partial class Functional
 
     private static bool IsF32(Tensor t) => t.DType == DType.Float32;
 
+    /// <summary>A work array that lives as long as the step's tensors (pooled inside a <see cref="TensorScope"/>).</summary>
+    private static double[] ScopedDoubles(int length) => (double[])TensorScope.Allocate(length, DType.Float64, clear: false);
+
     private static T C<T>(double v) where T : INumberBase<T> => T.CreateTruncating(v);
 }
