@@ -28,26 +28,8 @@ internal static class ModelSource
     /// Loads a pretrained network from a file and fits it to the data: grey images get a first convolution summed over
     /// its colour channels, and a new head replaces the old one unless the file's labels are the data's.
     /// </summary>
-    public static (Module Network, string Architecture) LoadPretrained(string path, ImageDataset train, ulong seed)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"The model file '{path}' does not exist.", path);
-        Module network;
-        string architecture;
-        IReadOnlyList<string>? classes;
-        if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
-        {
-            var imported = OnnxImporter.Load(path);
-            (network, architecture, classes) = (imported.Network, imported.Architecture, imported.Classes);
-        }
-        else
-        {
-            var trained = TrainedModel.Load(path);
-            (network, architecture, classes) = (trained.Network, trained.Architecture, trained.Classes);
-        }
-        DifferentialFineTune.AdaptInputChannels(network, train.Channels);
-        if (classes is null || !classes.SequenceEqual(train.Classes)) DifferentialFineTune.ReplaceHead(network, train.Classes.Count, new Generator(seed));
-        return (network, architecture);
-    }
+    public static (Module Network, string Architecture) LoadPretrained(string path, ImageDataset train, ulong seed) =>
+        PretrainedModels.LoadForFineTuning(path, train.Channels, train.Classes, seed);
 
     /// <summary>A scoring-ready model from a .ftm file, or from an .onnx file that carries labels and normalisation.</summary>
     public static TrainedModel LoadTrained(string path)

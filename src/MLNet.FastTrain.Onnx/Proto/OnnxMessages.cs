@@ -152,6 +152,9 @@ public sealed class OnnxAttributeProto
     /// <summary>Creates a float attribute.</summary>
     public static OnnxAttributeProto Float(string name, float value) => new() { Name = name, Type = OnnxAttributeType.Float, F = value };
 
+    /// <summary>A string attribute.</summary>
+    public static OnnxAttributeProto String(string name, string value) => new() { Name = name, Type = OnnxAttributeType.String, S = value };
+
     /// <summary>Creates an integer-list attribute.</summary>
     public static OnnxAttributeProto IntList(string name, params long[] values)
     {
