@@ -65,6 +65,30 @@ public sealed class DecodeImageMapping : CustomMappingFactory<EncodedImageRow, D
         output.FastTrainImage = Open(bytes);
     }
 
+    /// <summary>Like <see cref="Decode"/>, but an undecodable value becomes a 1 × 1 black image (for reading training data, whose rows are checked apart).</summary>
+    internal static void DecodeOrPlaceholder(EncodedImageRow input, DecodedImageRow output)
+    {
+        var bytes = input.FastTrainImageBytes;
+        output.FastTrainImage = bytes is { Length: > 0 } && TryOpen(bytes, out var image) ? image : MLImage.CreateFromPixels(1, 1, MLPixelFormat.Bgra32, new byte[4]);
+    }
+
+    /// <summary>Opens the bytes if they hold an image.</summary>
+    internal static bool TryOpen(byte[] bytes, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out MLImage? image)
+    {
+        image = null;
+        if (bytes.Length == 0) return false;
+        try { image = Open(bytes); return true; }
+        catch (InvalidDataException) { return false; }
+    }
+
+    /// <summary>Why the bytes are not an image, or null when they are one.</summary>
+    internal static Exception? Check(byte[] bytes)
+    {
+        if (bytes.Length == 0) return new InvalidDataException("the value is empty");
+        try { using var image = Open(bytes); return null; }
+        catch (InvalidDataException e) { return e; }
+    }
+
     /// <summary>Opens encoded bytes as an image; a format SkiaSharp cannot read throws <see cref="InvalidDataException"/>.</summary>
     internal static MLImage Open(byte[] bytes)
     {

@@ -84,6 +84,9 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
         if (validationSet is not null)
         {
             var other = LabelInfo.From(validationSet.Schema, Settings.LabelColumnName);
+            if (!other.Classes.SequenceEqual(labels.Classes) && other.Classes.Order(StringComparer.Ordinal).SequenceEqual(labels.Classes.Order(StringComparer.Ordinal)))
+                throw new TrainingDataException($"The validation set's label column '{Settings.LabelColumnName}' has the training set's classes in another key order; "
+                    + "transform both with the same fitted MapValueToKey.");
             if (!other.Classes.SequenceEqual(labels.Classes))
                 throw new TrainingDataException($"The validation set's label column '{Settings.LabelColumnName}' has other classes than the training set's "
                     + $"([{string.Join(", ", other.Classes.Take(10))}] against [{string.Join(", ", labels.Classes.Take(10))}]); map both with the same fitted MapValueToKey.");
@@ -91,11 +94,12 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
 
         var image = ImageInput.Create(input, Settings.FeatureColumnName, Settings);
         var preprocessing = image.Preprocessing(Builder)?.Fit(input);
+        var reading = image.Preprocessing(Builder, tolerant: true)?.Fit(input);
         string? pathColumn = Settings.ImagePathColumnName ?? (input.Schema.GetColumnOrNull("ImagePath") is not null ? "ImagePath" : null);
         var skipped = new List<string>();
-        var train = image.Read(preprocessing?.Transform(input) ?? input, Settings.LabelColumnName, pathColumn, labels.Classes, Settings.SkipInvalid, skipped, learnScale: true);
+        var train = image.Read(reading?.Transform(input) ?? input, Settings.LabelColumnName, pathColumn, labels.Classes, Settings.SkipInvalid, skipped, learnScale: true);
         ImageDataset? valid = validationSet is null ? null
-            : image.Read(preprocessing?.Transform(validationSet) ?? validationSet, Settings.LabelColumnName, pathColumn, labels.Classes, Settings.SkipInvalid, skipped, learnScale: false);
+            : image.Read(reading?.Transform(validationSet) ?? validationSet, Settings.LabelColumnName, pathColumn, labels.Classes, Settings.SkipInvalid, skipped, learnScale: false);
         SkippedRows = skipped;
         foreach (var line in skipped) channel.Warning(MessageSensitivity.None, "{0}", line);
         if (train.Count == 0) throw new TrainingDataException($"The training data has no rows{(skipped.Count > 0 ? $" with a readable image ({skipped.Count} left out)" : "")}.");

@@ -91,9 +91,8 @@ internal sealed class ImageInput
         {
             ColorMode.Grey => true,
             ColorMode.Rgb => false,
-            _ => first.All(IsGrey),
+            _ => first.All(f => f.Grey),
         };
-        foreach (var image in first) image.Dispose();
         return new ImageInput(kind, column, grey ? 1 : 3, side, side);
     }
 
@@ -117,34 +116,35 @@ internal sealed class ImageInput
         }
     }
 
-    /// <summary>Up to <paramref name="count"/> images from the first rows, skipping those that cannot be decoded.</summary>
-    private static List<MLImage> FirstImages(IDataView data, string column, ImageInputKind kind, int count)
+    /// <summary>Size and greyness of up to <paramref name="count"/> images from the first rows, skipping those that cannot be decoded.</summary>
+    private static List<(int Width, int Height, bool Grey)> FirstImages(IDataView data, string column, ImageInputKind kind, int count)
     {
-        var images = new List<MLImage>();
+        var found = new List<(int, int, bool)>();
         using var cursor = data.GetRowCursor([data.Schema[column]]);
         if (kind == ImageInputKind.Bytes)
         {
             var getter = cursor.GetGetter<VBuffer<byte>>(data.Schema[column]);
             VBuffer<byte> value = default;
-            while (images.Count < count && cursor.MoveNext())
+            while (found.Count < count && cursor.MoveNext())
             {
                 getter(ref value);
-                try { images.Add(DecodeImageMapping.Open(value.DenseValues().ToArray())); }
-                catch (InvalidDataException) { }
+                if (!DecodeImageMapping.TryOpen(value.DenseValues().ToArray(), out var image)) continue;
+                using (image) found.Add((image.Width, image.Height, IsGrey(image)));
             }
         }
         else
         {
+            // The cursor owns the images it hands out: read them before it moves on.
             var getter = cursor.GetGetter<MLImage?>(data.Schema[column]);
             MLImage? value = null;
-            while (images.Count < count && cursor.MoveNext())
+            while (found.Count < count && cursor.MoveNext())
             {
                 try { getter(ref value); }
                 catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException) { continue; }
-                if (value is not null) images.Add(value);
+                if (value is not null) found.Add((value.Width, value.Height, IsGrey(value)));
             }
         }
-        return images;
+        return found;
     }
 
     /// <summary>True when every pixel has equal red, green and blue.</summary>
@@ -163,8 +163,11 @@ internal sealed class ImageInput
     /// <summary>
     /// The estimators that turn the feature column into the graph's planar float pixels in [0, 1]: decode (raw bytes
     /// only), resize (shorter side to the size, centre crop), grey when one channel, extract. None for pixel columns.
+    /// The <paramref name="tolerant"/> form, for reading training data only, turns undecodable bytes into a
+    /// placeholder instead of throwing: ML.NET computes rows ahead on worker threads, where an exception would end
+    /// the whole read, so <see cref="Read"/> checks each row's bytes itself.
     /// </summary>
-    public IEstimator<ITransformer>? Preprocessing(MLContext ml)
+    public IEstimator<ITransformer>? Preprocessing(MLContext ml, bool tolerant = false)
     {
         if (Kind == ImageInputKind.Pixels) return null;
         IEstimator<ITransformer> chain = new EstimatorChain<ITransformer>();
@@ -173,7 +176,7 @@ internal sealed class ImageInput
         {
             DecodeImageMapping.EnsureImageTypeRegistered();
             chain = chain.Append(ml.Transforms.CopyColumns(DecodeImageMapping.InputColumn, Column))
-                .Append<ITransformer>(ml.Transforms.CustomMapping(new DecodeImageMapping().GetMapping(), DecodeImageMapping.ContractName));
+                .Append<ITransformer>(ml.Transforms.CustomMapping(tolerant ? DecodeImageMapping.DecodeOrPlaceholder : new DecodeImageMapping().GetMapping(), DecodeImageMapping.ContractName));
             image = DecodeImageMapping.OutputColumn;
         }
         chain = chain.Append<ITransformer>(ml.Transforms.ResizeImages(ResizedColumn, Width, Height, image, ImageResizingEstimator.ResizingKind.IsoCrop));
@@ -200,10 +203,14 @@ internal sealed class ImageInput
         DataViewSchema.Column? pathCol = pathColumn is not null && prepared.Schema.GetColumnOrNull(pathColumn) is { } pc && pc.Type is TextDataViewType ? pc : null;
         var columns = new List<DataViewSchema.Column> { pixelsCol, labelCol };
         if (pathCol is not null) columns.Add(pathCol.Value);
+        var bytesCol = Kind == ImageInputKind.Bytes ? prepared.Schema[Column] : (DataViewSchema.Column?)null;
+        if (bytesCol is not null) columns.Add(bytesCol.Value);
         using var cursor = prepared.GetRowCursor(columns);
         var pixelGetter = cursor.GetGetter<VBuffer<float>>(pixelsCol);
         var labelGetter = cursor.GetGetter<uint>(labelCol);
         var pathGetter = pathCol is null ? null : cursor.GetGetter<ReadOnlyMemory<char>>(pathCol.Value);
+        var bytesGetter = bytesCol is null ? null : cursor.GetGetter<VBuffer<byte>>(bytesCol.Value);
+        VBuffer<byte> encoded = default;
         int size = Channels * Height * Width;
         var labels = new List<int>();
         VBuffer<float> pixels = default;
@@ -218,13 +225,20 @@ internal sealed class ImageInput
             labelGetter(ref key);
             if (key == 0 || key > classes.Count)
                 throw new TrainingDataException($"Row {row} of the label column '{labelColumn}' has a missing key (a value the key mapping did not know); filter such rows out or map every label with MapValueToKey.");
-            try
+            Exception? fault = null;
+            if (bytesGetter is not null)
             {
-                pixelGetter(ref pixels);
+                bytesGetter(ref encoded);
+                fault = DecodeImageMapping.Check(encoded.DenseValues().ToArray());
             }
-            catch (Exception e) when (e is InvalidDataException or InvalidOperationException or ArgumentException or IOException)
+            if (fault is null)
             {
-                var error = new InvalidImageException(row, Column, Path(), e.InnerException is InvalidDataException inner ? inner : e);
+                try { pixelGetter(ref pixels); }
+                catch (Exception e) when (e is InvalidDataException or InvalidOperationException or ArgumentException or IOException) { fault = e; }
+            }
+            if (fault is not null)
+            {
+                var error = new InvalidImageException(row, Column, Path(), fault);
                 if (!skipInvalid) throw error;
                 skipped.Add(error.Message);
                 continue;
