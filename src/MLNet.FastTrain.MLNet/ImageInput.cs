@@ -33,6 +33,9 @@ internal sealed class ImageInput
         Width = width;
     }
 
+    /// <summary>An image column of a known kind, brought to a known size (for models trained outside a data view).</summary>
+    public static ImageInput ForSize(ImageInputKind kind, string column, int channels, int height, int width) => new(kind, column, channels, height, width);
+
     public ImageInputKind Kind { get; }
 
     public string Column { get; }

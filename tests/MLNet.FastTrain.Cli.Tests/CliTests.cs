@@ -278,6 +278,64 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_out_zip_writes_an_MLNet_model_that_a_separate_app_loads_and_scores_like_predict()
+    {
+        string model = Path.Combine(_dir, "m.zip");
+        var (code, _, err) = Run("train", "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--out", model);
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(model));
+        Assert.False(File.Exists(model + ".tmp"));
+
+        // A fresh process that knows only ML.NET and references this package loads the zip and predicts one file.
+        string source = Path.Combine(_dir, "m.Predict.cs");
+        string app = Path.Combine(_dir, "mlapp");
+        Directory.CreateDirectory(app);
+        File.Copy(source, Path.Combine(app, "Program.cs"));
+        string library = Path.Combine(AppContext.BaseDirectory, "MLNet.FastTrain.MLNet.dll");
+        File.WriteAllText(Path.Combine(app, "mlapp.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><Nullable>enable</Nullable><ImplicitUsings>enable</ImplicitUsings></PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="Microsoft.ML" Version="5.0.1" />
+                <PackageReference Include="Microsoft.ML.ImageAnalytics" Version="5.0.1" />
+                <PackageReference Include="Microsoft.ML.OnnxTransformer" Version="5.0.1" />
+                <PackageReference Include="Microsoft.ML.OnnxRuntime" Version="1.31.1" />
+                <PackageReference Include="SkiaSharp" Version="2.88.9" />
+                <PackageReference Include="SkiaSharp.NativeAssets.Linux.NoDependencies" Version="2.88.9" />
+                <Reference Include="MLNet.FastTrain.MLNet"><HintPath>{library}</HintPath></Reference>
+              </ItemGroup>
+            </Project>
+            """);
+        // The test tree's central package versions must not reach this stand-alone project.
+        File.WriteAllText(Path.Combine(app, "Directory.Packages.props"), "<Project><PropertyGroup><ManagePackageVersionsCentrally>false</ManagePackageVersionsCentrally></PropertyGroup></Project>");
+        File.WriteAllText(Path.Combine(app, "Directory.Build.props"), "<Project />");
+        var mini = FashionMnistMini.Load("t10k");
+        string image = Path.Combine(_dir, "item3.png");
+        Vision.Encoders.PngEncoder.Save(image, mini.Images.AsSpan(3 * 784, 784), 28, 28, 1);
+
+        var (exit, printed, errors) = await Exec(Command("dotnet", ["run", "-c", "Release", "--", image], app));
+        Assert.True(exit == 0, printed + errors);
+        // What the program printed comes after the build's messages: the label, then one line per class.
+        var lines = printed.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^11..];
+        Assert.True(lines[1].StartsWith("  T-shirt/top: ", StringComparison.Ordinal), printed);
+
+        // The same image through the tool's own scoring of the same weights.
+        string ftm = Path.Combine(_dir, "m.ftm");
+        (code, _, err) = Run("train", "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--out", ftm);
+        Assert.True(code == 0, err);
+        (code, var predicted, err) = Run("predict", "--model", ftm, image, "--json");
+        Assert.True(code == 0, err);
+        var first = JsonDocument.Parse(predicted).RootElement.GetProperty("predictions")[0];
+        Assert.Equal(first.GetProperty("label").GetString(), lines[0].Trim());
+        var scores = first.GetProperty("score").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        for (int i = 0; i < 10; i++)
+        {
+            double fromZip = double.Parse(lines[1 + i].Split(':')[^1], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(scores[i], fromZip, 4);
+        }
+    }
+
+    [Fact]
     public async Task The_tool_packs_installs_and_trains_on_its_bundled_data()
     {
         string packages = Path.Combine(_dir, "packages"), tools = Path.Combine(_dir, "tools");

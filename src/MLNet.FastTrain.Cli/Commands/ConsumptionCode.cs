@@ -47,4 +47,53 @@ internal static class ConsumptionCode
         return path;
     }
 
+    /// <summary>The program for an ML.NET model zip: MLContext, Model.Load and a prediction engine.</summary>
+    public static string WriteMLNet(string modelPath, IReadOnlyList<string> classes)
+    {
+        var path = PathFor(modelPath);
+        var full = Path.GetFullPath(modelPath).Replace("\"", "\"\"", StringComparison.Ordinal);
+        var code = $$"""
+            // Scores an image with the ML.NET model fasttrain trained ({{string.Join(", ", classes.Take(6))}}{{(classes.Count > 6 ? ", ..." : "")}}).
+            // Build it in a console project that references Microsoft.ML, Microsoft.ML.ImageAnalytics,
+            // Microsoft.ML.OnnxTransformer, Microsoft.ML.OnnxRuntime and MLNet.FastTrain.MLNet, then run:
+            //   dotnet run -- IMAGE [MODEL]
+            // MODEL defaults to the file this code was written beside.
+            using System.Globalization;
+            using Microsoft.ML;
+
+            const string DefaultModel = @"{{full}}";
+
+            if (args.Length < 1)
+            {
+                Console.Error.WriteLine("usage: IMAGE [MODEL]");
+                return 2;
+            }
+            var ml = new MLContext();
+            var model = ml.Model.Load(args.Length > 1 ? args[1] : DefaultModel, out _);
+            var engine = ml.Model.CreatePredictionEngine<ModelInput, ModelOutput>(model);
+            var prediction = engine.Predict(new ModelInput { ImagePath = Path.GetFullPath(args[0]) });
+            Console.WriteLine(prediction.PredictedLabel);
+            string[] classes = [{{string.Join(", ", classes.Select(c => "@\"" + c.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""))}}];
+            for (int i = 0; i < prediction.Score.Length; i++)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {classes[i]}: {prediction.Score[i]:F4}"));
+            return 0;
+
+            /// <summary>The model's input: an image file.</summary>
+            public sealed class ModelInput
+            {
+                public string ImagePath { get; set; } = "";
+            }
+
+            /// <summary>The model's output: the class name and the probabilities in class order.</summary>
+            public sealed class ModelOutput
+            {
+                public string PredictedLabel { get; set; } = "";
+
+                public float[] Score { get; set; } = [];
+            }
+
+            """;
+        File.WriteAllText(path, code);
+        return path;
+    }
 }

@@ -48,7 +48,7 @@ internal static class TrainCommand
         var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta)" };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var output = new Option<string?>("--out") { Description = "write the trained model here (.ftm, or .onnx to export)" };
+        var output = new Option<string?>("--out") { Description = "write the trained model here: .ftm, .onnx (export), or .zip (an ML.NET model for mlContext.Model.Load)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
@@ -151,6 +151,11 @@ internal static class TrainCommand
             if (parse.GetValue(output) is { } path)
             {
                 if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) Onnx.OnnxExporter.Export(trained, path);
+                else if (path.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))
+                {
+                    MLNet.MLNetModelFile.Save([trained], path);
+                    consumption = ConsumptionCode.WriteMLNet(path, trained.Classes);
+                }
                 else
                 {
                     trained.Save(path);
