@@ -8,7 +8,9 @@ namespace MLNet.FastTrain.Engine.Kernels;
 /// <remarks>
 /// Part 0 runs on the caller; part i on worker i. Which thread runs a part never changes what it computes, so results
 /// stay independent of timing. A region opened while another is running (from inside a part, or from a second
-/// thread such as a data loader's) runs on the thread pool instead of waiting for the team.
+/// thread such as a data loader's) runs its parts one after another on its own thread: the team's threads already
+/// fill the cores, waiting could deadlock a region opened from inside a part, and the thread pool would allocate
+/// (its closures and loop state, some hundreds of bytes a region, tens of kilobytes a training step).
 /// </remarks>
 internal static class WorkerTeam
 {
@@ -35,9 +37,7 @@ internal static class WorkerTeam
         }
         if (Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
         {
-            // The team is running another region (a data loader's thread and the training thread can both open
-            // regions): take the thread pool rather than wait or run the parts one after another.
-            RunOnThreadPool(parts, state, body);
+            for (int part = 0; part < parts; part++) body(state, part);
             return;
         }
         try
@@ -67,10 +67,6 @@ internal static class WorkerTeam
             Volatile.Write(ref s_busy, 0);
         }
     }
-
-    // Apart from Run, whose parameters a lambda there would capture, and so allocate for, on every call.
-    private static void RunOnThreadPool<TState>(int parts, TState state, Action<TState, int> body) =>
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part => body(state, part));
 
     /// <summary>Where a region's state and body wait for the workers; one region runs on the team at a time.</summary>
     private static class Slot<TState>
