@@ -22,14 +22,18 @@ public sealed class DifferentialFineTuneEstimator : ImageClassifierEstimator<Dif
         if (options.Cycles < 1) throw new ArgumentOutOfRangeException(nameof(options), $"Cycles must be positive, not {options.Cycles}.");
         if (options.CycleMult < 1) throw new ArgumentOutOfRangeException(nameof(options), $"CycleMult must be at least 1, not {options.CycleMult}.");
         if (options.PrecomputedEpochs < 0 || options.AugmentedHeadCycles < 0) throw new ArgumentOutOfRangeException(nameof(options), "PrecomputedEpochs and AugmentedHeadCycles must not be negative.");
-        if (options.Backbone is { } path && !File.Exists(path))
-            throw new FileNotFoundException($"The backbone '{path}' does not exist; give an ONNX file or a .ftm model to fine-tune.", path);
+        if (options.Backbone is { } path && !PretrainedModels.IsName(path) && !File.Exists(path))
+            throw new FileNotFoundException($"The backbone '{path}' does not exist; give \"{PretrainedModels.ResNet18ImageNet}\", an ONNX file or a .ftm model to fine-tune.", path);
     }
 
     /// <summary>The recipe's settings; the defaults are fastai's.</summary>
     public sealed class Options : ImageClassifierOptions
     {
-        /// <summary>The pretrained network: an ONNX file or a .ftm model. Null trains <see cref="ImageClassifierOptions.Architecture"/> fresh (frozen stages skipped).</summary>
+        /// <summary>
+        /// The pretrained network: "resnet18-imagenet" (ML.NET's ImageNet ResNet-18, from the package
+        /// Microsoft.ML.DnnImageFeaturizer.ResNet18), an ONNX file or a .ftm model. Null trains
+        /// <see cref="ImageClassifierOptions.Architecture"/> fresh (frozen stages skipped).
+        /// </summary>
         public string? Backbone { get; set; }
 
         /// <summary>Epochs of head training on precomputed activations (0 skips the stage). Default 1.</summary>
@@ -54,16 +58,20 @@ public sealed class DifferentialFineTuneEstimator : ImageClassifierEstimator<Dif
         public string? ActivationCacheDirectory { get; set; }
     }
 
+    /// <summary>A named backbone is trained at 64 pixels unless ImageSize says otherwise: ImageNet ResNet-18 needs more than 32.</summary>
+    private protected override int? DefaultImageSize => Settings.Backbone is { } b && PretrainedModels.IsName(b) ? 64 : null;
+
     /// <summary>The stages of the last <c>Fit</c>: name, learning rate, epochs, validation loss and accuracy.</summary>
     public IReadOnlyList<FineTuneStage> Stages { get; private set; } = [];
 
     private protected override IReadOnlyList<TrainedModel> Train(ImageDataset train, ImageDataset? valid, Action<string> log)
     {
-        var (network, architecture) = Settings.Backbone is { } path
-            ? PretrainedModels.LoadForFineTuning(path, train.Channels, train.Classes, (ulong)Settings.Seed)
-            : (TrainedModel.CreateNetwork(Settings.Architecture, train.Channels, train.Classes.Count, new Engine.Generator((ulong)Settings.Seed)), Settings.Architecture);
+        var pretrained = Settings.Backbone is { } path
+            ? PretrainedModels.LoadForFineTuning(path, train.Channels, train.Classes, (ulong)Settings.Seed, (train.Height, train.Width))
+            : new PretrainedNetwork(TrainedModel.CreateNetwork(Settings.Architecture, train.Channels, train.Classes.Count, new Engine.Generator((ulong)Settings.Seed)), Settings.Architecture, null);
+        var (network, architecture) = (pretrained.Network, pretrained.Architecture);
         var fineTune = new DifferentialFineTune(network);
-        var learner = Learning.Learner.ForImageClassification(train, valid, network, fineTune.CreateParamGroups(), Settings.BatchSize, (ulong)Settings.Seed);
+        var learner = Learning.Learner.ForImageClassification(train, valid, network, fineTune.CreateParamGroups(), Settings.BatchSize, (ulong)Settings.Seed, pretrained.Normalization);
         Prepare(learner, log);
         foreach (var limit in Limits(validated: false, atCycleEnds: false)) learner.Add(limit);
         Stages = FineTuneRecipe.Run(learner, fineTune, new FineTuneRecipe.Options

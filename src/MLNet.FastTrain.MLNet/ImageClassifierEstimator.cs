@@ -92,7 +92,7 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
                     + $"([{string.Join(", ", other.Classes.Take(10))}] against [{string.Join(", ", labels.Classes.Take(10))}]); map both with the same fitted MapValueToKey.");
         }
 
-        var image = ImageInput.Create(input, Settings.FeatureColumnName, Settings);
+        var image = ImageInput.Create(input, Settings.FeatureColumnName, Settings, DefaultImageSize);
         var preprocessing = image.Preprocessing(Builder)?.Fit(input);
         var reading = image.Preprocessing(Builder, tolerant: true)?.Fit(input);
         string? pathColumn = Settings.ImagePathColumnName ?? (input.Schema.GetColumnOrNull("ImagePath") is not null ? "ImagePath" : null);
@@ -113,6 +113,9 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
         var fitted = new FittedClassifier(members, image, preprocessing, Settings.ScoreColumnName, Settings.PredictedLabelColumnName, labels.Classes);
         return ScoringChain.Build(Builder, input, fitted, Settings.TestTimeAugmentation, Settings.TtaBeta);
     }
+
+    /// <summary>The side images are brought to when ImageSize is not set, or null to follow the first image.</summary>
+    private protected virtual int? DefaultImageSize => null;
 
     /// <summary>Trains on the images and returns the model, or the members of an ensemble.</summary>
     private protected abstract IReadOnlyList<TrainedModel> Train(ImageDataset train, ImageDataset? valid, Action<string> log);

@@ -82,14 +82,14 @@ internal sealed class ImageInput
     };
 
     /// <summary>Settles channels and size from the options and the first rows of the training data.</summary>
-    public static ImageInput Create(IDataView data, string column, ImageClassifierOptions options)
+    public static ImageInput Create(IDataView data, string column, ImageClassifierOptions options, int? defaultSize = null)
     {
         var kind = Classify(SchemaShapes.Of(data.Schema), column);
         if (kind == ImageInputKind.Pixels) return FromPixelColumn(data, column, options);
         if (options.ImageSize is < 1) throw new ArgumentOutOfRangeException(nameof(options), $"ImageSize must be positive, not {options.ImageSize}.");
         var first = FirstImages(data, column, kind, 16);
         if (first.Count == 0) throw new TrainingDataException($"The training data has no row with an image in column '{column}'.");
-        int side = options.ImageSize ?? (first[0].Width <= 64 && first[0].Height <= 64 ? Math.Max(first[0].Width, first[0].Height) : 64);
+        int side = options.ImageSize ?? defaultSize ?? (first[0].Width <= 64 && first[0].Height <= 64 ? Math.Max(first[0].Width, first[0].Height) : 64);
         bool grey = options.ColorMode switch
         {
             ColorMode.Grey => true,

@@ -67,7 +67,7 @@ internal sealed class GraphBuilder
                     return Node("Conv", Self("conv"), [.. inputs], null,
                         OnnxAttributeProto.IntList("kernel_shape", conv.KernelSize.H, conv.KernelSize.W),
                         OnnxAttributeProto.IntList("strides", conv.Stride.H, conv.Stride.W),
-                        OnnxAttributeProto.IntList("pads", conv.Padding.H, conv.Padding.W, conv.Padding.H, conv.Padding.W),
+                        OnnxAttributeProto.IntList("pads", conv.Padding.H, conv.Padding.W, (conv.PaddingEnd ?? conv.Padding).H, (conv.PaddingEnd ?? conv.Padding).W),
                         OnnxAttributeProto.IntList("dilations", conv.Dilation.H, conv.Dilation.W),
                         OnnxAttributeProto.Int("group", conv.Groups));
                 }
@@ -98,7 +98,7 @@ internal sealed class GraphBuilder
                 return Node("MaxPool", Self("maxpool"), [input], null,
                     OnnxAttributeProto.IntList("kernel_shape", pool.KernelSize, pool.KernelSize),
                     OnnxAttributeProto.IntList("strides", pool.Stride, pool.Stride),
-                    OnnxAttributeProto.IntList("pads", pool.Padding, pool.Padding, pool.Padding, pool.Padding));
+                    OnnxAttributeProto.IntList("pads", pool.Padding, pool.Padding, pool.PaddingEnd ?? pool.Padding, pool.PaddingEnd ?? pool.Padding));
             case AvgPool2d pool:
                 return Node("AveragePool", Self("avgpool"), [input], null,
                     OnnxAttributeProto.IntList("kernel_shape", pool.KernelSize, pool.KernelSize),

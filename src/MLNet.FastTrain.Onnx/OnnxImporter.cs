@@ -75,6 +75,15 @@ public static class OnnxImporter
         var builder = new GraphBuilder(consts, opset);
         foreach (var node in nodes) builder.Add(node);
         var graphModule = new OnnxGraphModule(input, output, builder.Steps, builder.Root.NamedChildren());
+        var dims0 = inputs[0].Dims;
+        if (builder.AveragePools.Count > 0 && dims0.Count == 4 && dims0[1] is long pc && dims0[2] is long ph && dims0[3] is long pw)
+        {
+            // One forward pass at the declared size shows which average pools cover their whole input.
+            graphModule.Eval();
+            using (GradRecorder.NoGrad()) graphModule.Forward(Tensor.Zeros(1, (int)pc, (int)ph, (int)pw));
+            graphModule.Train();
+            foreach (var pool in builder.AveragePools) pool.Settle();
+        }
 
         var meta = proto.Metadata.GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value);
         var dims = inputs[0].Dims;
@@ -82,6 +91,9 @@ public static class OnnxImporter
         int? height = dims.Count == 4 && dims[2] is long h ? (int)h : null;
         int? width = dims.Count == 4 && dims[3] is long w ? (int)w : null;
         var (network, architecture) = PromoteToZoo(graphModule, channels, builder.LastLinearOutFeatures, height, width);
+        if (builder.LastLinearOutFeatures is null && ResNetMatcher.TryMatch(nodes, consts, input, output) is var (body, bodyArchitecture)
+            && SameFunction(graphModule, body, [2, channels, Math.Min(height ?? 64, 64), Math.Min(width ?? 64, 64)]))
+            (network, architecture) = (body, bodyArchitecture);
 
         IReadOnlyList<string>? classes = null;
         if (meta.TryGetValue("labels", out var labels))
@@ -173,8 +185,10 @@ public static class OnnxImporter
             problems.Add($"{where}: {node.OpType} attribute '{a.Name}'");
         if (opset < 7) problems.Add($"{where}: operator set {opset} is older than 7");
 
+        // Less padding at the end than at the start (CNTK writes [3, 3, 2, 2]) is the symmetric window cropped; more is not.
         void CheckPads(List<long>? pads) =>
-            Need(pads is null || pads.Count == 0 || (pads.Count == 4 && pads[0] == pads[2] && pads[1] == pads[3]), $"with asymmetric padding [{string.Join(", ", pads ?? [])}]");
+            Need(pads is null || pads.Count == 0 || (pads.Count == 4 && pads[2] <= pads[0] && pads[3] <= pads[1] && pads.All(p => p >= 0)),
+                $"with padding [{string.Join(", ", pads ?? [])}] larger at the end than at the start");
         void CheckAutoPad(string autoPad) => Need(autoPad is "NOTSET" or "VALID" or "", $"with auto_pad={autoPad}");
     }
 
@@ -307,15 +321,19 @@ public static class OnnxImporter
                 case "Tanh": run = x => Functional.Tanh(x[0]); break;
                 case "MaxPool":
                     {
-                        var (k, s, p) = (Pair("kernel_shape", 1), Pair("strides", 1), Pair("pads", 0));
-                        run = x => Functional.MaxPool2d(x[0], k, s, p);
+                        var (k, s, p, e) = (Pair("kernel_shape", 1), Pair("strides", 1), Pair("pads", 0), EndPads(attrs));
+                        run = x => CropToEnd(Functional.MaxPool2d(x[0], k, s, p), x[0], k, s, (1, 1), p, e);
                         break;
                     }
                 case "AveragePool":
                     {
                         var (k, s, p) = (Pair("kernel_shape", 1), Pair("strides", 1), Pair("pads", 0));
                         bool includePad = Int("count_include_pad", 0) != 0;
-                        run = x => Functional.AvgPool2d(x[0], k, s, p, includePad);
+                        // A window as large as the whole feature map at the declared input size (CNTK's 7 × 7 over
+                        // layer4's output at 224) is global pooling: made adaptive, other sizes work too.
+                        var pool = new AveragePoolStep(k, s, p, includePad);
+                        AveragePools.Add(pool);
+                        run = x => pool.Run(x[0]);
                         break;
                     }
                 case "GlobalAveragePool": run = x => Functional.AdaptiveAvgPool2d(x[0], (1, 1)); break;
@@ -371,7 +389,10 @@ public static class OnnxImporter
             int groups = attrs.TryGetValue("group", out var g) ? (int)g.I : 1;
             int outC = (int)w.Dims[0], inC = (int)w.Dims[1] * groups;
             bool hasBias = inputs.Count > 2;
-            var conv = new Conv2d(inC, outC, ((int)w.Dims[2], (int)w.Dims[3]), Pair("strides", 1), Pair("pads", 0), Pair("dilations", 1), groups, hasBias);
+            var conv = new Conv2d(inC, outC, ((int)w.Dims[2], (int)w.Dims[3]), Pair("strides", 1), Pair("pads", 0), Pair("dilations", 1), groups, hasBias)
+            {
+                PaddingEnd = EndPads(attrs),
+            };
             w.FloatData.CopyTo(conv.Weight.AsSpan());
             if (hasBias) consts[inputs[2]].FloatData.CopyTo(conv.Bias!.AsSpan());
             FirstConvInChannels ??= inC;
@@ -449,6 +470,18 @@ public static class OnnxImporter
         private static bool IsIdentifier(string part) => part.Length > 0 && part.All(ch => char.IsLetterOrDigit(ch) || ch == '_');
 
         /// <summary>A two-value integer attribute (kernel_shape, strides, the first two pads, dilations), or the fallback twice.</summary>
+        /// <summary>The pooling steps that average, whose windows the probe may find global.</summary>
+        public List<AveragePoolStep> AveragePools { get; } = [];
+
+        /// <summary>The end padding of ONNX pads [b_h, b_w, e_h, e_w] (the start's when absent).</summary>
+        private static (int, int) EndPads(Dictionary<string, OnnxAttributeProto> attrs) =>
+            attrs.TryGetValue("pads", out var a) && a.Ints.Count == 4 ? ((int)a.Ints[2], (int)a.Ints[3]) : AttributePair(attrs, "pads", 0);
+
+        private static Tensor CropToEnd(Tensor y, Tensor x, (int H, int W) k, (int H, int W) s, (int H, int W) d, (int H, int W) begin, (int H, int W) end) =>
+            end == begin ? y : Functional.CropTopLeft(y,
+                Math.Min(y.Size(2), Functional.WindowOutputSize(x.Size(2), k.H, s.H, d.H, begin.H, end.H)),
+                Math.Min(y.Size(3), Functional.WindowOutputSize(x.Size(3), k.W, s.W, d.W, begin.W, end.W)));
+
         private static (int, int) AttributePair(Dictionary<string, OnnxAttributeProto> attrs, string name, int fallback) =>
             attrs.TryGetValue(name, out var a) && a.Ints.Count >= 2 ? ((int)a.Ints[0], (int)a.Ints[1]) : (fallback, fallback);
 
@@ -463,4 +496,21 @@ public static class OnnxImporter
                 for (int c = 0; c < cols; c++) target[c * rows + r] = source[r * cols + c];
         }
     }
+}
+
+/// <summary>An AveragePool node; once the probe has seen its window cover the whole feature map, it pools adaptively.</summary>
+internal sealed class AveragePoolStep((int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, bool includePad)
+{
+    public bool Global { get; private set; }
+
+    public (int H, int W)? SeenInput { get; private set; }
+
+    public Tensor Run(Tensor x)
+    {
+        SeenInput ??= (x.Size(2), x.Size(3));
+        return Global ? Functional.AdaptiveAvgPool2d(x, (1, 1)) : Functional.AvgPool2d(x, kernel, stride, padding, includePad);
+    }
+
+    /// <summary>After the probe: global when the window covered the whole map, unpadded, in one step.</summary>
+    public void Settle() => Global = SeenInput == kernel && padding == (0, 0);
 }

@@ -92,6 +92,8 @@ public class GradientCheckTests
         ["concat_dim0"] = (x => F.Concat([x[0], x[1]], 0), () => [R(2, 3), R(4, 3)]),
         ["concat_dim1"] = (x => F.Concat([x[0], x[1], x[0]], 1), () => [R(2, 3), R(2, 1)]),
         ["transpose"] = (x => F.Transpose(x[0]), () => [R(3, 5)]),
+        ["crop_top_left"] = (x => F.CropTopLeft(x[0], 3, 2) * 2.0, () => [R(2, 2, 4, 5)]),
+        ["conv_cropped_to_end_padding"] = (x => F.CropTopLeft(F.Conv2d(x[0], x[1], stride: (2, 2), padding: (1, 1)), 2, 2), () => [R(1, 2, 5, 5), R(3, 2, 3, 3)]),
         ["dropout_fixed_mask"] = (x => F.Dropout(x[0], 0.4, training: true, new Generator(11)), () => [R(4, 6)]),
         ["clone"] = (x => x[0].Clone() * x[0], () => [R(3, 3)]),
         ["residual_block"] = (x => F.Relu(F.Conv2d(F.Relu(x[0]), x[1], padding: (1, 1)) + x[0]), () => [R(1, 2, 4, 4), R(2, 2, 3, 3)]),

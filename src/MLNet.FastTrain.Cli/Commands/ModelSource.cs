@@ -17,6 +17,9 @@ internal static class ModelSource
     public static bool IsFile(string model) =>
         model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || model.EndsWith(".ftm", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>A file to fine-tune, or a pretrained backbone by name (resnet18-imagenet): trained with the whole recipe.</summary>
+    public static bool IsPretrained(string model) => IsFile(model) || PretrainedModels.IsName(model);
+
     /// <summary>A bad value is a usage error (exit 2); a named file that is missing or unreadable is a user error later.</summary>
     public static void Validate(string model)
     {
@@ -28,8 +31,8 @@ internal static class ModelSource
     /// Loads a pretrained network from a file and fits it to the data: grey images get a first convolution summed over
     /// its colour channels, and a new head replaces the old one unless the file's labels are the data's.
     /// </summary>
-    public static (Module Network, string Architecture) LoadPretrained(string path, ImageDataset train, ulong seed) =>
-        PretrainedModels.LoadForFineTuning(path, train.Channels, train.Classes, seed);
+    public static PretrainedNetwork LoadPretrained(string path, ImageDataset train, ulong seed, (int Height, int Width)? size) =>
+        PretrainedModels.LoadForFineTuning(path, train.Channels, train.Classes, seed, size);
 
     /// <summary>A scoring-ready model from a .ftm file, or from an .onnx file that carries labels and normalisation.</summary>
     public static TrainedModel LoadTrained(string path)

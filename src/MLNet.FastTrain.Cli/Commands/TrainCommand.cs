@@ -76,12 +76,18 @@ internal static class TrainCommand
             if (parse.GetValue(resume) && checkpoints is null) throw new ArgumentException("--resume needs --checkpoint-dir.");
             var (trainSet, validSet, folder) = DataSource.Load(parse.GetValue(data), large, null, parse.GetValue(skipInvalid), s,
                 quiet ? null : Console.WriteLine, parse.GetValue(valid));
-            if (large is int loadedSize && (trainSet.Height != loadedSize || trainSet.Width != loadedSize))
-                throw new ArgumentException($"--size: the images of {folder} are {trainSet.Height}×{trainSet.Width}; with IDX data the size must end there (e.g. --size 14:{trainSet.Height}).");
-            if (arch == "simple" && (trainSet.Height != 28 || trainSet.Width != 28 || small is int s0 && s0 != 28))
+            // IDX images come at their own size; another final size makes the loaders resize every batch (bilinear up, area down).
+            (int Height, int Width) trainSize = large is int loadedSize ? (loadedSize, loadedSize) : (trainSet.Height, trainSet.Width);
+            bool resizeBatches = trainSize != (trainSet.Height, trainSet.Width);
+            if (arch == "simple" && (trainSize != (28, 28) || small is int s0 && s0 != 28))
                 throw new ArgumentException("--model simple takes 28×28 images only (its classifier has a fixed size); use --size 28, or a ResNet, whose adaptive pooling takes any size.");
             Module? pretrained = null;
-            if (ModelSource.IsFile(arch)) (pretrained, arch) = ModelSource.LoadPretrained(parse.GetValue(model)!, trainSet, s);
+            (float[] Mean, float[] Std)? pretrainedNormalization = null;
+            if (ModelSource.IsPretrained(arch))
+            {
+                var loaded = ModelSource.LoadPretrained(parse.GetValue(model)!, trainSet, s, trainSize);
+                (pretrained, arch, pretrainedNormalization) = (loaded.Network, loaded.Architecture, loaded.Normalization);
+            }
             if (arch == Onnx.OnnxModel.GraphArchitecture && parse.GetValue(output) is { } target && !target.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
                 throw new ArgumentException($"--out '{target}': a network imported as a general ONNX graph is saved as .onnx only.");
             int? batchSize = givenBatch;
@@ -89,7 +95,7 @@ internal static class TrainCommand
             if (parse.GetValue(budget) is { } text)
             {
                 var probeNet = pretrained ?? Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
-                var found = Tuning.BatchSizeFinder.Find(probeNet, (trainSet.Channels, trainSet.Height, trainSet.Width), trainSet.Classes.Count,
+                var found = Tuning.BatchSizeFinder.Find(probeNet, (trainSet.Channels, trainSize.Height, trainSize.Width), trainSet.Classes.Count,
                     new Tuning.BatchSizeFinder.Options { MemoryBudgetBytes = CliSupport.ParseBytes(text, "--memory-budget"), MaxBatchSize = Math.Max(1, trainSet.Count / 4) });
                 batchSize = found.BatchSize;
                 advice = found.Explanation;
@@ -97,7 +103,12 @@ internal static class TrainCommand
             var fineTune = pretrained is null ? null : new DifferentialFineTune(pretrained);
             var learner = fineTune is null
                 ? Learner.ForImageClassification(trainSet, validSet, arch, batchSize, s)
-                : Learner.ForImageClassification(trainSet, validSet, pretrained!, fineTune.CreateParamGroups(), batchSize, s);
+                : Learner.ForImageClassification(trainSet, validSet, pretrained!, fineTune.CreateParamGroups(), batchSize, s, pretrainedNormalization);
+            if (resizeBatches)
+            {
+                if (learner.TrainData is DataLoader trainLoader) trainLoader.ImageSize = trainSize;
+                if (learner.ValidData is DataLoader validLoader) validLoader.ImageSize = trainSize;
+            }
             int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
             bool live = !asJson && ConsoleProgress.Available;
@@ -146,7 +157,7 @@ internal static class TrainCommand
                 // Messages logged under the live bars (LR finder, stages, stop reasons) are printed once they are gone.
                 foreach (var m in held) Console.WriteLine(m);
             }
-            var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.Normalization!.Value, (trainSet.Channels, trainSet.Height, trainSet.Width));
+            var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.Normalization!.Value, (trainSet.Channels, trainSize.Height, trainSize.Width));
             string? consumption = null;
             if (parse.GetValue(output) is { } path)
             {

@@ -44,8 +44,26 @@ public sealed class Conv2d : Module
     /// <summary>Stride.</summary>
     public (int H, int W) Stride { get; }
 
-    /// <summary>Zero padding on each side.</summary>
+    /// <summary>Zero padding on each side (at the start of each axis, and at its end unless <see cref="PaddingEnd"/> says less).</summary>
     public (int H, int W) Padding { get; }
+
+    /// <summary>
+    /// Zero padding at the end of each axis when it is less than at the start (ONNX's pads [b, b, e, e], as CNTK
+    /// exports write them); null (default) pads both ends by <see cref="Padding"/>. Computed as the symmetric
+    /// convolution cropped to the smaller size, which reads the same windows.
+    /// </summary>
+    public (int H, int W)? PaddingEnd
+    {
+        get => _paddingEnd;
+        set
+        {
+            if (value is (int h, int w) && (h < 0 || w < 0 || h > Padding.H || w > Padding.W))
+                throw new ArgumentOutOfRangeException(nameof(value), $"The end padding ({h}, {w}) must lie between 0 and the start padding ({Padding.H}, {Padding.W}).");
+            _paddingEnd = value == Padding ? null : value;
+        }
+    }
+
+    private (int H, int W)? _paddingEnd;
 
     /// <summary>Dilation.</summary>
     public (int H, int W) Dilation { get; }
@@ -60,5 +78,12 @@ public sealed class Conv2d : Module
     public Parameter? Bias { get; }
 
     /// <inheritdoc />
-    public override Tensor Forward(Tensor input) => Functional.Conv2d(input, Weight, Bias, Stride, Padding, Dilation, Groups);
+    public override Tensor Forward(Tensor input)
+    {
+        var y = Functional.Conv2d(input, Weight, Bias, Stride, Padding, Dilation, Groups);
+        if (_paddingEnd is not (int endH, int endW)) return y;
+        return Functional.CropTopLeft(y,
+            Math.Min(y.Size(2), Functional.WindowOutputSize(input.Size(2), KernelSize.H, Stride.H, Dilation.H, Padding.H, endH)),
+            Math.Min(y.Size(3), Functional.WindowOutputSize(input.Size(3), KernelSize.W, Stride.W, Dilation.W, Padding.W, endW)));
+    }
 }

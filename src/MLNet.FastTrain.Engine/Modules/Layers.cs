@@ -84,12 +84,32 @@ public sealed class MaxPool2d(int kernelSize, int? stride = null, int padding = 
     /// <summary>The step between windows.</summary>
     public int Stride { get; } = stride ?? kernelSize;
 
-    /// <summary>Implicit padding (never chosen as the maximum) on every side.</summary>
+    /// <summary>Implicit padding (never chosen as the maximum) at the start of each axis, and at its end unless <see cref="PaddingEnd"/> says less.</summary>
     public int Padding { get; } = padding;
 
+    /// <summary>Padding at the end of each axis when it is less than at the start (see <see cref="Conv2d.PaddingEnd"/>); null pads both ends alike.</summary>
+    public int? PaddingEnd
+    {
+        get => _paddingEnd;
+        set
+        {
+            if (value is int e && (e < 0 || e > Padding))
+                throw new ArgumentOutOfRangeException(nameof(value), $"The end padding {e} must lie between 0 and the start padding {Padding}.");
+            _paddingEnd = value == Padding ? null : value;
+        }
+    }
+
+    private int? _paddingEnd;
+
     /// <inheritdoc />
-    public override Tensor Forward(Tensor input) =>
-        Functional.MaxPool2d(input, (KernelSize, KernelSize), (Stride, Stride), (Padding, Padding));
+    public override Tensor Forward(Tensor input)
+    {
+        var y = Functional.MaxPool2d(input, (KernelSize, KernelSize), (Stride, Stride), (Padding, Padding));
+        if (_paddingEnd is not int end) return y;
+        return Functional.CropTopLeft(y,
+            Math.Min(y.Size(2), Functional.WindowOutputSize(input.Size(2), KernelSize, Stride, 1, Padding, end)),
+            Math.Min(y.Size(3), Functional.WindowOutputSize(input.Size(3), KernelSize, Stride, 1, Padding, end)));
+    }
 }
 
 /// <summary>Average pooling over square windows; stride defaults to the kernel size.</summary>

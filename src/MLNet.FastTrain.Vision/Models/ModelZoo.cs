@@ -47,6 +47,102 @@ public static class ModelZoo
     public static Sequential ResNet34(int inChannels = 3, int numClasses = 1000, Generator? generator = null) =>
         ResNet([3, 4, 6, 3], inChannels, numClasses, generator);
 
+    /// <summary>
+    /// The layout of the ImageNet ResNet-18 that ML.NET ships (Microsoft.ML.DnnImageFeaturizer.ResNet18, a CNTK
+    /// export): torchvision's names, but 2, 2, 2 and 3 blocks per stage, and the stem, the max-pool and each stage's
+    /// strided 3×3 convolution padded one less at the end than at the start (ONNX pads [3, 3, 2, 2] and [1, 1, 0, 0]).
+    /// The smallest input it takes is <see cref="MinimumInputSize"/> pixels on a side.
+    /// </summary>
+    public static Sequential ResNet18ImageNet(int inChannels = 3, int numClasses = 1000, Generator? generator = null)
+    {
+        var net = ResNet([2, 2, 2, 3], inChannels, numClasses, generator);
+        ((Conv2d)Child(net, "conv1")).PaddingEnd = (2, 2);
+        ((MaxPool2d)Child(net, "maxpool")).PaddingEnd = 0;
+        for (int stage = 2; stage <= 4; stage++) ((BasicBlock)Child((Sequential)Child(net, $"layer{stage}"), "0")).Conv1.PaddingEnd = (0, 0);
+        return net;
+
+        static Module Child(Module parent, string name) => parent.NamedChildren().First(kv => kv.Key == name).Value;
+    }
+
+    /// <summary>
+    /// The smallest square input whose every feature map along the network's main path keeps at least one pixel:
+    /// the convolutions and poolings outside shortcut branches, in order, each with its padding at both ends.
+    /// </summary>
+    public static int MinimumInputSize(Module network)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        var windows = new List<(int Kernel, int Stride, int Dilation, int Begin, int End)>();
+        foreach (var (name, module) in network.NamedModules())
+        {
+            if (name.Split('.').Contains("downsample")) continue;
+            switch (module)
+            {
+                case Conv2d c: windows.Add((c.KernelSize.H, c.Stride.H, c.Dilation.H, c.Padding.H, c.PaddingEnd?.H ?? c.Padding.H)); break;
+                case MaxPool2d m: windows.Add((m.KernelSize, m.Stride, 1, m.Padding, m.PaddingEnd ?? m.Padding)); break;
+                case AvgPool2d a: windows.Add((a.KernelSize, a.Stride, 1, a.Padding, a.Padding)); break;
+            }
+        }
+        for (int size = 1; size <= 4096; size++)
+        {
+            int side = size;
+            foreach (var (k, stride, d, b, e) in windows)
+            {
+                side = Functional.WindowOutputSize(side, k, stride, d, b, e);
+                if (side < 1) break;
+            }
+            if (side >= 1) return size;
+        }
+        throw new ArgumentException("The network shrinks every input to nothing.", nameof(network));
+    }
+
+    /// <summary>
+    /// Checks that the network computes something for [<paramref name="height"/>, <paramref name="width"/>] images by
+    /// running one through it: a size below <see cref="MinimumInputSize"/> leaves a feature map empty, and sizes where a
+    /// block's main path and its shortcut round differently cannot be added (the ImageNet layout's uneven padding
+    /// needs floor(side / 4) to be a multiple of 8, so sides of 32k to 32k + 3). The message gives the nearest sizes
+    /// that work.
+    /// </summary>
+    /// <exception cref="ArgumentException">The size does not fit the network.</exception>
+    public static void CheckInputSize(Module network, int channels, int height, int width, string name)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        int minimum = MinimumInputSize(network);
+        if (height < minimum || width < minimum)
+            throw new ArgumentException($"{height} × {width} images are too small for {name}: its strides need at least {minimum} × {minimum} pixels; train at a larger size (for example 64).");
+        if (Runs(network, channels, height, width)) return;
+        int? Near(int side, int step)
+        {
+            for (int s = side + step; s >= minimum && s <= side + 64; s += step)
+                if (Runs(network, channels, s, s)) return s;
+            return null;
+        }
+        int side = Math.Max(height, width);
+        var options = new[] { Near(side, -1), Near(side, 1) }.OfType<int>().Select(s => $"{s} × {s}");
+        throw new ArgumentException($"{name} cannot take {height} × {width} images: a block's shortcut and its main path come out of different sizes there. "
+            + $"Sizes near it that work: {string.Join(" or ", options)}.");
+    }
+
+    private static bool Runs(Module network, int channels, int height, int width)
+    {
+        bool training = network.Training;
+        network.Eval();
+        try
+        {
+            using var noGrad = Engine.Autograd.GradRecorder.NoGrad();
+            using var scope = TensorScope.Begin();
+            network.Forward(Tensor.Zeros(1, channels, height, width));
+            return true;
+        }
+        catch (ShapeMismatchException)
+        {
+            return false;
+        }
+        finally
+        {
+            network.Train(training);
+        }
+    }
+
     /// <summary>A torchvision-layout ResNet of basic blocks with the given number of blocks in each of four stages.</summary>
     public static Sequential ResNet(IReadOnlyList<int> blocksPerStage, int inChannels = 3, int numClasses = 1000, Generator? generator = null)
     {

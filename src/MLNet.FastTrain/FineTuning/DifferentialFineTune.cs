@@ -207,7 +207,10 @@ public sealed class DifferentialFineTune
         if (first.InChannels == channels) return;
         if (channels != 1 || first.Groups != 1)
             throw new ArgumentException($"The network takes {first.InChannels}-channel images; only adapting to 1 channel (grey) is defined, not to {channels}.", nameof(channels));
-        var adapted = new Conv2d(1, first.OutChannels, first.KernelSize, first.Stride, first.Padding, first.Dilation, 1, first.Bias is not null);
+        var adapted = new Conv2d(1, first.OutChannels, first.KernelSize, first.Stride, first.Padding, first.Dilation, 1, first.Bias is not null)
+        {
+            PaddingEnd = first.PaddingEnd,
+        };
         var source = first.Weight.AsSpan();
         var target = adapted.Weight.AsSpan();
         int plane = first.KernelSize.H * first.KernelSize.W;

@@ -73,12 +73,14 @@ public sealed class Learner
     /// <see cref="ForImageClassification(ImageDataset, ImageDataset?, string, int?, ulong)"/> and an optimizer over
     /// <paramref name="groups"/> (for example <see cref="FineTuning.DifferentialFineTune.CreateParamGroups"/>).
     /// </summary>
-    public static Learner ForImageClassification(ImageDataset train, ImageDataset? valid, Module network, IEnumerable<ParamGroup>? groups, int? batchSize = null, ulong seed = 0)
+    public static Learner ForImageClassification(ImageDataset train, ImageDataset? valid, Module network, IEnumerable<ParamGroup>? groups, int? batchSize = null, ulong seed = 0,
+        (float[] Mean, float[] Std)? normalization = null)
     {
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(network);
         int batch = batchSize ?? DefaultBatchSize(train.Count);
-        var trainLoader = new DataLoader(train, batch, shuffle: true, seed: seed, dropLast: true);
+        // A pretrained body keeps the normalisation it was trained with; otherwise the data's own statistics.
+        var trainLoader = new DataLoader(train, batch, shuffle: true, seed: seed, dropLast: true, normalization: normalization);
         var validLoader = valid is null ? null : new DataLoader(valid, 256, shuffle: false, normalization: trainLoader.Normalization);
         return new Learner(network, trainLoader, validLoader, groups is null ? null : new AdamW(groups));
     }

@@ -43,7 +43,7 @@ public sealed class TrainedModel
     public (int Channels, int Height, int Width) InputSize { get; }
 
     /// <summary>The zoo networks <see cref="CreateNetwork"/> builds, by name.</summary>
-    public static IReadOnlyList<string> Architectures { get; } = ["simple", "resnet", "resnet-wide", "resnet18", "resnet34"];
+    public static IReadOnlyList<string> Architectures { get; } = ["simple", "resnet", "resnet-wide", "resnet18", "resnet34", "resnet18-imagenet"];
 
     /// <summary>Builds a zoo network by name.</summary>
     public static Module CreateNetwork(string architecture, int channels, int classes, Generator? generator = null) => architecture switch
@@ -53,6 +53,7 @@ public sealed class TrainedModel
         "resnet-wide" => ModelZoo.ResNetWide(channels, classes, generator),
         "resnet18" => ModelZoo.ResNet18(channels, classes, generator),
         "resnet34" => ModelZoo.ResNet34(channels, classes, generator),
+        "resnet18-imagenet" => ModelZoo.ResNet18ImageNet(channels, classes, generator),
         _ => throw new ArgumentException($"Unknown architecture '{architecture}'; expected {string.Join(", ", Architectures)}.", nameof(architecture)),
     };
 
@@ -69,6 +70,8 @@ public sealed class TrainedModel
         if (data.Channels != InputSize.Channels)
             throw new ArgumentException($"The model takes {InputSize.Channels}-channel images; the data has {data.Channels}.", nameof(data));
         var loader = new DataLoader(data, batchSize, shuffle: false, seed: seed, normalization: Normalization) { BatchTransform = transform };
+        // Images of another size than the model was trained at are brought to it, as they were in training.
+        if ((data.Height, data.Width) != (InputSize.Height, InputSize.Width)) loader.ImageSize = (InputSize.Height, InputSize.Width);
         var results = new List<ClassificationRow>(data.Count);
         bool wasTraining = Network.Training;
         Network.Eval();
