@@ -25,6 +25,7 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --checkpoint-dir (same options and seed)" };
         var skipInvalid = new Option<bool>("--skip-invalid") { Description = "leave out image files that cannot be decoded, and list them, instead of stopping" };
         var model = new Option<string>("--model") { Description = ModelSource.Description, DefaultValueFactory = _ => "resnet" };
+        var scratch = new Option<bool>("--scratch") { Description = "train a named pretrained backbone's layout (resnet18-imagenet) from fresh weights instead" };
         var recipe = new Option<string>("--recipe") { Description = "fine-tune, sgdr or one-cycle", DefaultValueFactory = _ => "fine-tune" };
         recipe.AcceptOnlyFromAmong("fine-tune", "sgdr", "one-cycle");
         var epochs = new Option<int?>("--epochs") { Description = "most epochs any recipe trains (one-cycle: its length, default 3)" };
@@ -53,7 +54,7 @@ internal static class TrainCommand
         var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, valid, size, skipInvalid, checkpointDir, resume, model, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, output, json, report,
+            data, valid, size, skipInvalid, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, output, json, report,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -83,7 +84,7 @@ internal static class TrainCommand
                 throw new ArgumentException("--model simple takes 28×28 images only (its classifier has a fixed size); use --size 28, or a ResNet, whose adaptive pooling takes any size.");
             Module? pretrained = null;
             (float[] Mean, float[] Std)? pretrainedNormalization = null;
-            if (ModelSource.IsPretrained(arch))
+            if (ModelSource.IsPretrained(arch) && !(parse.GetValue(scratch) && Onnx.PretrainedModels.IsName(arch)))
             {
                 var loaded = ModelSource.LoadPretrained(parse.GetValue(model)!, trainSet, s, trainSize);
                 (pretrained, arch, pretrainedNormalization) = (loaded.Network, loaded.Architecture, loaded.Normalization);

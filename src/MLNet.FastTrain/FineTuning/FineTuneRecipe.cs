@@ -93,7 +93,7 @@ public static class FineTuneRecipe
             if (options.PrecomputedEpochs > 0)
             {
                 var (body, head) = fineTune.SplitBodyHead();
-                var cacheSource = new DataLoader(images.Dataset, images.BatchSize, images.Shuffle, images.Seed, images.DropLast, images.Normalization);
+                var cacheSource = new DataLoader(images.Dataset, images.BatchSize, images.Shuffle, images.Seed, images.DropLast, images.Normalization) { ImageSize = images.ImageSize };
                 var features = PrecomputedActivations.Compute(body, cacheSource, options.ActivationCacheDirectory, cancellationToken: cancellationToken);
                 var headLearner = new Learner(head, features, ValidFeatures(learner, body), new AdamW(head.Parameters()), learner.Metrics);
                 headLearner.Log += (_, m) => learner.Write("head: " + m);
