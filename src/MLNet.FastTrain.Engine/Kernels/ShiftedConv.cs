@@ -46,8 +46,15 @@ internal static unsafe class ShiftedConv
     /// a kernel larger than one pixel. (A 1×1 kernel is a plain GEMM on the image, or on its subsampled copy when
     /// strided; its handful of taps per tile would not pay for the tile's fixed costs here.)
     /// </summary>
+    /// <remarks>
+    /// Small feature maps go to im2col + GEMM instead: the implicit GEMM runs over the zero-padded image, and once the
+    /// padding more than doubles the map (a 2 × 2 or 4 × 4 map with a 3 × 3 kernel: 4× and 2.25× the rows) the wasted
+    /// rows cost more than building the column matrix. Measured on ImageNet ResNet-18 at 64 px, batch 32, 2 threads
+    /// (layer3 and layer4 at 4 × 4 and 2 × 2): 42.5 → 60.6 images/s.
+    /// </remarks>
     public static bool Handles(in ConvGeometry g) =>
-        IsSupported && !t_disabled && g.StrideH == g.StrideW && g.KernelH * g.KernelW > 1;
+        IsSupported && !t_disabled && g.StrideH == g.StrideW && g.KernelH * g.KernelW > 1
+        && (long)(g.Height + 2 * g.PadH) * (g.Width + 2 * g.PadW) <= 2L * g.Height * g.Width;
 
     /// <summary>
     /// Whether the input gradient of this geometry runs here: stride 1, and its padding, d·(k − 1) − p, not negative
