@@ -3,6 +3,7 @@
 // LbfgsMaximumEntropy, then DifferentialFineTune on resnet18-imagenet. Prints one line per arm: test accuracy
 // (micro), macro accuracy, log loss and wall seconds.
 //   dotnet run -c Release --project bench/MLNetAnchor -- [--train N] [--test N] [--size PX] [--data IDX_FOLDER]
+//   dotnet run -c Release --project bench/MLNetAnchor -- --photos DIR [--size PX]   (DIR from bench/make_photo_crops.py)
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
@@ -19,9 +20,20 @@ int testCount = int.Parse(options.GetValueOrDefault("--test", "1000"), CultureIn
 int size = int.Parse(options.GetValueOrDefault("--size", "64"), CultureInfo.InvariantCulture);
 string data = options.GetValueOrDefault("--data", Directory.Exists("/usr/share/datasets/fashion-mnist") ? "/usr/share/datasets/fashion-mnist" : "data/fashion-mnist-mini");
 
-string folder = Path.Combine(Path.GetTempPath(), $"fasttrain-anchor-{trainCount}-{testCount}");
-var (trainRows, testRows) = WriteImages(data, folder, trainCount, testCount);
-Console.WriteLine($"{trainRows.Count} training and {testRows.Count} test images from {data}, written as PNG to {folder}");
+string folder;
+List<ImageRow> trainRows, testRows;
+if (options.TryGetValue("--photos", out var photos))
+{
+    folder = photos;
+    (trainRows, testRows) = (ReadTable(Path.Combine(photos, "train.tsv")), ReadTable(Path.Combine(photos, "test.tsv")));
+    Console.WriteLine($"{trainRows.Count} training and {testRows.Count} test photographs from {photos}");
+}
+else
+{
+    folder = Path.Combine(Path.GetTempPath(), $"fasttrain-anchor-{trainCount}-{testCount}");
+    (trainRows, testRows) = WriteImages(data, folder, trainCount, testCount);
+    Console.WriteLine($"{trainRows.Count} training and {testRows.Count} test images from {data}, written as PNG to {folder}");
+}
 
 var ml = new MLContext(seed: 1);
 var train = ml.Data.LoadFromEnumerable(trainRows);
@@ -56,6 +68,10 @@ Console.WriteLine("stages: " + string.Join("; ", trainer.Stages.Select(s => stri
 
 static void Report(string arm, MulticlassClassificationMetrics m, double seconds) =>
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{arm}: accuracy {m.MicroAccuracy:P2}, macro {m.MacroAccuracy:P2}, log loss {m.LogLoss:F4}, {seconds:F1} s"));
+
+// A table "ImagePath<TAB>Label" with a header line.
+static List<ImageRow> ReadTable(string path) =>
+    File.ReadLines(path).Skip(1).Select(l => l.Split('\t')).Select(f => new ImageRow { ImagePath = f[0], Label = f[1] }).ToList();
 
 // The first images of the IDX set's training and test files, as PNG files and rows.
 static (List<ImageRow> Train, List<ImageRow> Test) WriteImages(string idx, string folder, int trainCount, int testCount)

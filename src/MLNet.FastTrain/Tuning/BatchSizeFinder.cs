@@ -8,7 +8,17 @@ namespace MLNet.FastTrain.Tuning;
 /// <summary>The batch size chosen for a memory budget, and the arithmetic behind it.</summary>
 public sealed record BatchSizeAdvice(
     int BatchSize, long BudgetBytes, long ParameterBytes, long GradientBytes, long OptimizerStateBytes,
-    long FixedStepBytes, long BytesPerSample, long EstimatedBytes, long MeasuredStepBytes, string Explanation);
+    long FixedStepBytes, long BytesPerSample, long EstimatedBytes, long MeasuredStepBytes, string Explanation)
+{
+    /// <summary>What the process held before training (runtime, code, the data set in memory), counted against the budget.</summary>
+    public long BaselineBytes { get; init; }
+
+    /// <summary>The loader's batches in flight (being built, queued and in use) at the chosen batch size.</summary>
+    public long LoaderBytes { get; init; }
+
+    /// <summary>What a validation step at its own batch size holds (it runs between training steps, never beside one).</summary>
+    public long ValidationStepBytes { get; init; }
+}
 
 /// <summary>A memory budget too small for even the smallest batch; says how much is needed.</summary>
 public sealed class InsufficientMemoryBudgetException : InvalidOperationException
@@ -24,11 +34,13 @@ public sealed class InsufficientMemoryBudgetException : InvalidOperationExceptio
 }
 
 /// <summary>
-/// Picks the largest batch size whose training step fits a memory budget, from the model's own numbers: parameters,
-/// their gradients and optimizer state (fixed), plus what one training step holds, measured by probing a step at
-/// batch 1 and 2 (activations kept for backward grow with the batch; the rest does not). The answer is confirmed
-/// with one more probe at the chosen size, and explained part by part. A budget that cannot hold one sample is a
-/// clear error, never an out-of-memory crash.
+/// Picks the largest batch size for which the whole process fits a memory budget: what it already holds (the
+/// runtime, the code, the data set in memory: its resident size when asked), the model's parameters, their
+/// gradients and optimizer state, the loader's batches in flight, and the larger of a training step (measured by
+/// probing a step at batch 1 and 2: activations kept for backward grow with the batch, the rest does not) and a
+/// validation step at the validation batch size. The model's part gets a margin for the allocator and scratch
+/// buffers. The answer is confirmed with one more probe at the chosen size, and explained part by part. A budget
+/// that cannot hold one sample is a clear error, never an out-of-memory crash.
 /// </summary>
 public static class BatchSizeFinder
 {
@@ -46,6 +58,15 @@ public static class BatchSizeFinder
 
         /// <summary>Optimizer state per parameter, in parameter-sized buffers: SGD with momentum 1, Adam 2 (default).</summary>
         public int OptimizerBuffersPerParameter { get; set; } = 2;
+
+        /// <summary>What the process holds besides training (runtime, code, the data set); null (default): its resident size now.</summary>
+        public long? BaselineBytes { get; set; }
+
+        /// <summary>Input batches alive at once in the loader: being built, queued (two) and in use, and augmentation's copy. Default 5.</summary>
+        public int LoaderBatches { get; set; } = 5;
+
+        /// <summary>The validation loader's batch size, whose forward pass is probed too; 0 skips it. Default 256.</summary>
+        public int ValidationBatchSize { get; set; } = 256;
     }
 
     /// <summary>Finds the batch size for a classifier taking [channels, height, width] images.</summary>
@@ -57,6 +78,9 @@ public static class BatchSizeFinder
         if (budget <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"The memory budget must be positive, not {budget} bytes.");
         if (options.Margin < 0) throw new ArgumentOutOfRangeException(nameof(options), $"The margin must be non-negative, not {options.Margin}.");
 
+        long baseline = options.BaselineBytes ?? Environment.WorkingSet;
+        long sampleInput = 4L * input.Channels * input.Height * input.Width;
+        long loaderPerSample = sampleInput * Math.Max(0, options.LoaderBatches);
         long parameters = model.Parameters().Sum(p => (long)p.Length * 4);
         long gradients = model.Parameters().Where(p => p.RequiresGrad).Sum(p => (long)p.Length * 4);
         long optimizerState = gradients * options.OptimizerBuffersPerParameter;
@@ -69,29 +93,43 @@ public static class BatchSizeFinder
             long two = ProbeStep(model, input, classes, 2);
             long perSample = Math.Max(1, two - one);
             long fixedStep = Math.Max(0, one - perSample);
-            double usable = budget / (1 + options.Margin) - staticBytes - fixedStep;
-            long largest = usable <= 0 ? 0 : (long)(usable / perSample);
+            long validation = options.ValidationBatchSize > 0 ? ProbeStep(model, input, classes, options.ValidationBatchSize, training: false) : 0;
+            // budget ≥ baseline + (1 + margin)·(static + max(step, validation)) + loader; solved for the batch with
+            // the training step as the larger, then checked with the validation step.
+            double forModel = budget - baseline;
+            double usable = forModel / (1 + options.Margin) - staticBytes - fixedStep;
+            long largest = usable <= 0 ? 0 : (long)(usable / (perSample + loaderPerSample / (1 + options.Margin)));
+            if ((1 + options.Margin) * (staticBytes + validation) + baseline > budget) largest = 0;
             var inv = CultureInfo.InvariantCulture;
             if (largest < 1)
             {
-                long needed = (long)((staticBytes + fixedStep + perSample) * (1 + options.Margin));
+                long needed = baseline + (long)((staticBytes + Math.Max(fixedStep + perSample, validation)) * (1 + options.Margin)) + loaderPerSample;
                 throw new InsufficientMemoryBudgetException(string.Create(inv,
                     $"A memory budget of {Mb(budget)} cannot train this model even one image at a time: that needs about {Mb(needed)} " +
-                    $"(weights {Mb(parameters)}, gradients {Mb(gradients)}, optimizer state {Mb(optimizerState)}, one image's step {Mb(fixedStep + perSample)}, margin {options.Margin:P0}). Raise the budget or use a smaller model or image size."));
+                    $"(the process so far {Mb(baseline)}, weights {Mb(parameters)}, gradients {Mb(gradients)}, optimizer state {Mb(optimizerState)}, one image's step {Mb(fixedStep + perSample)}, " +
+                    $"a validation step {Mb(validation)}, margin {options.Margin:P0}). Raise the budget or use a smaller model or image size."));
             }
             int batch = (int)Math.Min(options.MaxBatchSize, 1L << (63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)largest)));
-            long estimate = staticBytes + fixedStep + perSample * batch;
+            long step = fixedStep + perSample * batch;
+            long loader = loaderPerSample * batch;
+            long estimate = baseline + (long)((staticBytes + Math.Max(step, validation)) * (1 + options.Margin)) + loader;
             long measured = ProbeStep(model, input, classes, batch);
             var why = new StringBuilder();
-            why.AppendLine(string.Create(inv, $"batch size {batch} for a budget of {Mb(budget)} ({options.Margin:P0} kept free):"));
+            why.AppendLine(string.Create(inv, $"batch size {batch} for a budget of {Mb(budget)} for the whole process ({options.Margin:P0} kept free beside the model):"));
+            why.AppendLine(string.Create(inv, $"  the process so far {Mb(baseline),11}  (runtime, code, the data set in memory)"));
             why.AppendLine(string.Create(inv, $"  weights           {Mb(parameters),12}"));
             why.AppendLine(string.Create(inv, $"  gradients         {Mb(gradients),12}"));
             why.AppendLine(string.Create(inv, $"  optimizer state   {Mb(optimizerState),12}"));
             why.AppendLine(string.Create(inv, $"  per step, fixed   {Mb(fixedStep),12}"));
             why.AppendLine(string.Create(inv, $"  per image         {Mb(perSample),12}  × {batch} = {Mb(perSample * batch)}"));
-            why.AppendLine(string.Create(inv, $"  estimate          {Mb(estimate),12}  (a probe step at batch {batch} held {Mb(measured + staticBytes)})"));
+            why.AppendLine(string.Create(inv, $"  validation step   {Mb(validation),12}  (batch {options.ValidationBatchSize}, between training steps)"));
+            why.AppendLine(string.Create(inv, $"  loader batches    {Mb(loader),12}  ({options.LoaderBatches} batches of {batch} images in flight)"));
+            why.AppendLine(string.Create(inv, $"  estimate          {Mb(estimate),12}  (a probe step at batch {batch} held {Mb(measured)})"));
             if (batch == options.MaxBatchSize) why.AppendLine(string.Create(inv, $"  capped at MaxBatchSize {options.MaxBatchSize}; the budget would allow {largest}."));
-            return new BatchSizeAdvice(batch, budget, parameters, gradients, optimizerState, fixedStep, perSample, estimate, measured + staticBytes, why.ToString());
+            return new BatchSizeAdvice(batch, budget, parameters, gradients, optimizerState, fixedStep, perSample, estimate, measured + staticBytes, why.ToString())
+            {
+                BaselineBytes = baseline, LoaderBytes = loader, ValidationStepBytes = validation,
+            };
         }
         finally
         {
@@ -101,17 +139,25 @@ public static class BatchSizeFinder
     }
 
     /// <summary>Bytes a training step at <paramref name="batch"/> holds in its scope (everything but parameter gradients).</summary>
-    private static long ProbeStep(Module model, (int Channels, int Height, int Width) input, int classes, int batch)
+    private static long ProbeStep(Module model, (int Channels, int Height, int Width) input, int classes, int batch, bool training = true)
     {
         bool wasTraining = model.Training;
-        model.Train();
+        model.Train(training);
         try
         {
             using var scope = TensorScope.Begin();
             var x = Tensor.Zeros(batch, input.Channels, input.Height, input.Width);
             var labels = Enumerable.Range(0, batch).Select(i => i % classes).ToArray();
-            Functional.CrossEntropy(model.Forward(x), labels).Backward();
-            model.ZeroGrad();
+            if (training)
+            {
+                Functional.CrossEntropy(model.Forward(x), labels).Backward();
+                model.ZeroGrad();
+            }
+            else
+            {
+                using var noGrad = Engine.Autograd.GradRecorder.NoGrad();
+                Functional.CrossEntropy(model.Forward(x), labels);
+            }
             return scope.LentBytes;
         }
         finally
