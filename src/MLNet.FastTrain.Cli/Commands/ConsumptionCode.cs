@@ -12,11 +12,7 @@ internal static class ConsumptionCode
     public static string PathFor(string modelPath) =>
         Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, Path.GetFileNameWithoutExtension(modelPath) + ".Predict.cs");
 
-    public static string Write(string modelPath, IReadOnlyList<string> classes)
-    {
-        var path = PathFor(modelPath);
-        var full = Path.GetFullPath(modelPath).Replace("\"", "\"\"", StringComparison.Ordinal);
-        var code = $$"""
+    public static string Write(string modelPath, IReadOnlyList<string> classes) => Save(modelPath, full => $$"""
             // Scores an image with the classifier fasttrain trained ({{string.Join(", ", classes.Take(6))}}{{(classes.Count > 6 ? ", ..." : "")}}).
             // Build it in a console project that references the MLNet.FastTrain library, then run:
             //   dotnet run -- IMAGE [MODEL]
@@ -42,17 +38,10 @@ internal static class ConsumptionCode
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {model.Classes[i]}: {prediction.Score[i]:F4}"));
             return 0;
 
-            """;
-        File.WriteAllText(path, code);
-        return path;
-    }
+            """);
 
     /// <summary>The program for an ML.NET model zip: MLContext, Model.Load and a prediction engine.</summary>
-    public static string WriteMLNet(string modelPath, IReadOnlyList<string> classes)
-    {
-        var path = PathFor(modelPath);
-        var full = Path.GetFullPath(modelPath).Replace("\"", "\"\"", StringComparison.Ordinal);
-        var code = $$"""
+    public static string WriteMLNet(string modelPath, IReadOnlyList<string> classes) => Save(modelPath, full => $$"""
             // Scores an image with the ML.NET model fasttrain trained ({{string.Join(", ", classes.Take(6))}}{{(classes.Count > 6 ? ", ..." : "")}}).
             // Build it in a console project that references Microsoft.ML, Microsoft.ML.ImageAnalytics,
             // Microsoft.ML.OnnxTransformer, Microsoft.ML.OnnxRuntime and MLNet.FastTrain.MLNet, then run:
@@ -92,8 +81,13 @@ internal static class ConsumptionCode
                 public float[] Score { get; set; } = [];
             }
 
-            """;
-        File.WriteAllText(path, code);
+            """);
+
+    /// <summary>Writes the program made for the model's full path (quoted for a verbatim string) beside the model.</summary>
+    private static string Save(string modelPath, Func<string, string> code)
+    {
+        var path = PathFor(modelPath);
+        File.WriteAllText(path, code(Path.GetFullPath(modelPath).Replace("\"", "\"\"", StringComparison.Ordinal)));
         return path;
     }
 }

@@ -294,6 +294,8 @@ internal static class TrainCommand
         for (long used = 0, length = 1; cycles < options.Cycles && used + length <= left; used += length, length *= options.CycleMult) cycles++;
         recipe.Cycles = Math.Max(1, cycles);
         int before = learner.EpochsTrained;
+        // One budget over every stage: its clock runs from here, and each fit the recipe makes checks it.
+        if (options.TimeBudget is TimeSpan budget) learner.Add(new Callbacks.TimeBudget(budget));
         var stages = FineTuneRecipe.Run(learner, fineTune, recipe, ct);
         var validation = learner.ValidData is null ? null : learner.Validate(cancellationToken: ct);
         return new RecipeResult(stages[^1].LearningRate, null, learner.EpochsTrained - before + recipe.PrecomputedEpochs, validation, clock.Elapsed.TotalSeconds, learner.StopReason);

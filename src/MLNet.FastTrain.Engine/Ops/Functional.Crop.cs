@@ -31,30 +31,19 @@ public static partial class Functional
         static void Copy(Tensor large, Tensor small, int h, int w, int height, int width, bool toSmaller)
         {
             int planes = large.Size(0) * large.Size(1);
-            if (large.DType == DType.Float32)
-            {
-                var a = large.AsSpan();
-                var b = small.AsSpan();
-                for (int p = 0; p < planes; p++)
-                    for (int r = 0; r < height; r++)
-                    {
-                        var wide = a.Slice((p * h + r) * w, width);
-                        var narrow = b.Slice((p * height + r) * width, width);
-                        if (toSmaller) wide.CopyTo(narrow); else narrow.CopyTo(wide);
-                    }
-            }
-            else
-            {
-                var a = large.AsDoubleSpan();
-                var b = small.AsDoubleSpan();
-                for (int p = 0; p < planes; p++)
-                    for (int r = 0; r < height; r++)
-                    {
-                        var wide = a.Slice((p * h + r) * w, width);
-                        var narrow = b.Slice((p * height + r) * width, width);
-                        if (toSmaller) wide.CopyTo(narrow); else narrow.CopyTo(wide);
-                    }
-            }
+            if (large.DType == DType.Float32) Rows(large.AsSpan(), small.AsSpan(), planes, h, w, height, width, toSmaller);
+            else Rows(large.AsDoubleSpan(), small.AsDoubleSpan(), planes, h, w, height, width, toSmaller);
+        }
+
+        static void Rows<T>(Span<T> large, Span<T> small, int planes, int h, int w, int height, int width, bool toSmaller)
+        {
+            for (int p = 0; p < planes; p++)
+                for (int r = 0; r < height; r++)
+                {
+                    var wide = large.Slice((p * h + r) * w, width);
+                    var narrow = small.Slice((p * height + r) * width, width);
+                    if (toSmaller) wide.CopyTo(narrow); else narrow.CopyTo(wide);
+                }
         }
     }
 
