@@ -40,11 +40,11 @@ internal sealed class ImageInput
 
     public string Column { get; }
 
-    public int Channels { get; private set; }
+    public int Channels { get; }
 
-    public int Height { get; private set; }
+    public int Height { get; }
 
-    public int Width { get; private set; }
+    public int Width { get; }
 
     /// <summary>What pixel values are multiplied by to reach [0, 1]: 1/255 for 0–255 pixel columns, otherwise 1.</summary>
     public float PixelScale { get; private set; } = 1f;
@@ -219,7 +219,12 @@ internal sealed class ImageInput
         VBuffer<float> pixels = default;
         ReadOnlyMemory<char> path = default;
         uint key = 0;
-        var raw = new List<float[]>();
+        // Pixel columns come in ExtractPixels' default scale (0–255) or already scaled to [0, 1]; the training set
+        // says which (so its rows wait as floats until all are seen), and the validation set follows it. Every other
+        // read knows its scale and stores bytes as it goes.
+        bool scaleUnknown = learnScale && Kind == ImageInputKind.Pixels;
+        var pending = new List<float[]>();
+        var data = new List<byte>();
         float max = 0;
         while (cursor.MoveNext())
         {
@@ -248,21 +253,25 @@ internal sealed class ImageInput
             }
             if (pixels.Length != size)
                 throw new InvalidImageException(row, Column, Path(), new InvalidDataException($"{pixels.Length} pixel values where {size} were expected"));
-            var values = pixels.DenseValues().ToArray();
-            if (Kind == ImageInputKind.Pixels) foreach (var v in values) max = Math.Max(max, v);
-            raw.Add(values);
+            if (scaleUnknown)
+            {
+                var values = pixels.DenseValues().ToArray();
+                foreach (var v in values) max = Math.Max(max, v);
+                pending.Add(values);
+            }
+            else AppendBytes(data, pixels.DenseValues(), 255f * PixelScale);
             labels.Add((int)key - 1);
         }
-        // Pixel columns come in ExtractPixels' default scale (0–255) or already scaled to [0, 1]; the training
-        // set says which, and the validation set follows it.
-        if (learnScale && Kind == ImageInputKind.Pixels) PixelScale = max > 1.0001f ? 1f / 255 : 1f;
-        float toBytes = 255f * PixelScale;
-        var data = new byte[raw.Count * size];
-        for (int i = 0; i < raw.Count; i++)
+        if (scaleUnknown)
         {
-            var values = raw[i];
-            for (int j = 0; j < size; j++) data[i * size + j] = (byte)Math.Clamp(MathF.Round(values[j] * toBytes), 0, 255);
+            PixelScale = max > 1.0001f ? 1f / 255 : 1f;
+            foreach (var values in pending) AppendBytes(data, values, 255f * PixelScale);
         }
-        return new ImageDataset(data, [.. labels], Channels, Height, Width, classes);
+        return new ImageDataset([.. data], [.. labels], Channels, Height, Width, classes);
+
+        static void AppendBytes(List<byte> target, IEnumerable<float> values, float toBytes)
+        {
+            foreach (var v in values) target.Add((byte)Math.Clamp(MathF.Round(v * toBytes), 0, 255));
+        }
     }
 }

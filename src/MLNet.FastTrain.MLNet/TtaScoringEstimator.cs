@@ -22,7 +22,7 @@ public sealed class TtaScoringEstimator : IEstimator<ITransformer>
         _model = model ?? throw new ArgumentNullException(nameof(model));
         if (!(beta is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(beta), $"Beta must lie in [0, 1], not {beta}.");
         _beta = beta;
-        if (!Contains(model))
+        if (First(model) is null)
             throw new ArgumentException("The model holds no classifier fitted by MLNet.FastTrain in this process. A model loaded from a zip keeps the scoring it was saved with: "
                 + "apply TtaScore before saving, or train with TestTimeAugmentation = true.", nameof(model));
     }
@@ -58,5 +58,4 @@ public sealed class TtaScoringEstimator : IEstimator<ITransformer>
         return new TransformerChain<ITransformer>([.. parts]);
     }
 
-    private static bool Contains(ITransformer model) => First(model) is not null;
 }

@@ -322,7 +322,7 @@ public static class OnnxImporter
                 case "MaxPool":
                     {
                         var (k, s, p, e) = (Pair("kernel_shape", 1), Pair("strides", 1), Pair("pads", 0), EndPads(attrs));
-                        run = x => CropToEnd(Functional.MaxPool2d(x[0], k, s, p), x[0], k, s, (1, 1), p, e);
+                        run = x => Functional.CropToEndPadding(Functional.MaxPool2d(x[0], k, s, p), x[0], k, s, (1, 1), p, e);
                         break;
                     }
                 case "AveragePool":
@@ -476,11 +476,6 @@ public static class OnnxImporter
         /// <summary>The end padding of ONNX pads [b_h, b_w, e_h, e_w] (the start's when absent).</summary>
         private static (int, int) EndPads(Dictionary<string, OnnxAttributeProto> attrs) =>
             attrs.TryGetValue("pads", out var a) && a.Ints.Count == 4 ? ((int)a.Ints[2], (int)a.Ints[3]) : AttributePair(attrs, "pads", 0);
-
-        private static Tensor CropToEnd(Tensor y, Tensor x, (int H, int W) k, (int H, int W) s, (int H, int W) d, (int H, int W) begin, (int H, int W) end) =>
-            end == begin ? y : Functional.CropTopLeft(y,
-                Math.Min(y.Size(2), Functional.WindowOutputSize(x.Size(2), k.H, s.H, d.H, begin.H, end.H)),
-                Math.Min(y.Size(3), Functional.WindowOutputSize(x.Size(3), k.W, s.W, d.W, begin.W, end.W)));
 
         private static (int, int) AttributePair(Dictionary<string, OnnxAttributeProto> attrs, string name, int fallback) =>
             attrs.TryGetValue(name, out var a) && a.Ints.Count >= 2 ? ((int)a.Ints[0], (int)a.Ints[1]) : (fallback, fallback);

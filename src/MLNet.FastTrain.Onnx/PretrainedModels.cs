@@ -98,7 +98,7 @@ public static class PretrainedModels
             throw new UnsupportedOnnxModelException(Path.Combine([root, .. ModelPath]), ["the graph is not the ResNet-18 layout this package is known to ship"]);
         var means = ChannelMeansBgr(Path.Combine([root, .. PreprocessPath]));
         // BGR → RGB: swap the first convolution's input channels 0 and 2.
-        var conv1 = (Conv2d)body.NamedChildren().First(kv => kv.Key == "conv1").Value;
+        var conv1 = (Conv2d)body.Child("conv1");
         var weight = conv1.Weight.AsSpan();
         int plane = conv1.KernelSize.H * conv1.KernelSize.W;
         for (int o = 0; o < conv1.OutChannels; o++)

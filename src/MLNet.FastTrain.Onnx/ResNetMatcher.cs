@@ -77,12 +77,12 @@ internal static class ResNetMatcher
 
         var targets = new List<(Conv2d Conv, BatchNorm2d Bn, ConvBn Source)>
         {
-            ((Conv2d)Child(net, "conv1"), (BatchNorm2d)Child(net, "bn1"), stem),
+            ((Conv2d)net.Child("conv1"), (BatchNorm2d)net.Child("bn1"), stem),
         };
         int index = 0;
         for (int stage = 0; stage < 4; stage++)
         {
-            var layer = (Sequential)Child(net, $"layer{stage + 1}");
+            var layer = (Sequential)net.Child($"layer{stage + 1}");
             foreach (var (_, module) in layer.NamedChildren())
             {
                 var block = (BasicBlock)module;
@@ -104,8 +104,6 @@ internal static class ResNetMatcher
             if (name != "fc") body.Append(name, module);
         return (body, architecture);
     }
-
-    private static Module Child(Module parent, string name) => parent.NamedChildren().First(kv => kv.Key == name).Value;
 
     /// <summary>Copies one convolution's weights and its batch norm's parameters and statistics; false when a shape or setting differs.</summary>
     private static bool Copy(Conv2d conv, BatchNorm2d bn, ConvBn source, Dictionary<string, OnnxTensorProto> consts)

@@ -81,9 +81,6 @@ public sealed class Conv2d : Module
     public override Tensor Forward(Tensor input)
     {
         var y = Functional.Conv2d(input, Weight, Bias, Stride, Padding, Dilation, Groups);
-        if (_paddingEnd is not (int endH, int endW)) return y;
-        return Functional.CropTopLeft(y,
-            Math.Min(y.Size(2), Functional.WindowOutputSize(input.Size(2), KernelSize.H, Stride.H, Dilation.H, Padding.H, endH)),
-            Math.Min(y.Size(3), Functional.WindowOutputSize(input.Size(3), KernelSize.W, Stride.W, Dilation.W, Padding.W, endW)));
+        return _paddingEnd is { } end ? Functional.CropToEndPadding(y, input, KernelSize, Stride, Dilation, Padding, end) : y;
     }
 }

@@ -105,10 +105,9 @@ public sealed class MaxPool2d(int kernelSize, int? stride = null, int padding = 
     public override Tensor Forward(Tensor input)
     {
         var y = Functional.MaxPool2d(input, (KernelSize, KernelSize), (Stride, Stride), (Padding, Padding));
-        if (_paddingEnd is not int end) return y;
-        return Functional.CropTopLeft(y,
-            Math.Min(y.Size(2), Functional.WindowOutputSize(input.Size(2), KernelSize, Stride, 1, Padding, end)),
-            Math.Min(y.Size(3), Functional.WindowOutputSize(input.Size(3), KernelSize, Stride, 1, Padding, end)));
+        return _paddingEnd is int end
+            ? Functional.CropToEndPadding(y, input, (KernelSize, KernelSize), (Stride, Stride), (1, 1), (Padding, Padding), (end, end))
+            : y;
     }
 }
 

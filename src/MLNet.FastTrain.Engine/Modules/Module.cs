@@ -67,6 +67,15 @@ public abstract class Module
         Set(_buffers, name, buffer);
     }
 
+    /// <summary>The direct child of that name.</summary>
+    /// <exception cref="ArgumentException">There is no child of that name.</exception>
+    public Module Child(string name)
+    {
+        foreach (var (n, m) in _children)
+            if (n == name) return m;
+        throw new ArgumentException($"{GetType().Name} has no child named '{name}'.", nameof(name));
+    }
+
     /// <summary>The direct children, by name, in registration order.</summary>
     public IEnumerable<KeyValuePair<string, Module>> NamedChildren() => _children;
 

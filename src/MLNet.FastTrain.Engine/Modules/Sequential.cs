@@ -28,7 +28,7 @@ public sealed class Sequential : Module
     /// <summary>The child at a position; setting replaces it (for example, a new head).</summary>
     public Module this[int index]
     {
-        get => NamedChildren().First(kv => kv.Key == _order[index]).Value;
+        get => Child(_order[index]);
         set => RegisterModule(_order[index], value);
     }
 

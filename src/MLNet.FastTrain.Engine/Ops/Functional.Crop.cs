@@ -48,6 +48,15 @@ public static partial class Functional
     }
 
     /// <summary>
+    /// The output <paramref name="y"/> of a window over <paramref name="x"/> padded by <paramref name="begin"/> on both
+    /// ends, cropped to what padding <paramref name="end"/> at the end gives (e ≤ b; unchanged when they are equal).
+    /// </summary>
+    public static Tensor CropToEndPadding(Tensor y, Tensor x, (int H, int W) kernel, (int H, int W) stride, (int H, int W) dilation, (int H, int W) begin, (int H, int W) end) =>
+        end == begin ? y : CropTopLeft(y,
+            Math.Min(y.Size(2), WindowOutputSize(x.Size(2), kernel.H, stride.H, dilation.H, begin.H, end.H)),
+            Math.Min(y.Size(3), WindowOutputSize(x.Size(3), kernel.W, stride.W, dilation.W, begin.W, end.W)));
+
+    /// <summary>
     /// The output side of a window of <paramref name="kernel"/> (dilated) at <paramref name="stride"/> over
     /// <paramref name="size"/> padded by <paramref name="begin"/> and <paramref name="end"/>.
     /// </summary>

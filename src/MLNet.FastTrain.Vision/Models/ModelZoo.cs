@@ -56,12 +56,10 @@ public static class ModelZoo
     public static Sequential ResNet18ImageNet(int inChannels = 3, int numClasses = 1000, Generator? generator = null)
     {
         var net = ResNet([2, 2, 2, 3], inChannels, numClasses, generator);
-        ((Conv2d)Child(net, "conv1")).PaddingEnd = (2, 2);
-        ((MaxPool2d)Child(net, "maxpool")).PaddingEnd = 0;
-        for (int stage = 2; stage <= 4; stage++) ((BasicBlock)Child((Sequential)Child(net, $"layer{stage}"), "0")).Conv1.PaddingEnd = (0, 0);
+        ((Conv2d)net.Child("conv1")).PaddingEnd = (2, 2);
+        ((MaxPool2d)net.Child("maxpool")).PaddingEnd = 0;
+        for (int stage = 2; stage <= 4; stage++) ((BasicBlock)net.Child($"layer{stage}").Child("0")).Conv1.PaddingEnd = (0, 0);
         return net;
-
-        static Module Child(Module parent, string name) => parent.NamedChildren().First(kv => kv.Key == name).Value;
     }
 
     /// <summary>

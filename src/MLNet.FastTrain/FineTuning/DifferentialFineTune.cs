@@ -229,7 +229,7 @@ public sealed class DifferentialFineTune
     {
         var parts = path.Split('.');
         var parent = root;
-        foreach (var part in parts[..^1]) parent = parent.NamedChildren().First(kv => kv.Key == part).Value;
+        foreach (var part in parts[..^1]) parent = parent.Child(part);
         parent.ReplaceChild(parts[^1], replacement);
     }
 }
