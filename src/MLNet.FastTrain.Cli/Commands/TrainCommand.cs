@@ -97,7 +97,12 @@ internal static class TrainCommand
             {
                 var probeNet = pretrained ?? Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
                 var found = Tuning.BatchSizeFinder.Find(probeNet, (trainSet.Channels, trainSize.Height, trainSize.Width), trainSet.Classes.Count,
-                    new Tuning.BatchSizeFinder.Options { MemoryBudgetBytes = CliSupport.ParseBytes(text, "--memory-budget"), MaxBatchSize = Math.Max(1, trainSet.Count / 4) });
+                    new Tuning.BatchSizeFinder.Options
+                    {
+                        MemoryBudgetBytes = CliSupport.ParseBytes(text, "--memory-budget"), MaxBatchSize = Math.Max(1, trainSet.Count / 4),
+                        // The validation loader's batches are 256 images, or all of a smaller validation set.
+                        ValidationBatchSize = Math.Min(256, validSet.Count),
+                    });
                 batchSize = found.BatchSize;
                 advice = found.Explanation;
             }
