@@ -85,7 +85,7 @@ public sealed class EarlyStopping : Callback
             Best = value;
             BestEpoch = learner.Epoch;
             _bad = 0;
-            if (RestoreBest) _best = learner.Model.StateDict().Clone();
+            if (RestoreBest) _best = learner.Engine.ModelState();
             return;
         }
         if (++_bad > Patience)
@@ -98,7 +98,7 @@ public sealed class EarlyStopping : Callback
     {
         ArgumentNullException.ThrowIfNull(learner);
         if (!RestoreBest || _best is null || BestEpoch == _lastEpoch) return;
-        learner.Model.LoadStateDict(_best);
+        learner.Engine.LoadModelState(_best);
         learner.Write(string.Create(CultureInfo.InvariantCulture, $"Restored the weights of epoch {BestEpoch + 1} ({Monitor} {Best:G5})."));
     }
 }

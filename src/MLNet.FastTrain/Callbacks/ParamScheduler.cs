@@ -60,6 +60,6 @@ public sealed class SnapshotCallback(IReadOnlyList<int> stepsEnding) : Callback
     public override void AfterBatch(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        if (stepsEnding.Contains(learner.Step + 1)) _snapshots.Add(learner.Model.StateDict().Clone());
+        if (stepsEnding.Contains(learner.Step + 1)) _snapshots.Add(learner.Engine.ModelState());
     }
 }

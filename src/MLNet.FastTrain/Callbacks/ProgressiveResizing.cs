@@ -67,12 +67,11 @@ public sealed class ProgressiveResizing : Callback
     /// <summary>Re-estimates batch-norm running statistics with forward passes (no gradients) at the new size.</summary>
     private void RefreshStatistics(Learner learner, DataLoader train)
     {
-        using var noGrad = GradRecorder.NoGrad();
-        learner.Model.Train();
+        learner.Engine.Train();
         foreach (var batch in train.Epoch(learner.EpochsTrained).Take(RefreshBatches))
         {
             using var scope = TensorScope.Begin();
-            learner.Model.Forward(batch.Images);
+            learner.Engine.Logits(batch.Images);
         }
     }
 }

@@ -1,4 +1,3 @@
-using MLNet.FastTrain.Engine.Optimizers;
 using MLNet.FastTrain.Learning;
 
 namespace MLNet.FastTrain.Callbacks;
@@ -10,9 +9,7 @@ public sealed class GradientClipping(double maxNorm = 1.0, bool byValue = false)
     public override void AfterBackward(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        var parameters = learner.Optimizer.Groups.SelectMany(g => g.Parameters);
-        if (byValue) GradClip.ClipByValue(parameters, maxNorm);
-        else GradClip.ClipByNorm(parameters, maxNorm);
+        learner.Engine.ClipGradients(maxNorm, byValue);
     }
 }
 

@@ -58,14 +58,14 @@ public sealed class Checkpoint
         int nextStep = afterEpoch ? learner.Step : learner.Step + 1;
         // During an epoch EpochsTrained still counts the epochs before it; after AfterEpoch it includes it.
         int epochsTrained = afterEpoch || !epochDone ? learner.EpochsTrained : learner.EpochsTrained + 1;
-        return new Checkpoint(learner.Model.StateDict().Clone(), learner.Optimizer.StateDict(), Generator.Default.GetState(),
+        return new Checkpoint(learner.Engine.ModelState(), learner.Engine.OptimizerState(), Generator.Default.GetState(),
             learner.Epochs, nextEpoch, nextBatch, nextStep, epochsTrained);
     }
 
     internal void ApplyTo(Learner learner)
     {
-        learner.Model.LoadStateDict(Model);
-        learner.Optimizer.LoadStateDict(Optimizer);
+        learner.Engine.LoadModelState(Model);
+        learner.Engine.LoadOptimizerState(Optimizer);
         Generator.Default.SetState(RandomState.ToArray());
         learner.SetEpochsTrained(EpochsTrainedAtEpochStart);
     }

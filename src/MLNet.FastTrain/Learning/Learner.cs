@@ -5,6 +5,7 @@ using MLNet.FastTrain.Engine.Autograd;
 using MLNet.FastTrain.Engine.Modules;
 using MLNet.FastTrain.Engine.Optimizers;
 using MLNet.FastTrain.Engine.Schedules;
+using MLNet.FastTrain.Engines;
 using MLNet.FastTrain.Metrics;
 using MLNet.FastTrain.Vision.Datasets;
 
@@ -18,14 +19,15 @@ public sealed record ValidationResult(double Loss, IReadOnlyDictionary<string, d
 /// fixed events, validation after every epoch, and a <see cref="Recorder"/> of everything.
 /// </summary>
 /// <remarks>
-/// The learner sees the model only through <see cref="Module.Forward"/>, its parameters (via the optimizer's
-/// groups), train/eval mode and its state dict: the seam a TorchSharp backend would fill. Each training step runs in
-/// a <see cref="TensorScope"/>, so intermediate tensors are released when the step ends; callbacks that need a
-/// tensor after the step copy it in <see cref="Callback.AfterLoss"/>.
+/// The learner runs the model through a <see cref="TrainingEngine"/> (the managed engine unless
+/// <see cref="UseEngine"/> says otherwise): the model and optimizer are the description, the engine executes it
+/// (docs/design.md §9). Each training step runs in the engine's step scope, so intermediate tensors are released
+/// when the step ends; callbacks that need a tensor after the step copy it in <see cref="Callback.AfterLoss"/>.
 /// </remarks>
 public sealed class Learner
 {
     private readonly List<Callback> _callbacks = [];
+    private TrainingEngine _engine;
 
     /// <summary>Creates a learner.</summary>
     /// <param name="model">The network; its output is one row of class scores per item.</param>
@@ -43,10 +45,9 @@ public sealed class Learner
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
-        Model = model;
+        _engine = new ManagedEngine(model, optimizer ?? new AdamW(model.Parameters(), learningRate: 1e-3, weightDecay: 0.01));
         TrainData = train;
         ValidData = valid;
-        Optimizer = optimizer ?? new AdamW(model.Parameters(), learningRate: 1e-3, weightDecay: 0.01);
         Metrics = (metrics ?? [new Accuracy()]).ToList();
         Recorder = new Recorder();
         Add(Recorder);
@@ -92,8 +93,34 @@ public sealed class Learner
     public static int DefaultBatchSize(int items) =>
         Math.Clamp((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, items / 16)) / 2, 16, 128);
 
-    /// <summary>The model.</summary>
-    public Module Model { get; }
+    /// <summary>
+    /// The model's description with the engine's current weights (on the managed engine, the network itself; on
+    /// others, its weights are copied from the engine when this is read).
+    /// </summary>
+    public Module Model => _engine.SyncDescription();
+
+    /// <summary>The engine that runs the model.</summary>
+    public TrainingEngine Engine => _engine;
+
+    /// <summary>
+    /// Moves the learner to another engine, built by <paramref name="factory"/> from the model's description and the
+    /// optimizer; weights, buffers and optimizer state come along, so training continues where it was.
+    /// </summary>
+    public Learner UseEngine(Func<Module, Optimizer, TrainingEngine> factory)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        var model = _engine.SyncDescription();
+        var optimizerState = _engine.OptimizerState();
+        var engine = factory(model, _engine.Optimizer) ?? throw new ArgumentException("The engine factory returned null.", nameof(factory));
+        if (!ReferenceEquals(engine.Description, model) || !ReferenceEquals(engine.Optimizer, _engine.Optimizer))
+            throw new ArgumentException("The engine must be built for the learner's own model and optimizer.", nameof(factory));
+        engine.LossFunction = _engine.LossFunction;
+        engine.LoadOptimizerState(optimizerState);
+        engine.Train(_engine.Training);
+        if (!ReferenceEquals(engine, _engine)) _engine.Release();
+        _engine = engine;
+        return this;
+    }
 
     /// <summary>The training data.</summary>
     public IBatchSource TrainData { get; set; }
@@ -104,14 +131,26 @@ public sealed class Learner
     /// <summary>The per-channel normalisation of the training images, when the training data is an image <see cref="DataLoader"/>.</summary>
     public (float[] Mean, float[] Std)? Normalization => TrainData is DataLoader images ? images.Normalization : null;
 
-    /// <summary>The optimizer; its parameter groups carry the learning rates.</summary>
-    public Optimizer Optimizer { get; set; }
+    /// <summary>
+    /// The optimizer; its parameter groups carry the learning rates and other hyperparameters every engine follows
+    /// (setting it starts the optimizer's state afresh).
+    /// </summary>
+    public Optimizer Optimizer
+    {
+        get => _engine.Optimizer;
+        set => _engine.SetOptimizer(value);
+    }
 
     /// <summary>The validation metrics.</summary>
     public IReadOnlyList<Metric> Metrics { get; }
 
     /// <summary>The loss: logits and labels to a scalar. Default: cross-entropy.</summary>
-    public Func<Tensor, int[], Tensor> LossFunction { get; set; } = (logits, labels) => Functional.CrossEntropy(logits, labels);
+    /// <remarks>Engines other than the managed one train with cross-entropy and use this only for validation.</remarks>
+    public Func<Tensor, int[], Tensor> LossFunction
+    {
+        get => _engine.LossFunction;
+        set => _engine.LossFunction = value ?? throw new ArgumentNullException(nameof(value));
+    }
 
     /// <summary>Records losses, learning rates and metrics.</summary>
     public Recorder Recorder { get; }
@@ -151,7 +190,7 @@ public sealed class Learner
     /// <summary>The current training batch.</summary>
     public Batch? CurrentBatch { get; private set; }
 
-    /// <summary>The current batch's model output (valid until the step ends).</summary>
+    /// <summary>The current batch's model output (valid until the step ends; managed engine only, null on others).</summary>
     public Tensor? Output { get; private set; }
 
     /// <summary>The current batch's loss tensor (valid until the step ends).</summary>
@@ -237,32 +276,30 @@ public sealed class Learner
         {
             Run(c => c.AfterFit(this));
             foreach (var cb in added) Remove(cb);
-            Model.Train();
+            _engine.Train();
         }
     }
 
     private void TrainEpoch(int skipBatches, CancellationToken cancellationToken)
     {
-        Model.Train();
+        _engine.Train();
         BatchIndex = skipBatches;
         try
         {
             foreach (var batch in TrainData.Epoch(EpochsTrained, skipBatches, cancellationToken))
             {
                 CurrentBatch = batch;
-                using (TensorScope.Begin())
+                using (_engine.BeginStep())
                 {
                     try
                     {
                         Run(c => c.BeforeBatch(this));
-                        Output = Model.Forward(batch.Images);
-                        Loss = LossFunction(Output, batch.Labels);
-                        LastLoss = Loss.Item();
+                        LastLoss = _engine.Forward(batch);
+                        (Output, Loss) = (_engine.Output, _engine.Loss);
                         Run(c => c.AfterLoss(this));
-                        Optimizer.ZeroGrad(setToNone: false);
-                        Loss.Backward();
+                        _engine.Backward();
                         Run(c => c.AfterBackward(this));
-                        Optimizer.Step();
+                        _engine.Step();
                         Run(c => c.AfterStep(this));
                     }
                     catch (CancelBatchException)
@@ -287,8 +324,8 @@ public sealed class Learner
     public ValidationResult Validate(IBatchSource? data = null, CancellationToken cancellationToken = default)
     {
         data ??= ValidData ?? throw new InvalidOperationException("No validation data: pass a loader or set ValidData.");
-        bool wasTraining = Model.Training;
-        Model.Eval();
+        bool wasTraining = _engine.Training;
+        _engine.Train(false);
         foreach (var m in Metrics) m.Reset();
         double lossSum = 0;
         int items = 0;
@@ -298,7 +335,7 @@ public sealed class Learner
             foreach (var batch in data.Epoch(0, cancellationToken: cancellationToken))
             {
                 using var scope = TensorScope.Begin();
-                var output = Model.Forward(batch.Images);
+                var output = _engine.Logits(batch.Images);
                 lossSum += LossFunction(output, batch.Labels).Item() * batch.Labels.Length;
                 items += batch.Labels.Length;
                 foreach (var m in Metrics) m.Accumulate(output, batch.Labels);
@@ -306,7 +343,7 @@ public sealed class Learner
         }
         finally
         {
-            Model.Train(wasTraining);
+            _engine.Train(wasTraining);
         }
         return new ValidationResult(items == 0 ? double.NaN : lossSum / items, Metrics.ToDictionary(m => m.Name, m => m.Value), items);
     }
@@ -315,8 +352,8 @@ public sealed class Learner
     public float[][] PredictProbabilities(IBatchSource data, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
-        bool wasTraining = Model.Training;
-        Model.Eval();
+        bool wasTraining = _engine.Training;
+        _engine.Train(false);
         var rows = new List<float[]>();
         try
         {
@@ -324,7 +361,7 @@ public sealed class Learner
             foreach (var batch in data.Epoch(0, cancellationToken: cancellationToken))
             {
                 using var scope = TensorScope.Begin();
-                var p = Functional.Softmax(Model.Forward(batch.Images), 1);
+                var p = Functional.Softmax(_engine.Logits(batch.Images), 1);
                 int c = p.Size(1);
                 var values = p.ToArray();
                 for (int i = 0; i < p.Size(0); i++) rows.Add(values.AsSpan(i * c, c).ToArray());
@@ -332,21 +369,21 @@ public sealed class Learner
         }
         finally
         {
-            Model.Train(wasTraining);
+            _engine.Train(wasTraining);
         }
         return [.. rows];
     }
 
     /// <summary>Everything needed to put the learner back exactly: weights, buffers, optimizer state and hyperparameters, random state.</summary>
     public LearnerSnapshot Capture() =>
-        new(Model.StateDict().Clone(), Optimizer.StateDict(), Generator.Default.GetState(), EpochsTrained);
+        new(_engine.ModelState(), _engine.OptimizerState(), Generator.Default.GetState(), EpochsTrained);
 
     /// <summary>Restores a <see cref="Capture"/>.</summary>
     public void Restore(LearnerSnapshot snapshot)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
-        Model.LoadStateDict(snapshot.Model);
-        Optimizer.LoadStateDict(snapshot.Optimizer);
+        _engine.LoadModelState(snapshot.Model);
+        _engine.LoadOptimizerState(snapshot.Optimizer);
         Generator.Default.SetState(snapshot.RandomState);
         EpochsTrained = snapshot.EpochsTrained;
     }

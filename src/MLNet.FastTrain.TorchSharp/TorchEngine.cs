@@ -1,0 +1,358 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using MLNet.FastTrain.Engine.Serialization;
+using MLNet.FastTrain.Engines;
+using MLNet.FastTrain.Vision.Datasets;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+using Managed = MLNet.FastTrain.Engine;
+
+namespace MLNet.FastTrain.TorchSharp;
+
+/// <summary>
+/// The torch engine: runs a described model on libtorch through TorchSharp, on the CPU or a CUDA device, with
+/// <c>torch.optim</c> following the description's parameter groups (docs/design.md §9).
+/// </summary>
+public sealed class TorchEngine : TrainingEngine
+{
+    private readonly nn.Module<Tensor, Tensor> _net;
+    private readonly Device _device;
+    private readonly Dictionary<string, Tensor> _state;          // the network's parameters and buffers by name
+    private readonly List<string> _stateNames;                    // the description's names, in its order
+    private readonly List<(Managed.Modules.Parameter Described, Parameter Torch)> _parameters = [];
+    private readonly List<(Managed.Modules.BatchNorm2d Described, nn.Module Torch)> _norms = [];
+    private optim.Optimizer _optimizer = null!;
+    private List<List<Parameter>> _groups = [];
+    private Tensor? _loss;
+
+    /// <summary>Builds the engine: the TorchSharp network with the description's weights, on <paramref name="device"/>.</summary>
+    /// <param name="model">The description.</param>
+    /// <param name="optimizer">The described optimizer (AdamW, Adam or SGD).</param>
+    /// <param name="device">"cpu", "cuda" or "cuda:N".</param>
+    /// <param name="threads">libtorch's intra-op threads, or null for libtorch's default.</param>
+    /// <exception cref="TorchEngineException">libtorch cannot load, the device is not there, or a layer has no counterpart.</exception>
+    public TorchEngine(Managed.Modules.Module model, Managed.Optimizers.Optimizer optimizer, string device = "cpu", int? threads = null) : base(model, optimizer)
+    {
+        TorchRuntime.EnsureLoaded(threads);
+        _device = ResolveDevice(device);
+        _net = TorchModules.Build(model);
+        _net.to(_device);
+        _state = _net.state_dict();
+        _stateNames = model.StateDict().Keys.ToList();
+        var torchParameters = _net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in model.NamedParameters())
+            _parameters.Add((p, torchParameters.TryGetValue(name, out var t) ? t
+                : throw new TorchEngineException($"The torch network has no parameter '{name}' (it has {string.Join(", ", torchParameters.Keys.Take(8))}…).")));
+        var torchModules = _net.named_modules().ToDictionary(m => m.name, m => m.module);
+        foreach (var (name, m) in model.NamedModules())
+            if (m is Managed.Modules.BatchNorm2d bn) _norms.Add((bn, torchModules[name]));
+        LoadModelState(model.StateDict());
+        OnOptimizerChanged();
+        Train(true);
+    }
+
+    /// <inheritdoc />
+    public override string Name => "torch";
+
+    /// <inheritdoc />
+    public override string Device => _device.type == DeviceType.CUDA ? $"cuda:{Math.Max(0, _device.index)}" : "cpu";
+
+    /// <summary>The TorchSharp network (same names as the description).</summary>
+    public nn.Module<Tensor, Tensor> Network => _net;
+
+    /// <summary>
+    /// Parses and checks a device: "cpu", "cuda" (device 0) or "cuda:N".
+    /// </summary>
+    /// <exception cref="TorchEngineException">CUDA is not usable here, or N is not a device.</exception>
+    public static Device ResolveDevice(string device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        TorchRuntime.EnsureLoaded();
+        string d = device.Trim().ToLowerInvariant();
+        if (d == "cpu") return CPU;
+        if (d != "cuda" && !d.StartsWith("cuda:", StringComparison.Ordinal))
+            throw new ArgumentException($"Unknown device '{device}': use cpu, cuda or cuda:N.", nameof(device));
+        int index = 0;
+        if (d.Length > 4 && !int.TryParse(d.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out index))
+            throw new ArgumentException($"Unknown device '{device}': the CUDA index must be a number (cuda:0).", nameof(device));
+        if (!cuda.is_available())
+            throw new TorchEngineException($"Device '{device}' was asked for, but libtorch sees no usable CUDA GPU. The application must reference a CUDA build of libtorch "
+                + "(libtorch-cuda-12.8-linux-x64 or libtorch-cuda-12.8-win-x64, with TorchSharp 0.107.0) and the machine needs an NVIDIA driver; otherwise use --device cpu.");
+        int count = cuda.device_count();
+        if (index >= count) throw new TorchEngineException($"Device '{device}' is out of range: libtorch sees {count} CUDA device{(count == 1 ? "" : "s")} (cuda:0{(count > 1 ? $" to cuda:{count - 1}" : "")}).");
+        return torch.device(DeviceType.CUDA, index);
+    }
+
+    /// <inheritdoc />
+    protected override void OnTrainingChanged(bool training) => ApplyMode(training);
+
+    private void ApplyMode(bool training)
+    {
+        _net.train(training);
+        if (!training) return;
+        foreach (var (described, torchNorm) in _norms)
+            if (described.FreezeStatistics) torchNorm.eval();
+    }
+
+    /// <inheritdoc />
+    protected override void OnOptimizerChanged()
+    {
+        var byDescribed = new Dictionary<Managed.Modules.Parameter, Parameter>(ReferenceEqualityComparer.Instance);
+        foreach (var (described, t) in _parameters) byDescribed[described] = t;
+        _groups = Optimizer.Groups.Select(g => g.Parameters.Select(p => byDescribed.TryGetValue(p, out var t) ? t
+            : throw new TorchEngineException($"A parameter of group '{g.Name}' is not part of the model.")).ToList()).ToList();
+        _optimizer?.Dispose();
+        _optimizer = Optimizer switch
+        {
+            Managed.Optimizers.Adam { Decoupled: true } => optim.AdamW(_groups.Select(ps => new AdamW.ParamGroup(ps, new AdamW.Options())).ToList()),
+            Managed.Optimizers.Adam => optim.Adam(_groups.Select(ps => new Adam.ParamGroup(ps, new Adam.Options())).ToList()),
+            Managed.Optimizers.Sgd => optim.SGD(_groups.Select(ps => new SGD.ParamGroup(ps, new SGD.Options())).ToList(), 0),
+            _ => throw new TorchEngineException($"The torch engine has no counterpart for the optimizer {Optimizer.GetType().Name}; use AdamW, Adam or SGD."),
+        };
+        ApplyHyperparameters();
+    }
+
+    // The described groups' hyperparameters and the parameters' trainability, copied into libtorch before each step.
+    private void ApplyHyperparameters()
+    {
+        var torchGroups = _optimizer.ParamGroups.ToList();
+        for (int g = 0; g < torchGroups.Count; g++)
+        {
+            var d = Optimizer.Groups[g];
+            double lr = d.LearningRate ?? 0, wd = d.WeightDecay ?? 0;
+            switch (torchGroups[g])
+            {
+                case AdamW.ParamGroup a:
+                    a.LearningRate = lr;
+                    (a.Options.beta1, a.Options.beta2, a.Options.eps, a.Options.weight_decay) = (d.Momentum, d.Beta2, d.Eps, wd);
+                    (a.Options.amsgrad, a.Options.maximize) = (false, false);
+                    break;
+                case Adam.ParamGroup a:
+                    a.LearningRate = lr;
+                    (a.Options.beta1, a.Options.beta2, a.Options.eps, a.Options.weight_decay) = (d.Momentum, d.Beta2, d.Eps, wd);
+                    (a.Options.amsgrad, a.Options.maximize) = (false, false);
+                    break;
+                case SGD.ParamGroup s:
+                    s.LearningRate = lr;
+                    (s.Options.momentum, s.Options.dampening, s.Options.weight_decay, s.Options.nesterov, s.Options.maximize) =
+                        (d.Momentum ?? 0, d.Dampening ?? 0, wd, d.Nesterov ?? false, false);
+                    break;
+            }
+        }
+    }
+
+    private void ApplyTrainability()
+    {
+        foreach (var (described, t) in _parameters)
+            if (t.requires_grad != described.RequiresGrad) t.requires_grad = described.RequiresGrad;
+    }
+
+    /// <inheritdoc />
+    public override IDisposable BeginStep()
+    {
+        _loss = null;
+        return NewDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public override double Forward(Batch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ApplyTrainability();
+        ApplyMode(Training);
+        var x = ToDevice(batch.Images);
+        var y = Labels(batch.Labels);
+        _loss = F.cross_entropy(_net.call(x), y);
+        return _loss.item<float>();
+    }
+
+    /// <inheritdoc />
+    public override void Backward()
+    {
+        var loss = _loss ?? throw new InvalidOperationException("Backward needs a Forward in the same step.");
+        _net.zero_grad(set_to_none: true);
+        loss.backward();
+    }
+
+    /// <inheritdoc />
+    public override void ClipGradients(double max, bool byValue)
+    {
+        var trainable = _parameters.Where(p => p.Torch.requires_grad).Select(p => p.Torch).ToList();
+        if (byValue) nn.utils.clip_grad_value_(trainable, max);
+        else nn.utils.clip_grad_norm_(trainable, max);
+    }
+
+    /// <inheritdoc />
+    public override void Step()
+    {
+        ApplyHyperparameters();
+        _optimizer.step();
+    }
+
+    /// <inheritdoc />
+    public override Managed.Tensor Logits(Managed.Tensor images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        ApplyMode(Training);
+        return ToHost(_net.call(ToDevice(images)));
+    }
+
+    /// <inheritdoc />
+    public override StateDict ModelState()
+    {
+        var state = new StateDict();
+        using var scope = NewDisposeScope();
+        foreach (var name in _stateNames) state.Add(name, ToHost(_state[name], pooled: false));
+        return state;
+    }
+
+    /// <inheritdoc />
+    public override void LoadModelState(StateDict state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var missing = _stateNames.Where(n => !state.ContainsKey(n)).ToList();
+        var unexpected = state.Keys.Where(n => !_stateNames.Contains(n)).ToList();
+        var misShaped = state.Where(kv => _state.TryGetValue(kv.Key, out var t) && !t.shape.SequenceEqual(kv.Value.Shape.ToArray().Select(s => (long)s)))
+            .Select(kv => kv.Key).ToList();
+        if (missing.Count + unexpected.Count + misShaped.Count > 0) throw new StateDictMismatchException(missing, unexpected, misShaped);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        foreach (var (name, value) in state) _state[name].copy_(ToDevice(value));
+    }
+
+    /// <inheritdoc />
+    public override StateDict OptimizerState()
+    {
+        var dict = new StateDict();
+        foreach (var (key, value) in Optimizer.StateDict())
+            if (key.StartsWith("group.", StringComparison.Ordinal)) dict.Add(key, value);
+        var states = _optimizer is OptimizerHelper helper ? helper.state_dict() : throw new InvalidOperationException("Unknown optimizer.");
+        using var scope = NewDisposeScope();
+        int flat = 0;
+        for (int g = 0; g < _groups.Count; g++)
+        {
+            for (int i = 0; i < _groups[g].Count; i++, flat++)
+            {
+                string prefix = $"state.{g}.{i}.";
+                switch (states.State[flat])
+                {
+                    case AdamW.State a when a.step > 0: AddAdam(dict, prefix, a.step, a.exp_avg, a.exp_avg_sq); break;
+                    case Adam.State a when a.step > 0: AddAdam(dict, prefix, a.step, a.exp_avg, a.exp_avg_sq); break;
+                    case SGD.State s when s.momentum_buffer is not null: dict.Add(prefix + "momentum_buffer", ToHost(s.momentum_buffer, pooled: false)); break;
+                }
+            }
+        }
+        return dict;
+    }
+
+    private static void AddAdam(StateDict dict, string prefix, long step, Tensor expAvg, Tensor expAvgSq)
+    {
+        dict.Add(prefix + "exp_avg", ToHost(expAvg, pooled: false));
+        dict.Add(prefix + "exp_avg_sq", ToHost(expAvgSq, pooled: false));
+        dict.Add(prefix + "step", Managed.Tensor.Scalar(step, Managed.DType.Float64));
+    }
+
+    /// <inheritdoc />
+    public override void LoadOptimizerState(StateDict state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var hyper = new StateDict();
+        var buffers = new Dictionary<(int Group, int Index), Dictionary<string, Managed.Tensor>>();
+        foreach (var (key, value) in state)
+        {
+            var parts = key.Split('.');
+            if (parts[0] == "group") { hyper.Add(key, value); continue; }
+            if (parts.Length != 4 || parts[0] != "state" || !int.TryParse(parts[1], CultureInfo.InvariantCulture, out int g) || !int.TryParse(parts[2], CultureInfo.InvariantCulture, out int i)
+                || g >= _groups.Count || i >= _groups[g].Count)
+                throw new StateDictMismatchException($"'{key}' is not an optimizer state entry of this optimizer ({_groups.Count} groups).");
+            if (!buffers.TryGetValue((g, i), out var b)) buffers[(g, i)] = b = new Dictionary<string, Managed.Tensor>(StringComparer.Ordinal);
+            b[parts[3]] = value;
+        }
+        Optimizer.LoadStateDict(hyper); // hyperparameters; the described optimizer keeps no buffers of its own
+        var states = ((OptimizerHelper)_optimizer).state_dict();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        int flat = 0;
+        for (int g = 0; g < _groups.Count; g++)
+        {
+            for (int i = 0; i < _groups[g].Count; i++, flat++)
+            {
+                buffers.TryGetValue((g, i), out var b);
+                Managed.Tensor? Get(string name) => b is not null && b.TryGetValue(name, out var t) ? t : null;
+                switch (states.State[flat])
+                {
+                    case AdamW.State a: a.step = LoadAdam(Get("step"), Get("exp_avg"), Get("exp_avg_sq"), a.exp_avg, a.exp_avg_sq); break;
+                    case Adam.State a: a.step = LoadAdam(Get("step"), Get("exp_avg"), Get("exp_avg_sq"), a.exp_avg, a.exp_avg_sq); break;
+                    case SGD.State s:
+                        s.momentum_buffer?.Dispose();
+                        s.momentum_buffer = Get("momentum_buffer") is { } m ? ToDevice(m).DetachFromDisposeScope() : null;
+                        break;
+                }
+            }
+        }
+        ApplyHyperparameters();
+    }
+
+    private long LoadAdam(Managed.Tensor? step, Managed.Tensor? expAvg, Managed.Tensor? expAvgSq, Tensor avg, Tensor avgSq)
+    {
+        if (step is null || expAvg is null || expAvgSq is null)
+        {
+            avg.zero_();
+            avgSq.zero_();
+            return 0;
+        }
+        avg.copy_(ToDevice(expAvg));
+        avgSq.copy_(ToDevice(expAvgSq));
+        return (long)step.Item();
+    }
+
+    /// <inheritdoc />
+    public override void Release()
+    {
+        _optimizer.Dispose();
+        _net.Dispose();
+    }
+
+    // ---- host ⇄ device --------------------------------------------------------------------------------------------
+
+    private Tensor ToDevice(Managed.Tensor t)
+    {
+        var shape = t.ShapeArray().Select(s => (long)s).ToArray();
+        if (t.DType == Managed.DType.Float64)
+        {
+            var d = empty(shape, ScalarType.Float64);
+            MemoryMarshal.AsBytes(t.AsDoubleSpan()).CopyTo(d.bytes);
+            return d.to(_device);
+        }
+        var host = empty(shape, ScalarType.Float32);
+        MemoryMarshal.AsBytes(t.AsSpan()).CopyTo(host.bytes);
+        return _device.type == DeviceType.CPU ? host : host.to(_device);
+    }
+
+    private Tensor Labels(int[] labels)
+    {
+        var y = empty([labels.Length], ScalarType.Int64);
+        var span = MemoryMarshal.Cast<byte, long>(y.bytes);
+        for (int i = 0; i < labels.Length; i++) span[i] = labels[i];
+        return _device.type == DeviceType.CPU ? y : y.to(_device);
+    }
+
+    private static Managed.Tensor ToHost(Tensor t, bool pooled = true)
+    {
+        var cpu = t.device_type == DeviceType.CPU ? t.contiguous() : t.cpu().contiguous();
+        var shape = cpu.shape.Select(s => checked((int)s)).ToArray();
+        Managed.Tensor host;
+        if (cpu.dtype == ScalarType.Float64)
+        {
+            return Managed.Tensor.FromArray(MemoryMarshal.Cast<byte, double>(cpu.bytes).ToArray(), shape);
+        }
+        if (cpu.dtype != ScalarType.Float32) cpu = cpu.to_type(ScalarType.Float32);
+        host = pooled ? Managed.Tensor.Zeros(shape) : Managed.Tensor.FromArray(new float[cpu.NumberOfElements], shape);
+        MemoryMarshal.Cast<byte, float>(cpu.bytes).CopyTo(host.AsSpan());
+        return host;
+    }
+}

@@ -1,0 +1,136 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using TorchSharp;
+
+namespace MLNet.FastTrain.TorchSharp;
+
+/// <summary>libtorch could not be loaded or cannot do what was asked; the message names the package or the device.</summary>
+public sealed class TorchEngineException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Loads libtorch for the torch engine: sets OpenMP's wait policy, applies the loader compatibility step where the
+/// system's C++ runtime needs it, sets the thread count, and turns TorchSharp's load failures into messages that name
+/// the package to reference (docs/design.md §9).
+/// </summary>
+public static partial class TorchRuntime
+{
+    private const string NativeLibrary = "libLibTorchSharp.so";
+    private static readonly Lock Gate = new();
+    private static bool s_loaded;
+
+    /// <summary>What the compatibility step did in this process (for logs), or null before <see cref="EnsureLoaded"/>.</summary>
+    public static string? CompatibilityReport { get; private set; }
+
+    /// <summary>
+    /// Loads libtorch once per process: OMP_WAIT_POLICY=PASSIVE unless the environment sets it (libtorch's OpenMP
+    /// workers otherwise spin while waiting, which measured 5× slower on shared cores), the compatibility step, and
+    /// <c>torch.set_num_threads(threads)</c> when <paramref name="threads"/> is given.
+    /// </summary>
+    /// <exception cref="TorchEngineException">libtorch is missing or cannot be loaded.</exception>
+    public static void EnsureLoaded(int? threads = null)
+    {
+        if (threads is <= 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "The thread count must be positive.");
+        lock (Gate)
+        {
+            if (!s_loaded)
+            {
+                if (OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null)
+                    _ = SetEnv("OMP_WAIT_POLICY", "PASSIVE", 0); // native code reads the C environment, not .NET's copy
+                CompatibilityReport = OperatingSystem.IsLinux() ? ApplyCompatibilityStep(FindNativeLibrary()) : "not needed off Linux";
+                try
+                {
+                    torch.InitializeDeviceType(DeviceType.CPU);
+                }
+                catch (Exception e) when (e is TypeInitializationException or NotSupportedException or DllNotFoundException or InvalidOperationException)
+                {
+                    throw new TorchEngineException(
+                        "libtorch could not be loaded. The torch engine needs a libtorch package referenced by the application: "
+                        + "TorchSharp-cpu (or libtorch-cpu-linux-x64 2.10.0 beside TorchSharp 0.107.0) for the CPU, or a libtorch-cuda package for a GPU. "
+                        + $"Compatibility step: {CompatibilityReport}. TorchSharp said: {Innermost(e).Message}", e);
+                }
+                s_loaded = true;
+            }
+            if (threads is int n) torch.set_num_threads(n);
+        }
+    }
+
+    /// <summary>
+    /// The compatibility step on one copy of <c>libLibTorchSharp.so</c>: every symbol version it requires from the
+    /// system's libstdc++ that the system's libstdc++ does not define is marked weak, provided the only symbols bound
+    /// to it are ones the library never calls at load time (TorchSharp 0.107 needs GLIBCXX_3.4.32, GCC 13, for
+    /// <c>std::ios_base_library_init</c> alone; Debian 12 stops at 3.4.30). Returns what it did.
+    /// </summary>
+    /// <exception cref="TorchEngineException">A missing version binds symbols the library uses, or the file cannot be rewritten.</exception>
+    public static string ApplyCompatibilityStep(string? library, string? systemLibStdCxx = null)
+    {
+        if (library is null || !File.Exists(library)) return $"{NativeLibrary} not found beside the application";
+        systemLibStdCxx ??= LoadedLibStdCxx();
+        if (systemLibStdCxx is null) return "the system's libstdc++ was not found; nothing changed";
+        byte[] image = File.ReadAllBytes(library);
+        var defined = ElfSymbolVersions.Definitions(File.ReadAllBytes(systemLibStdCxx));
+        var missing = ElfSymbolVersions.Requirements(image)
+            .Where(r => r.File.StartsWith("libstdc++", StringComparison.Ordinal) && !r.Weak && !defined.Contains(r.Version)).ToList();
+        if (missing.Count == 0) return $"not needed: {systemLibStdCxx} defines every version {Path.GetFileName(library)} requires";
+        var unsafeToWeaken = missing.Where(r => r.Symbols.Any(s => !StartupOnlySymbols.Contains(s))).ToList();
+        if (unsafeToWeaken.Count > 0)
+            throw new TorchEngineException(string.Create(CultureInfo.InvariantCulture,
+                $"{library} needs {string.Join(", ", unsafeToWeaken.Select(r => r.Version))} of libstdc++, which {systemLibStdCxx} lacks, for symbols it uses "
+                + $"({string.Join(", ", unsafeToWeaken.SelectMany(r => r.Symbols).Take(5))}). Install a newer libstdc++ (GCC 13 or later) or use the managed engine (--backend managed)."));
+        foreach (var r in missing) ElfSymbolVersions.MarkWeak(image, r.Version);
+        try
+        {
+            // A new file renamed over the old one: the build output's copy changes, a hard link into the NuGet cache does not.
+            string temp = library + ".weakver.tmp";
+            File.WriteAllBytes(temp, image);
+            File.Move(temp, library, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new TorchEngineException($"{library} needs {string.Join(", ", missing.Select(r => r.Version))} of libstdc++, which {systemLibStdCxx} lacks, "
+                + $"and could not be rewritten to mark them weak ({e.Message}). Make the application's folder writable once, or install libstdc++ from GCC 13 or later.", e);
+        }
+        return $"marked {string.Join(", ", missing.Select(r => r.Version))} weak in {library} ({systemLibStdCxx} lacks them)";
+    }
+
+    // Symbols a library may be loaded without: libstdc++'s iostream initialiser, which GCC 13 emits a reference to
+    // in every translation unit that includes <iostream> and which older runtimes run from their own start-up code.
+    private static readonly HashSet<string> StartupOnlySymbols = new(StringComparer.Ordinal) { "_ZSt21ios_base_library_initv" };
+
+    /// <summary>Where TorchSharp will load <c>libLibTorchSharp.so</c> from: the application's folder or its runtimes/linux-x64/native.</summary>
+    public static string? FindNativeLibrary()
+    {
+        var folders = new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? "" }.Distinct();
+        foreach (var folder in folders)
+        {
+            foreach (var candidate in new[] { Path.Combine(folder, "runtimes", "linux-x64", "native", NativeLibrary), Path.Combine(folder, NativeLibrary) })
+                if (File.Exists(candidate)) return candidate;
+        }
+        return null;
+    }
+
+    /// <summary>The libstdc++ this process has mapped (the .NET runtime links it), which is the one libtorch will get.</summary>
+    public static string? LoadedLibStdCxx()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/maps"))
+            {
+                int slash = line.IndexOf('/', StringComparison.Ordinal);
+                if (slash >= 0 && line.AsSpan(slash).Contains("libstdc++.so", StringComparison.Ordinal)) return line[slash..].Trim();
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return null;
+    }
+
+    private static Exception Innermost(Exception e)
+    {
+        while (e.InnerException is not null) e = e.InnerException;
+        return e;
+    }
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
+}

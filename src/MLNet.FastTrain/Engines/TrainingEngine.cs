@@ -1,0 +1,116 @@
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Modules;
+using MLNet.FastTrain.Engine.Optimizers;
+using MLNet.FastTrain.Engine.Serialization;
+using MLNet.FastTrain.Vision.Datasets;
+
+namespace MLNet.FastTrain.Engines;
+
+/// <summary>
+/// Runs a described model: the seam between the training layer and an engine (docs/design.md §9). The description
+/// is a managed <see cref="Module"/> (architecture, torch's names, trainability) and a managed
+/// <see cref="Optimizer"/> (parameter groups and their hyperparameters); an engine executes forward, backward and
+/// optimizer steps for it and hands state back as host <see cref="StateDict"/>s.
+/// </summary>
+public abstract class TrainingEngine
+{
+    /// <summary>Creates an engine for a description.</summary>
+    protected TrainingEngine(Module model, Optimizer optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        Description = model;
+        Optimizer = optimizer;
+    }
+
+    /// <summary>The engine's name: "managed" or "torch".</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Where the engine computes: "cpu", "cuda:0", ….</summary>
+    public abstract string Device { get; }
+
+    /// <summary>The described network (on engines other than the managed one, its weights lag the engine's until <see cref="SyncDescription"/>).</summary>
+    public Module Description { get; }
+
+    /// <summary>The described optimizer: its groups' hyperparameters are what every <see cref="Step"/> uses.</summary>
+    public Optimizer Optimizer { get; private set; }
+
+    /// <summary>The loss of a training step: logits and labels to a scalar (the managed engine's tensors).</summary>
+    public Func<Tensor, int[], Tensor> LossFunction { get; set; } = (logits, labels) => Functional.CrossEntropy(logits, labels);
+
+    /// <summary>Whether the network is in training mode.</summary>
+    public bool Training { get; private set; } = true;
+
+    /// <summary>Sets training or evaluation mode.</summary>
+    public void Train(bool training = true)
+    {
+        Training = training;
+        OnTrainingChanged(training);
+    }
+
+    /// <summary>Applies a mode change to the engine's network.</summary>
+    protected abstract void OnTrainingChanged(bool training);
+
+    /// <summary>Replaces the optimizer (for example after unfreezing, with new groups); its state starts empty.</summary>
+    public void SetOptimizer(Optimizer optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        Optimizer = optimizer;
+        OnOptimizerChanged();
+    }
+
+    /// <summary>Rebuilds the engine's optimizer after <see cref="SetOptimizer"/>.</summary>
+    protected abstract void OnOptimizerChanged();
+
+    /// <summary>A scope that releases every tensor the step creates when it is disposed.</summary>
+    public abstract IDisposable BeginStep();
+
+    /// <summary>Training-mode forward and loss for a batch, kept for <see cref="Backward"/>; returns the loss.</summary>
+    public abstract double Forward(Batch batch);
+
+    /// <summary>The last <see cref="Forward"/>'s output on the managed engine, or null on others.</summary>
+    public virtual Tensor? Output => null;
+
+    /// <summary>The last <see cref="Forward"/>'s loss tensor on the managed engine, or null on others.</summary>
+    public virtual Tensor? Loss => null;
+
+    /// <summary>Clears the gradients and back-propagates the last loss.</summary>
+    public abstract void Backward();
+
+    /// <summary>Clips the trainable parameters' gradients by their joint norm, or by value.</summary>
+    public abstract void ClipGradients(double max, bool byValue);
+
+    /// <summary>One optimizer step with the described groups' current hyperparameters and trainability.</summary>
+    public abstract void Step();
+
+    /// <summary>Evaluation-mode-agnostic forward without gradients: logits [N, classes] on the host.</summary>
+    public abstract Tensor Logits(Tensor images);
+
+    /// <summary>A copy of the network's weights and buffers (torch's names).</summary>
+    public abstract StateDict ModelState();
+
+    /// <summary>Loads weights and buffers saved by <see cref="ModelState"/> (from either engine).</summary>
+    public abstract void LoadModelState(StateDict state);
+
+    /// <summary>A copy of the optimizer's per-parameter buffers and hyperparameters, in the managed optimizer's naming.</summary>
+    public abstract StateDict OptimizerState();
+
+    /// <summary>Restores <see cref="OptimizerState"/>.</summary>
+    public abstract void LoadOptimizerState(StateDict state);
+
+    /// <summary>Copies the engine's weights into <see cref="Description"/> (a no-op on the managed engine) and returns it.</summary>
+    public virtual Module SyncDescription()
+    {
+        var state = ModelState();
+        Description.LoadStateDict(state);
+        return Description;
+    }
+
+    /// <summary>
+    /// Frees the engine's native memory now instead of when it is collected (a no-op on the managed engine); the
+    /// engine is not used afterwards.
+    /// </summary>
+    public virtual void Release()
+    {
+    }
+}
