@@ -67,9 +67,17 @@ public static partial class TorchRuntime
         systemLibStdCxx ??= LoadedLibStdCxx();
         if (systemLibStdCxx is null) return "the system's libstdc++ was not found; nothing changed";
         byte[] image = File.ReadAllBytes(library);
-        var defined = ElfSymbolVersions.Definitions(File.ReadAllBytes(systemLibStdCxx));
-        var missing = ElfSymbolVersions.Requirements(image)
-            .Where(r => r.File.StartsWith("libstdc++", StringComparison.Ordinal) && !r.Weak && !defined.Contains(r.Version)).ToList();
+        List<SymbolVersionRequirement> missing;
+        try
+        {
+            var defined = ElfSymbolVersions.Definitions(File.ReadAllBytes(systemLibStdCxx));
+            missing = ElfSymbolVersions.Requirements(image)
+                .Where(r => r.File.StartsWith("libstdc++", StringComparison.Ordinal) && !r.Weak && !defined.Contains(r.Version)).ToList();
+        }
+        catch (FormatException e)
+        {
+            throw new TorchEngineException($"{library} or {systemLibStdCxx} is not a readable ELF shared library ({e.Message}); reinstall the libtorch package.", e);
+        }
         if (missing.Count == 0) return $"not needed: {systemLibStdCxx} defines every version {Path.GetFileName(library)} requires";
         var unsafeToWeaken = missing.Where(r => r.Symbols.Any(s => !StartupOnlySymbols.Contains(s))).ToList();
         if (unsafeToWeaken.Count > 0)

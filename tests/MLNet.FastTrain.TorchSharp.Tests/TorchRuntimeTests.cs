@@ -1,0 +1,102 @@
+using MLNet.FastTrain.TorchSharp;
+using Xunit;
+
+namespace MLNet.FastTrain.Tests;
+
+/// <summary>Loading libtorch: the ELF reader, and the compatibility step on copies of TorchSharp's native library.</summary>
+public sealed class TorchRuntimeTests : IDisposable
+{
+    private const string Needed = "GLIBCXX_3.4.32";
+    private readonly string _dir = Directory.CreateTempSubdirectory("torch-runtime-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    // The library as TorchSharp ships it, in the NuGet cache (read only here; the step never writes there).
+    private static string Pristine()
+    {
+        string root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        string path = Path.Combine(root, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        Assert.True(File.Exists(path), $"TorchSharp's native library is not at {path}");
+        return path;
+    }
+
+    private static string SystemLibStdCxx() => TorchRuntime.LoadedLibStdCxx() ?? throw new InvalidOperationException("no libstdc++ mapped in this process");
+
+    private static bool SystemHasNeededVersion() => ElfSymbolVersions.Definitions(File.ReadAllBytes(SystemLibStdCxx())).Contains(Needed);
+
+    [Fact]
+    public void TorchSharp_requires_GLIBCXX_3_4_32_for_one_start_up_symbol_only()
+    {
+        var requirement = Assert.Single(ElfSymbolVersions.Requirements(File.ReadAllBytes(Pristine())), r => r.Version == Needed);
+        Assert.Equal("libstdc++.so.6", requirement.File);
+        Assert.False(requirement.Weak);
+        Assert.Equal(["_ZSt21ios_base_library_initv"], requirement.Symbols);
+    }
+
+    [Fact]
+    public void The_system_libstdcxx_definitions_are_read()
+    {
+        var defined = ElfSymbolVersions.Definitions(File.ReadAllBytes(SystemLibStdCxx()));
+        Assert.Contains("GLIBCXX_3.4", defined);
+        Assert.Contains("CXXABI_1.3", defined);
+    }
+
+    [Fact]
+    public void The_step_marks_exactly_the_missing_version_weak_and_a_second_run_changes_nothing()
+    {
+        string copy = Path.Combine(_dir, "libLibTorchSharp.so");
+        File.Copy(Pristine(), copy);
+        var original = File.ReadAllBytes(copy);
+
+        string report = TorchRuntime.ApplyCompatibilityStep(copy, SystemLibStdCxx());
+
+        var patched = File.ReadAllBytes(copy);
+        var requirement = Assert.Single(ElfSymbolVersions.Requirements(patched), r => r.Version == Needed);
+        if (SystemHasNeededVersion())
+        {
+            Assert.StartsWith("not needed", report, StringComparison.Ordinal);
+            Assert.Equal(original, patched);
+            return;
+        }
+        Assert.Contains($"marked {Needed} weak", report, StringComparison.Ordinal);
+        Assert.True(requirement.Weak);
+        Assert.Equal(1, original.Zip(patched).Count(p => p.First != p.Second));   // one flag byte
+        Assert.All(ElfSymbolVersions.Requirements(patched).Where(r => r.Version != Needed), r => Assert.False(r.Weak));
+        Assert.StartsWith("not needed", TorchRuntime.ApplyCompatibilityStep(copy, SystemLibStdCxx()), StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
+    }
+
+    [Fact]
+    public void The_applications_copy_is_patched_and_libtorch_computes()
+    {
+        TorchRuntime.EnsureLoaded(threads: 1);
+        string library = TorchRuntime.FindNativeLibrary() ?? throw new InvalidOperationException("no libLibTorchSharp.so beside the tests");
+        Assert.NotEqual(Path.GetFullPath(Pristine()), Path.GetFullPath(library));
+        var requirement = Assert.Single(ElfSymbolVersions.Requirements(File.ReadAllBytes(library)), r => r.Version == Needed);
+        Assert.Equal(!SystemHasNeededVersion(), requirement.Weak);
+        Assert.False(Assert.Single(ElfSymbolVersions.Requirements(File.ReadAllBytes(Pristine())), r => r.Version == Needed).Weak);   // the cache is untouched
+        using var a = global::TorchSharp.torch.arange(6, dtype: global::TorchSharp.torch.ScalarType.Float32).reshape(2, 3);
+        using var product = a.matmul(a.T);
+        Assert.Equal([5f, 14f, 14f, 50f], product.data<float>().ToArray());
+        Assert.Equal(1, global::TorchSharp.torch.get_num_threads());
+        TorchRuntime.EnsureLoaded(threads: 2);
+    }
+
+    [Fact]
+    public void A_file_that_is_not_ELF_is_a_clear_error()
+    {
+        string bogus = Path.Combine(_dir, "libLibTorchSharp.so");
+        File.WriteAllText(bogus, "not a shared library");
+        var e = Assert.Throws<TorchEngineException>(() => TorchRuntime.ApplyCompatibilityStep(bogus, SystemLibStdCxx()));
+        Assert.Contains(bogus, e.Message, StringComparison.Ordinal);
+        Assert.Throws<FormatException>(() => ElfSymbolVersions.Requirements(new byte[16]));
+        var truncated = File.ReadAllBytes(Pristine()).AsSpan(0, 4096).ToArray();
+        Assert.Throws<FormatException>(() => ElfSymbolVersions.Requirements(truncated));
+    }
+
+    [Fact]
+    public void A_missing_library_is_reported_not_thrown()
+    {
+        Assert.Contains("not found", TorchRuntime.ApplyCompatibilityStep(Path.Combine(_dir, "absent.so")), StringComparison.Ordinal);
+    }
+}
