@@ -22,4 +22,25 @@ internal static class CatalogContext
         }
         throw new NotSupportedException($"The ML.NET catalog {catalog.GetType().Name} exposes no environment; this package was built against Microsoft.ML 5.0.1.");
     }
+
+    /// <summary>
+    /// <c>MLContext.GpuDeviceId</c> and <c>MLContext.FallbackToCpu</c> as the environment carries them (ML.NET keeps
+    /// them on an internal interface of its environments); null and false where it carries none.
+    /// </summary>
+    public static (int? GpuDeviceId, bool FallbackToCpu) GpuSettings(IHostEnvironment environment)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        if (environment is Microsoft.ML.MLContext ml) return (ml.GpuDeviceId, ml.FallbackToCpu);
+        int? gpu = null;
+        bool fallback = false;
+        foreach (var type in environment.GetType().GetInterfaces().Prepend(environment.GetType()))
+        {
+            foreach (var property in type.GetProperties(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic))
+            {
+                if (property.Name.EndsWith("GpuDeviceId", StringComparison.Ordinal) && property.GetValue(environment) is int id) gpu = id;
+                if (property.Name.EndsWith("FallbackToCpu", StringComparison.Ordinal) && property.GetValue(environment) is bool f) fallback = f;
+            }
+        }
+        return (gpu, fallback);
+    }
 }

@@ -31,6 +31,8 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
         if (!(options.ValidationFraction is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(options), $"ValidationFraction must lie in [0, 1), not {options.ValidationFraction}.");
         if (options.LearningRate is double lr && !(lr > 0)) throw new ArgumentOutOfRangeException(nameof(options), $"LearningRate must be positive, not {lr}.");
         if (options.BatchSize is < 1) throw new ArgumentOutOfRangeException(nameof(options), $"BatchSize must be positive, not {options.BatchSize}.");
+        if (options.Backend?.Trim().ToLowerInvariant() is not ("auto" or "managed" or "torch"))
+            throw new ArgumentException($"Unknown Backend '{options.Backend}'; expected auto, managed or torch.", nameof(options));
         if (!TrainedModel.Architectures.Contains(options.Architecture))
             throw new ArgumentException($"Unknown Architecture '{options.Architecture}'; expected {string.Join(", ", TrainedModel.Architectures)}.", nameof(options));
     }
@@ -150,6 +152,11 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
     private protected void Prepare(Learner learner, Action<string> log)
     {
         learner.Log += (_, m) => log(m);
+        var (gpu, fallback) = CatalogContext.GpuSettings(Environment);
+        string device = Settings.Device ?? (gpu is int id ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"cuda:{id}") : "auto");
+        var engine = new Engines.EngineChoice(Settings.Backend, device, FallbackToCpu: fallback).Resolve(out string engineText, Settings.Architecture);
+        if (engine is not null) learner.UseEngine(engine);
+        log($"Training on the {engineText}.");
         if (Settings.Augment && learner.TrainData is DataLoader loader) loader.BatchTransform = Vision.Transforms.Augmentations.Default();
         Learner = learner;
     }

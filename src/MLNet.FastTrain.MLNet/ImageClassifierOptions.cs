@@ -69,6 +69,19 @@ public abstract class ImageClassifierOptions
     /// <summary>Wall-clock budget for the whole fit (LR finder included). Default none.</summary>
     public TimeSpan? TimeBudget { get; set; }
 
+    /// <summary>
+    /// The engine that trains: "auto" (the default: the torch engine on a GPU when MLNet.FastTrain.TorchSharp and a CUDA
+    /// libtorch are referenced and a GPU is usable, otherwise the managed engine), "managed" or "torch".
+    /// </summary>
+    public string Backend { get; set; } = "auto";
+
+    /// <summary>
+    /// Where it trains: "cpu", "cuda" or "cuda:N"; null (the default) follows <c>MLContext.GpuDeviceId</c> (a GPU when it
+    /// is set) and otherwise lets <see cref="Backend"/> decide. <c>MLContext.FallbackToCpu</c> says whether a GPU
+    /// that is not there falls back to the CPU or fails.
+    /// </summary>
+    public string? Device { get; set; }
+
     /// <summary>Seed of the network's initialisation, the shuffling and the augmentation. Default 1.</summary>
     public int Seed { get; set; } = 1;
 

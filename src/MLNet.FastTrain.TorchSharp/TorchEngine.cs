@@ -26,6 +26,9 @@ public sealed class TorchEngine : TrainingEngine
     private optim.Optimizer _optimizer = null!;
     private List<List<Parameter>> _groups = [];
     private Tensor? _loss;
+    private bool[] _trainable = [];          // the trainability last copied into libtorch, per parameter
+    private bool[] _frozenStatistics = [];   // the batch norms last put in evaluation mode during training
+    private bool? _mode;                     // the mode last applied to the network
 
     /// <summary>Builds the engine: the TorchSharp network with the description's weights, on <paramref name="device"/>.</summary>
     /// <param name="model">The description.</param>
@@ -88,12 +91,21 @@ public sealed class TorchEngine : TrainingEngine
     /// <inheritdoc />
     protected override void OnTrainingChanged(bool training) => ApplyMode(training);
 
+    // Walking TorchSharp's module tree costs a native call per module, so the mode is applied only when it or a
+    // batch norm's FreezeStatistics changed.
     private void ApplyMode(bool training)
     {
+        if (_frozenStatistics.Length != _norms.Count) _frozenStatistics = new bool[_norms.Count];
+        bool changed = _mode != training;
+        for (int i = 0; i < _norms.Count && !changed; i++) changed = _frozenStatistics[i] != _norms[i].Described.FreezeStatistics;
+        if (!changed) return;
         _net.train(training);
-        if (!training) return;
-        foreach (var (described, torchNorm) in _norms)
-            if (described.FreezeStatistics) torchNorm.eval();
+        for (int i = 0; i < _norms.Count; i++)
+        {
+            _frozenStatistics[i] = _norms[i].Described.FreezeStatistics;
+            if (training && _frozenStatistics[i]) _norms[i].Torch.eval();
+        }
+        _mode = training;
     }
 
     /// <inheritdoc />
@@ -143,10 +155,21 @@ public sealed class TorchEngine : TrainingEngine
         }
     }
 
+    // Copies trainability only where it changed; a parameter just frozen drops its gradient at once, so the
+    // optimizer skips it (as the managed optimizer does).
     private void ApplyTrainability()
     {
-        foreach (var (described, t) in _parameters)
-            if (t.requires_grad != described.RequiresGrad) t.requires_grad = described.RequiresGrad;
+        if (_trainable.Length != _parameters.Count)
+        {
+            _trainable = _parameters.Select(p => p.Torch.requires_grad).ToArray();
+        }
+        for (int i = 0; i < _parameters.Count; i++)
+        {
+            var (described, t) = _parameters[i];
+            if (_trainable[i] == described.RequiresGrad) continue;
+            t.requires_grad = _trainable[i] = described.RequiresGrad;
+            if (!described.RequiresGrad) t.grad = null;
+        }
     }
 
     /// <inheritdoc />
@@ -172,6 +195,8 @@ public sealed class TorchEngine : TrainingEngine
     public override void Backward()
     {
         var loss = _loss ?? throw new InvalidOperationException("Backward needs a Forward in the same step.");
+        // Dropped rather than zeroed (torch's default): autograd writes each gradient instead of adding it to zeros,
+        // and frozen parameters get none, so the optimizer skips them.
         _net.zero_grad(set_to_none: true);
         loss.backward();
     }

@@ -5,7 +5,7 @@ using TorchSharp;
 namespace MLNet.FastTrain.TorchSharp;
 
 /// <summary>libtorch could not be loaded or cannot do what was asked; the message names the package or the device.</summary>
-public sealed class TorchEngineException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class TorchEngineException(string message, Exception? inner = null) : InvalidOperationException(message, inner);
 
 /// <summary>
 /// Loads libtorch for the torch engine: sets OpenMP's wait policy, applies the loader compatibility step where the

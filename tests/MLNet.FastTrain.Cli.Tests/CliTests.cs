@@ -383,6 +383,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Train_on_the_torch_engine_reports_it_and_writes_a_model_the_managed_engine_loads()
+    {
+        string model = Path.Combine(_dir, "torch.ftm");
+        var (code, stdout, stderr) = Run("train", "--backend", "torch", "--device", "cpu", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.003", "--model", "simple", "--json", "--out", model);
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        Assert.True(doc.RootElement.GetProperty("accuracy").GetDouble() > 0.6, stdout);
+        Assert.Equal("torch", doc.RootElement.GetProperty("backend").GetString());
+        var loaded = TrainedModel.Load(model);                                  // a managed-engine model like any other
+        Assert.Equal("simple", loaded.Architecture);
+    }
+
+    [Fact]
+    public void A_gpu_where_there_is_none_or_an_unknown_backend_is_a_clear_error()
+    {
+        var (code, _, stderr) = Run("train", "--backend", "torch", "--device", "cuda:0", "--epochs", "1");
+        Assert.Equal(1, code);
+        Assert.Contains("libtorch-cuda-12.8-linux-x64", stderr, StringComparison.Ordinal);
+        (code, _, stderr) = Run("train", "--backend", "jax", "--epochs", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("Unknown backend 'jax'", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Lr_find_reports_curve_and_suggestions_and_writes_a_plot()
     {
         string plot = Path.Combine(_dir, "lr.svg");

@@ -20,6 +20,19 @@ public sealed class BadInputTests(PipelineFixture fixture) : IClassFixture<Pipel
     }
 
     [Fact]
+    public void An_unknown_backend_is_refused_and_the_torch_engine_without_its_package_names_it()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Trainer(o => o.Backend = "tensorflow"));
+        Assert.Contains("tensorflow", e.Message, StringComparison.Ordinal);
+        // This test project references no torch engine: asking for it says which packages to add.
+        var missing = Assert.Throws<InvalidOperationException>(() => Trainer(o => o.Backend = "torch").Fit(Front(_f.TrainData)));
+        Assert.Contains("MLNet.FastTrain.TorchSharp", missing.Message, StringComparison.Ordinal);
+        Assert.Contains("TorchSharp-cpu", missing.Message, StringComparison.Ordinal);
+        var gpu = Assert.Throws<ArgumentException>(() => Trainer(o => (o.Backend, o.Device) = ("managed", "cuda:0")).Fit(Front(_f.TrainData)));
+        Assert.Contains("CPU only", gpu.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_missing_feature_column_is_named()
     {
         var e = Assert.Throws<SchemaMismatchException>(() => Trainer(o => o.FeatureColumnName = "Pixels").Fit(Front(_f.TrainData)));

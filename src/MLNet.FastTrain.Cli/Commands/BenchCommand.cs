@@ -33,7 +33,8 @@ internal static class BenchCommand
         var gemm = new Option<int?>("--gemm") { Description = "time an N×N×N SGEMM instead of training" };
         var decode = new Option<string?>("--decode") { Description = "time decoding every image of a folder instead of training (images/s, megapixels/s)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var command = new Command("bench", "Measure training and inference throughput, or SGEMM speed.") { model, threads, batch, steps, lr, gemm, decode, json, size };
+        var (backend, device) = CliSupport.EngineOptions();
+        var command = new Command("bench", "Measure training and inference throughput, or SGEMM speed.") { model, threads, batch, steps, lr, gemm, decode, json, size, backend, device };
         command.SetAction(r =>
         {
             int t = r.GetValue(threads), b = r.GetValue(batch), s = r.GetValue(steps);
@@ -50,7 +51,7 @@ internal static class BenchCommand
             }
             var result = r.GetValue(decode) is { } dir ? Decode(dir, t)
                 : r.GetValue(gemm) is int n ? Gemm(n, t)
-                : Train(r.GetValue(model)!, t, b, s, r.GetValue(lr), r.GetValue(size));
+                : Train(r.GetValue(model)!, t, b, s, r.GetValue(lr), r.GetValue(size), new Engines.EngineChoice(r.GetValue(backend)!, r.GetValue(device)!, t));
             Print(result, r.GetValue(json));
             return 0;
         });
@@ -94,7 +95,7 @@ internal static class BenchCommand
         return new() { ["engine"] = Engine(), ["gemm"] = n, ["threads"] = threads, ["gflops"] = Math.Round(2.0 * n * n * n * reps / seconds / 1e9, 1) };
     }
 
-    private static Dictionary<string, object> Train(string modelName, int threads, int batch, int steps, double lr, int size)
+    private static Dictionary<string, object> Train(string modelName, int threads, int batch, int steps, double lr, int size, Engines.EngineChoice choice)
     {
         var data = BenchData.Load();
         var g = new Generator(0);
@@ -106,6 +107,10 @@ internal static class BenchCommand
         int n = data.TrainLabels.Length;
         var xb = colour ? Tensor.Normal([batch, 3, size, size], 0, 1, new Generator(3)) : Tensor.Zeros(batch, 1, 28, 28);
         var yb = new int[batch];
+        var factory = choice.Resolve(out _, modelName);
+        // Another engine runs the step as the learner does: its scope, forward and loss, backward, optimizer step.
+        var engine = factory?.Invoke(net, opt);
+        var stepBatch = new Vision.Datasets.Batch(xb, yb);
 
         void Step(int i)
         {
@@ -113,6 +118,14 @@ internal static class BenchCommand
             int image = xb.Length / batch;
             if (!colour) data.Train.AsSpan().Slice(j * image, batch * image).CopyTo(xb.AsSpan());
             Array.Copy(data.TrainLabels, j, yb, 0, batch);
+            if (engine is not null)
+            {
+                using var step = engine.BeginStep();
+                engine.Forward(stepBatch);
+                engine.Backward();
+                engine.Step();
+                return;
+            }
             // The loop takes nothing out of a step, so the step's tensor objects can be reused by the next one.
             using var scope = TensorScope.Begin(reuseTensorObjects: true);
             opt.ZeroGrad(setToNone: false);
@@ -120,7 +133,10 @@ internal static class BenchCommand
             opt.Step();
         }
 
+        Tensor Infer(Tensor images) => engine is null ? net.Forward(images) : engine.Logits(images);
+
         net.Train();
+        engine?.Train(true);
         for (int i = 0; i < 5; i++) Step(i);
         OperationCounters.Reset();
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
@@ -133,6 +149,7 @@ internal static class BenchCommand
         double trainFlops = 3.0 * 2.0 * OperationCounters.MultiplyAdds;
 
         net.Eval();
+        engine?.Train(false);
         int inferred = 0;
         clock.Restart();
         using (GradRecorder.NoGrad())
@@ -142,7 +159,7 @@ internal static class BenchCommand
                 for (int r = 0; r < 4; r++)
                 {
                     using var scope = TensorScope.Begin();
-                    net.Forward(xb);
+                    Infer(xb);
                     inferred += batch;
                 }
             }
@@ -151,7 +168,7 @@ internal static class BenchCommand
                 for (int j = 0; j + 500 <= Math.Min(5000, data.Test.Size(0)); j += 500)
                 {
                     using var scope = TensorScope.Begin();
-                    net.Forward(data.Test.Narrow(j, 500));
+                    Infer(data.Test.Narrow(j, 500));
                     inferred += 500;
                 }
             }
@@ -172,7 +189,9 @@ internal static class BenchCommand
 
         return new()
         {
-            ["engine"] = Engine(),
+            ["engine"] = engine is null ? Engine() : $"{Engine()}+{engine.Name}",
+            ["backend"] = engine?.Name ?? "managed",
+            ["device"] = engine?.Device ?? "cpu",
             ["model"] = modelName,
             ["threads"] = threads,
             ["batch"] = batch,

@@ -9,6 +9,11 @@ namespace MLNet.FastTrain.Cli.Commands;
 /// <summary>Exit codes, error reporting and options shared by the commands.</summary>
 internal static class CliSupport
 {
+    /// <summary>--backend and --device, shared by the commands that train.</summary>
+    public static (Option<string> Backend, Option<string> Device) EngineOptions() => (
+        new Option<string>("--backend") { Description = "auto, managed or torch (auto: torch on a usable GPU, otherwise managed)", DefaultValueFactory = _ => "auto" },
+        new Option<string>("--device") { Description = "auto, cpu, cuda or cuda:N (cuda needs --backend torch or auto and a CUDA libtorch)", DefaultValueFactory = _ => "auto" });
+
     public const int Success = 0;
     public const int UserError = 1;
     public const int UsageError = 2;

@@ -48,13 +48,14 @@ internal static class TrainCommand
         var timeBudget = new Option<string?>("--time-budget") { Description = "stop cleanly after this long, keeping the best model (e.g. 10m, 90s, 1h)" };
         var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta)" };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
-        var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var threads = new Option<int>("--threads") { Description = "cores to use (libtorch's threads too, on the torch engine)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var (backend, device) = CliSupport.EngineOptions();
         var output = new Option<string?>("--out") { Description = "write the trained model here: .ftm, .onnx (export), or .zip (an ML.NET model for mlContext.Model.Load)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, valid, size, skipInvalid, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, output, json, report,
+            data, valid, size, skipInvalid, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, backend, device, output, json, report,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -115,13 +116,15 @@ internal static class TrainCommand
                 if (learner.TrainData is DataLoader trainLoader) trainLoader.ImageSize = trainSize;
                 if (learner.ValidData is DataLoader validLoader) validLoader.ImageSize = trainSize;
             }
+            var engine = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t).Resolve(out string engineText, arch);
+            if (engine is not null) learner.UseEngine(engine);
             int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
             bool live = !asJson && ConsoleProgress.Available;
             var held = new List<string>();
             if (!asJson) learner.Log += (_, m) => { if (live) held.Add(m); else Console.WriteLine(m); };
             if (!asJson && advice is not null) Console.Write(advice);
-            if (!asJson) Console.WriteLine($"{trainSet.Count} training and {validSet.Count} validation images from {folder}; {arch}, batch {b}, {t} threads, seed {s}");
+            if (!asJson) Console.WriteLine($"{trainSet.Count} training and {validSet.Count} validation images from {folder}; {arch}, batch {b}, {t} threads, seed {s}; {engineText}");
 
             var options = new RecipeOptions
             {
@@ -223,6 +226,8 @@ internal static class TrainCommand
                     ["lr"] = result.LearningRate,
                     ["recipe"] = parse.GetValue(recipe),
                     ["model"] = arch,
+                    ["backend"] = learner.Engine.Name,
+                    ["device"] = learner.Engine.Device,
                     ["stop_reason"] = result.StopReason,
                     ["accuracy_tta"] = accuracyTta is double at ? Math.Round(at, 4) : null,
                 });
