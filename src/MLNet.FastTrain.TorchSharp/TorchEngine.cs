@@ -26,6 +26,7 @@ public sealed class TorchEngine : TrainingEngine
     private optim.Optimizer _optimizer = null!;
     private List<List<Parameter>> _groups = [];
     private Tensor? _loss;
+    private int _batchSize;
     private bool[] _trainable = [];          // the trainability last copied into libtorch, per parameter
     private bool[] _frozenStatistics = [];   // the batch norms last put in evaluation mode during training
     private bool? _mode;                     // the mode last applied to the network
@@ -185,10 +186,14 @@ public sealed class TorchEngine : TrainingEngine
         ArgumentNullException.ThrowIfNull(batch);
         ApplyTrainability();
         ApplyMode(Training);
-        var x = ToDevice(batch.Images);
-        var y = Labels(batch.Labels);
-        _loss = F.cross_entropy(_net.call(x), y);
-        return _loss.item<float>();
+        _batchSize = batch.Labels.Length;
+        return OnDevice(() =>
+        {
+            var x = ToDevice(batch.Images);
+            var y = Labels(batch.Labels);
+            _loss = F.cross_entropy(_net.call(x), y);
+            return _loss.item<float>();
+        });
     }
 
     /// <inheritdoc />
@@ -198,7 +203,11 @@ public sealed class TorchEngine : TrainingEngine
         // Dropped rather than zeroed (torch's default): autograd writes each gradient instead of adding it to zeros,
         // and frozen parameters get none, so the optimizer skips them.
         _net.zero_grad(set_to_none: true);
-        loss.backward();
+        OnDevice(() =>
+        {
+            loss.backward();
+            return 0.0;
+        });
     }
 
     /// <inheritdoc />
@@ -223,7 +232,8 @@ public sealed class TorchEngine : TrainingEngine
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         ApplyMode(Training);
-        return ToHost(_net.call(ToDevice(images)));
+        _batchSize = images.Shape[0];
+        return OnDevice(() => ToHost(_net.call(ToDevice(images))));
     }
 
     /// <inheritdoc />
@@ -340,6 +350,25 @@ public sealed class TorchEngine : TrainingEngine
     {
         _optimizer.Dispose();
         _net.Dispose();
+    }
+
+    // libtorch reports an allocation failure as an ExternalException naming its allocator; it becomes advice.
+    private T OnDevice<T>(Func<T> work)
+    {
+        try
+        {
+            return work();
+        }
+        catch (ExternalException e) when (e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase)
+                                          || e.Message.Contains("can't allocate memory", StringComparison.OrdinalIgnoreCase)
+                                          || e.Message.Contains("not enough memory", StringComparison.OrdinalIgnoreCase))
+        {
+            _loss = null;
+            string first = e.Message.Split('\n', 2)[0].Trim();
+            const string Advice = "Use a smaller batch, or let the batch-size finder choose one that fits (fasttrain train --batch auto, or --memory-budget; BatchSizeFinder in code).";
+            throw new DeviceOutOfMemoryException(Device, _batchSize, string.Create(CultureInfo.InvariantCulture,
+                $"The {Device} device ran out of memory for a step of batch {_batchSize} ({first}). {Advice}"), e);
+        }
     }
 
     // ---- host ⇄ device --------------------------------------------------------------------------------------------

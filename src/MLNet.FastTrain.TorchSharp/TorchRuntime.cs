@@ -8,6 +8,19 @@ namespace MLNet.FastTrain.TorchSharp;
 public sealed class TorchEngineException(string message, Exception? inner = null) : InvalidOperationException(message, inner);
 
 /// <summary>
+/// The device ran out of memory for a step; the message gives the batch size and how to find one that fits. The
+/// learner's state is as it was before the step.
+/// </summary>
+public sealed class DeviceOutOfMemoryException(string device, int batchSize, string message, Exception? inner = null) : InvalidOperationException(message, inner)
+{
+    /// <summary>The device: "cpu", "cuda:0", ….</summary>
+    public string Device { get; } = device;
+
+    /// <summary>The batch size of the step that failed.</summary>
+    public int BatchSize { get; } = batchSize;
+}
+
+/// <summary>
 /// Loads libtorch for the torch engine: sets OpenMP's wait policy, applies the loader compatibility step where the
 /// system's C++ runtime needs it, sets the thread count, and turns TorchSharp's load failures into messages that name
 /// the package to reference (docs/design.md §9).

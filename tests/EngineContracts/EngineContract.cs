@@ -135,6 +135,35 @@ public abstract class EngineContract : IDisposable
     }
 
     [Fact]
+    public void A_head_trained_on_precomputed_activations_matches_one_trained_through_the_frozen_body()
+    {
+        Learner Frozen(out DifferentialFineTune fineTune)
+        {
+            var net = ModelZoo.ResNetSmall(1, 10, new Generator(1));
+            fineTune = new DifferentialFineTune(net) { FreezeBatchNormStatistics = true };
+            fineTune.Freeze();
+            return NewLearner(m => new Sgd(m.Parameters(), 0.05, momentum: 0.9, weightDecay: 5e-4), net);
+        }
+        var through = Frozen(out _);
+        through.ValidData = null;
+        through.Fit(2);
+
+        var cached = Frozen(out var split);
+        var (body, head) = split.SplitBodyHead();
+        var features = PrecomputedActivations.Compute(body, (Vision.Datasets.DataLoader)cached.TrainData);
+        Generator.Default.ManualSeed(7);
+        var headLearner = OnEngine(new Learner(head, features, null, new Sgd(head.Parameters(), 0.05, momentum: 0.9, weightDecay: 5e-4)));
+        headLearner.Fit(2);
+
+        var expected = through.Engine.ModelState()["fc.weight"].ToArray();
+        var actual = headLearner.Engine.ModelState()["fc.weight"].ToArray();
+        Assert.NotEqual(ModelZoo.ResNetSmall(1, 10, new Generator(1)).StateDict()["fc.weight"].ToArray(), actual);
+        double scale = expected.Max(v => Math.Abs(v));
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * scale, $"fc.weight[{i}]: {expected[i]} vs {actual[i]}");
+        Assert.Equal(through.Engine.ModelState()["layer3.conv2.weight"].ToArray(), cached.Engine.ModelState()["layer3.conv2.weight"].ToArray());
+    }
+
+    [Fact]
     public void Sgdr_keeps_a_snapshot_per_cycle_and_the_last_is_the_final_weights()
     {
         var learner = NewLearner();

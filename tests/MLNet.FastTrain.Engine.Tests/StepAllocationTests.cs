@@ -27,11 +27,19 @@ public class StepAllocationTests
         try
         {
             for (int i = 0; i < 3; i++) Step();                                   // pools, plans and optimizer state settle
-            // Counted on this thread and on the worker's, which runs half of every parallel region.
-            long before = TeamAllocations.Read();
-            const int steps = 5;
-            for (int i = 0; i < steps; i++) Step();
-            long perStep = (TeamAllocations.Read() - before) / steps;
+            // Counted on this thread and on the worker's, which runs half of every parallel region, over windows of
+            // five steps; the least of three windows is the steady state. A one-time event (the runtime compiling a
+            // method again at its optimising tier, which on a loaded machine can fall inside the first window: a
+            // full suite beside other work once measured 54,857 bytes a step) shows in one window only, while a path
+            // that allocates on every step shows in all of them.
+            long perStep = long.MaxValue;
+            for (int window = 0; window < 3 && perStep >= (reuseTensorObjects ? 256 : 3_000); window++)
+            {
+                long before = TeamAllocations.Read();
+                const int steps = 5;
+                for (int i = 0; i < steps; i++) Step();
+                perStep = Math.Min(perStep, (TeamAllocations.Read() - before) / steps);
+            }
             // Memory, autograd nodes, shapes, parallel regions and work arrays all come from pools; what is left is
             // the scope object (tens of bytes) and, unless they are reused, the step's tensor objects (about 30, of
             // some 70 bytes each). One 32×16×28×28 activation alone would be 1.6 MB.
@@ -75,10 +83,15 @@ public class StepAllocationTests
             try
             {
                 for (int i = 0; i < 3; i++) busy();
-                // Every region now runs on this thread, so this thread's count is the whole step's.
-                long before = GC.GetAllocatedBytesForCurrentThread();
-                for (int i = 0; i < 5; i++) busy();
-                perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / 5;
+                // Every region now runs on this thread, so this thread's count is the whole step's (least of three
+                // windows, as above).
+                perStep = long.MaxValue;
+                for (int window = 0; window < 3 && perStep >= 3_000; window++)
+                {
+                    long before = GC.GetAllocatedBytesForCurrentThread();
+                    for (int i = 0; i < 5; i++) busy();
+                    perStep = Math.Min(perStep, (GC.GetAllocatedBytesForCurrentThread() - before) / 5);
+                }
             }
             finally
             {
@@ -86,7 +99,7 @@ public class StepAllocationTests
                 holder.Join();
             }
             Assert.True(perStep < 3_000, $"a step on a busy team allocated {perStep:N0} bytes");
-            Assert.Equal(freeLosses, busyLosses);
+            Assert.Equal(freeLosses, busyLosses.Take(freeLosses.Count));   // the first eight steps of each
         }
         finally
         {

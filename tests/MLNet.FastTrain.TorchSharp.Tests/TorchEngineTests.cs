@@ -105,6 +105,27 @@ public sealed class TorchEngineTests
     }
 
     [Fact]
+    public void Running_out_of_device_memory_gives_the_batch_and_the_way_out_and_keeps_the_weights()
+    {
+        // A pooling to 100,000 × 100,000 asks libtorch's allocator for 40 GB per image at once, which it refuses.
+        var net = new Sequential(("conv", new Conv2d(1, 1, 1)), ("pool", new AdaptiveAvgPool2d(100_000)), ("flatten", new Flatten()));
+        var engine = new TorchEngine(net, new Sgd(net.Parameters(), 0.1), "cpu", threads: 2);
+        var before = engine.ModelState()["conv.weight"].ToArray();
+        var batch = new Vision.Datasets.Batch(Tensor.Zeros(3, 1, 4, 4), [0, 1, 2]);
+        using (engine.BeginStep())
+        {
+            var e = Assert.Throws<DeviceOutOfMemoryException>(() => engine.Forward(batch));
+            Assert.Equal(3, e.BatchSize);
+            Assert.Equal("cpu", e.Device);
+            Assert.Contains("batch 3", e.Message, StringComparison.Ordinal);
+            Assert.Contains("--batch auto", e.Message, StringComparison.Ordinal);
+        }
+        Assert.Equal(before, engine.ModelState()["conv.weight"].ToArray());
+        engine.Train(false);
+        Assert.Throws<DeviceOutOfMemoryException>(() => engine.Logits(Tensor.Zeros(1, 1, 4, 4)));
+    }
+
+    [Fact]
     public void A_layer_without_a_torch_counterpart_is_named()
     {
         var net = new Sequential(("features", new Sequential(("odd", new Doubler()))), ("fc", new Linear(4, 2)));

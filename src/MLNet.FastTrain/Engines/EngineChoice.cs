@@ -33,7 +33,7 @@ public sealed record EngineChoice(string Backend = "auto", string Device = "auto
     public const string TorchAssembly = "MLNet.FastTrain.TorchSharp", TorchProvider = "MLNet.FastTrain.TorchSharp.TorchEngineProvider";
 
     /// <summary>
-    /// The zoo networks libtorch trains faster than the managed engine on a 2-core AVX-512 CPU (ResNet-18 at 64 px:
+    /// The zoo networks libtorch trains faster than the managed engine on a 2-core AVX-512 AMD EPYC (ResNet-18 at 64 px:
     /// 1.13× the images per second, median of three alternating rounds); for "simple" the two are level and for the
     /// small ResNets the managed engine is 1.6× faster.
     /// </summary>
