@@ -33,6 +33,24 @@ public sealed class BadInputTests(PipelineFixture fixture) : IClassFixture<Pipel
     }
 
     [Fact]
+    public void MLContext_GpuDeviceId_asks_for_a_gpu_and_FallbackToCpu_decides_what_happens_without_one()
+    {
+        var options = PipelineFixture.QuickOptions();
+        options.Cycles = 1;
+        var strict = new MLContext(seed: 1) { GpuDeviceId = 0, FallbackToCpu = false };
+        var e = Assert.Throws<InvalidOperationException>(() => strict.MulticlassClassification.Trainers.Sgdr(options).Fit(Front(_f.TrainData)));
+        Assert.Contains("MLNet.FastTrain.TorchSharp", e.Message, StringComparison.Ordinal);
+
+        var lenient = new MLContext(seed: 1) { GpuDeviceId = 0, FallbackToCpu = true };
+        var messages = new List<string>();
+        lenient.Log += (_, m) => messages.Add(m.Message);
+        var trainer = lenient.MulticlassClassification.Trainers.Sgdr(options);
+        trainer.Fit(Front(_f.TrainData));
+        Assert.Equal("managed", trainer.Learner!.Engine.Name);
+        Assert.Contains(messages, m => m.Contains("fell back to the CPU", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_missing_feature_column_is_named()
     {
         var e = Assert.Throws<SchemaMismatchException>(() => Trainer(o => o.FeatureColumnName = "Pixels").Fit(Front(_f.TrainData)));

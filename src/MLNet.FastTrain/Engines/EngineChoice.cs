@@ -58,7 +58,8 @@ public sealed record EngineChoice(string Backend = "auto", string Device = "auto
             description = "managed engine on the CPU";
             return null;
         }
-        var provider = FindTorch(required: backend == "torch" || gpu);
+        var provider = FindTorch(required: backend == "torch" || (gpu && !FallbackToCpu));
+        if (provider is null && gpu) return FallBack(out description);   // a GPU was asked for, may fall back, and there is no torch engine
         if (backend == "auto" && device != "cpu" && provider is { GpuAvailable: true })
             return Torch(provider, gpu ? device : "cuda", "auto: a GPU is usable", out description);
         if (backend == "auto" && !gpu && provider is not null && architecture is not null && FasterOnTorchCpu.Contains(architecture))
