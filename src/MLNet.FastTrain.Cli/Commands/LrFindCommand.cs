@@ -20,7 +20,8 @@ internal static class LrFindCommand
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
         var plot = new Option<string?>("--plot") { Description = "write the curve as SVG" };
         var json = new Option<bool>("--json");
-        var command = new Command("lr-find", "Run the learning-rate range test.") { data, model, batch, seed, threads, plot, json };
+        var (backend, device) = CliSupport.EngineOptions();
+        var command = new Command("lr-find", "Run the learning-rate range test.") { data, model, batch, seed, threads, plot, json, backend, device };
         command.SetAction(p => CliSupport.Run(p, ct =>
         {
             if (p.GetValue(batch) is < 1 || p.GetValue(threads) < 1) throw new ArgumentException("--batch and --threads must be positive.");
@@ -29,6 +30,8 @@ internal static class LrFindCommand
             Generator.Default.ManualSeed(s);
             var (train, _, _) = DataSource.Load(p.GetValue(data), seed: s);
             var learner = Learner.ForImageClassification(train, null, p.GetValue(model)!, p.GetValue(batch), s);
+            var engine = new Engines.EngineChoice(p.GetValue(backend)!, p.GetValue(device)!, p.GetValue(threads)).Resolve(out _, p.GetValue(model));
+            if (engine is not null) learner.UseEngine(engine);
             var result = LrFinder.Run(learner, new LrFinder.Options(), ct);
             if (p.GetValue(plot) is { } path) File.WriteAllText(path, result.ToSvg());
             if (p.GetValue(json))
