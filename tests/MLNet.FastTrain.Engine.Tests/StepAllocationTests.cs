@@ -28,10 +28,10 @@ public class StepAllocationTests
         {
             for (int i = 0; i < 3; i++) Step();                                   // pools, plans and optimizer state settle
             // Counted on this thread and on the worker's, which runs half of every parallel region, over windows of
-            // five steps; the least of three windows is the steady state. A one-time event (the runtime compiling a
-            // method again at its optimising tier, which on a loaded machine can fall inside the first window: a
-            // full suite beside other work once measured 54,857 bytes a step) shows in one window only, while a path
-            // that allocates on every step shows in all of them.
+            // five steps; the least of three windows is the steady state. A one-time event shows in one window only
+            // (a full suite beside other work once measured 54,857 bytes a step; the likely cause, not confirmed, is
+            // the runtime recompiling a method at its optimising tier late on a loaded machine), while a path that
+            // allocates on every step shows in all of them.
             long perStep = long.MaxValue;
             for (int window = 0; window < 3 && perStep >= (reuseTensorObjects ? 256 : 3_000); window++)
             {
