@@ -154,9 +154,8 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
         learner.Log += (_, m) => log(m);
         var (gpu, fallback) = CatalogContext.GpuSettings(Environment);
         string device = Settings.Device ?? (gpu is int id ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"cuda:{id}") : "auto");
-        var engine = new Engines.EngineChoice(Settings.Backend, device, FallbackToCpu: fallback).Resolve(out string engineText, Settings.Architecture);
-        if (engine is not null) learner.UseEngine(engine);
-        log($"Training on the {engineText}.");
+        string engine = new Engines.EngineChoice(Settings.Backend, device, FallbackToCpu: fallback).ApplyTo(learner, Settings.Architecture);
+        log($"Training on the {engine}.");
         if (Settings.Augment && learner.TrainData is DataLoader loader) loader.BatchTransform = Vision.Transforms.Augmentations.Default();
         Learner = learner;
     }

@@ -44,7 +44,8 @@ public sealed class TorchEngine : TrainingEngine
         _net = TorchModules.Build(model);
         _net.to(_device);
         _state = _net.state_dict();
-        _stateNames = model.StateDict().Keys.ToList();
+        var described = model.StateDict();
+        _stateNames = described.Keys.ToList();
         var torchParameters = _net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, p) in model.NamedParameters())
             _parameters.Add((p, torchParameters.TryGetValue(name, out var t) ? t
@@ -52,7 +53,7 @@ public sealed class TorchEngine : TrainingEngine
         var torchModules = _net.named_modules().ToDictionary(m => m.name, m => m.module);
         foreach (var (name, m) in model.NamedModules())
             if (m is Managed.Modules.BatchNorm2d bn) _norms.Add((bn, torchModules[name]));
-        LoadModelState(model.StateDict());
+        LoadModelState(described);
         OnOptimizerChanged();
         Train(true);
     }

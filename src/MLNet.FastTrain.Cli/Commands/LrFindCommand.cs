@@ -30,8 +30,7 @@ internal static class LrFindCommand
             Generator.Default.ManualSeed(s);
             var (train, _, _) = DataSource.Load(p.GetValue(data), seed: s);
             var learner = Learner.ForImageClassification(train, null, p.GetValue(model)!, p.GetValue(batch), s);
-            var engine = new Engines.EngineChoice(p.GetValue(backend)!, p.GetValue(device)!, p.GetValue(threads)).Resolve(out _, p.GetValue(model));
-            if (engine is not null) learner.UseEngine(engine);
+            new Engines.EngineChoice(p.GetValue(backend)!, p.GetValue(device)!, p.GetValue(threads)).ApplyTo(learner, p.GetValue(model));
             var result = LrFinder.Run(learner, new LrFinder.Options(), ct);
             if (p.GetValue(plot) is { } path) File.WriteAllText(path, result.ToSvg());
             if (p.GetValue(json))

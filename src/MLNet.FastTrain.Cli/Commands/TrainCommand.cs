@@ -116,8 +116,7 @@ internal static class TrainCommand
                 if (learner.TrainData is DataLoader trainLoader) trainLoader.ImageSize = trainSize;
                 if (learner.ValidData is DataLoader validLoader) validLoader.ImageSize = trainSize;
             }
-            var engine = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t).Resolve(out string engineText, arch);
-            if (engine is not null) learner.UseEngine(engine);
+            string engineText = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t).ApplyTo(learner, arch);
             int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
             bool live = !asJson && ConsoleProgress.Available;

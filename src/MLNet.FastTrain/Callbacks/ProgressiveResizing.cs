@@ -1,6 +1,5 @@
 using System.Globalization;
 using MLNet.FastTrain.Engine;
-using MLNet.FastTrain.Engine.Autograd;
 using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.Vision.Datasets;
 

@@ -79,6 +79,16 @@ public sealed record EngineChoice(string Backend = "auto", string Device = "auto
         return Torch(provider!, device == "auto" ? "cpu" : device, "asked for", out description);
     }
 
+    /// <summary>Moves <paramref name="learner"/> onto the chosen engine (nothing to do for the managed one) and says which it is.</summary>
+    /// <inheritdoc cref="Resolve" path="/exception"/>
+    public string ApplyTo(Learning.Learner learner, string? architecture = null)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        var factory = Resolve(out string description, architecture);
+        if (factory is not null) learner.UseEngine(factory);
+        return description;
+    }
+
     private static Func<Module, Optimizer, TrainingEngine>? FallBack(out string description)
     {
         description = "managed engine on the CPU (no usable GPU, fell back to the CPU)";
