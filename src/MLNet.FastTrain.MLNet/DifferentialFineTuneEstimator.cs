@@ -79,7 +79,7 @@ public sealed class DifferentialFineTuneEstimator : ImageClassifierEstimator<Dif
             Pretrained = Settings.Backbone is not null,
             PrecomputedEpochs = Settings.PrecomputedEpochs,
             AugmentedHeadCycles = Settings.AugmentedHeadCycles,
-            Augmentation = Settings.Augment ? Vision.Transforms.Augmentations.Default() : null,
+            Augmentation = Settings.Augment ? Vision.Transforms.Augmentations.BySize() : null,
             GroupRateFactor = Settings.GroupRateFactor,
             Cycles = Settings.Cycles,
             CycleMult = Settings.CycleMult,

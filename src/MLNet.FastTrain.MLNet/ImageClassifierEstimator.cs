@@ -156,7 +156,7 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
         string device = Settings.Device ?? (gpu is int id ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"cuda:{id}") : "auto");
         string engine = new Engines.EngineChoice(Settings.Backend, device, FallbackToCpu: fallback).ApplyTo(learner, Settings.Architecture);
         log($"Training on the {engine}.");
-        if (Settings.Augment && learner.TrainData is DataLoader loader) loader.BatchTransform = Vision.Transforms.Augmentations.Default();
+        if (Settings.Augment && learner.TrainData is DataLoader loader) loader.BatchTransform = Vision.Transforms.Augmentations.BySize();
         Learner = learner;
     }
 

@@ -51,13 +51,13 @@ public abstract class ImageClassifierOptions
     /// <summary>The peak learning rate; null (default) runs the LR finder first and takes its suggestion.</summary>
     public double? LearningRate { get; set; }
 
-    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Valley"/>.</summary>
-    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Valley;
+    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Combined"/>.</summary>
+    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Combined;
 
     /// <summary>Images per batch; null (default) picks one from the data size.</summary>
     public int? BatchSize { get; set; }
 
-    /// <summary>Train with fastai's default augmentation (flips, rotation, zoom, warp, lighting). Default true.</summary>
+    /// <summary>Train with the recipes' augmentation (Augmentations.BySize: fastai's flips, rotation, zoom, warp and lighting above 32 px; flips and small shifts at 32 px and below). Default true.</summary>
     public bool Augment { get; set; } = true;
 
     /// <summary>

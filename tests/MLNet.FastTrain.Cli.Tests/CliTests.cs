@@ -70,6 +70,12 @@ public sealed class CliTests : IDisposable
         foreach (var key in new[] { "accuracy", "loss", "train_seconds", "epochs", "batch_size", "lr" }) Assert.True(json.TryGetProperty(key, out _), key);
         Assert.Equal(1, json.GetProperty("epochs").GetInt32());
         Assert.Equal(32, json.GetProperty("batch_size").GetInt32());
+        // TTA is reported by default; the time is broken down, and the parts fit inside the whole.
+        Assert.InRange(json.GetProperty("accuracy_tta").GetDouble(), 0.3, 1.0);
+        Assert.Equal(JsonValueKind.Null, json.GetProperty("lr_find_seconds").ValueKind);   // --lr given: no range test
+        double parts = new[] { "load_seconds", "fit_seconds", "validate_seconds", "tta_seconds" }.Sum(k => json.GetProperty(k).GetDouble());
+        Assert.True(json.GetProperty("fit_seconds").GetDouble() > 0 && json.GetProperty("tta_seconds").GetDouble() > 0);
+        Assert.True(parts <= json.GetProperty("train_seconds").GetDouble() + 0.2, $"parts {parts} exceed the whole");
         Assert.InRange(json.GetProperty("accuracy").GetDouble(), 0.3, 1.0);
         var loaded = TrainedModel.Load(model);
         Assert.Equal("simple", loaded.Architecture);

@@ -13,6 +13,7 @@ public class OnnxExportTests(Xunit.Abstractions.ITestOutputHelper log)
     [InlineData("simple")]
     [InlineData("resnet")]
     [InlineData("resnet-wide")] // same names as resnet, other shapes: must not be taken for it
+    [InlineData("resnet9")]     // same top-level names again, max-pools inside the stages
     [InlineData("resnet18")]
     public void ImportOfExportPredictsExactlyAsTheModel(string architecture)
     {
@@ -50,6 +51,7 @@ public class OnnxExportTests(Xunit.Abstractions.ITestOutputHelper log)
     [InlineData("simple", 28, 28)]
     [InlineData("resnet", 28, 28)]
     [InlineData("resnet", 40, 36)] // height and width are dynamic after adaptive pooling
+    [InlineData("resnet9", 28, 28)]
     [InlineData("resnet18", 28, 28)]
     public void OnnxRuntimeGivesOurProbabilities(string architecture, int height, int width)
     {

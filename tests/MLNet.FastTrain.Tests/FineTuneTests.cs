@@ -20,6 +20,7 @@ public class FineTuneTests
         Assert.Equal(["layer2", "layer3"], groups[1].Children);
         Assert.Equal(3, LayerGroups.Default(ModelZoo.Simple()).Count);
         Assert.Equal(groups.Select(g => g.Children), LayerGroups.Default(ModelZoo.ResNetWide()).Select(g => g.Children));
+        Assert.Equal(groups.Select(g => g.Children), LayerGroups.Default(ModelZoo.ResNet9()).Select(g => g.Children));
         var custom = new Sequential(new Linear(4, 4), new ReLU(), new Linear(4, 2));
         Assert.Throws<ArgumentException>(() => LayerGroups.Default(custom));
         Assert.Contains("2", Assert.Throws<ArgumentException>(() => LayerGroups.ByChildren(custom, ["0"])).Message, StringComparison.Ordinal);

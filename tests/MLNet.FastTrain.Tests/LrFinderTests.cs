@@ -61,13 +61,14 @@ public class LrFinderTests
     }
 
     [Fact]
-    public void Suggestions_lie_inside_the_range_with_the_valley_rule_by_default()
+    public void Suggestions_lie_inside_the_range_with_the_combined_rule_by_default()
     {
         var learner = NewLearner();
         var result = LrFinder.Run(learner);
-        Assert.Equal(4, result.Suggestions.Count);
+        Assert.Equal(5, result.Suggestions.Count);
         foreach (var (_, lr) in result.Suggestions) Assert.InRange(lr, 1e-8, 10);
-        Assert.Equal(result.Suggestions[LrSuggestion.Valley], result.Suggested);
+        Assert.Equal(result.Suggestions[LrSuggestion.Combined], result.Suggested);
+        Assert.Equal(Math.Max(result.Suggestions[LrSuggestion.Valley], result.Suggestions[LrSuggestion.Minimum]), result.Suggested);
         var minimum = result.Points.Skip(10).Take(result.Points.Count - 15).MinBy(q => q.SmoothLoss)!;
         Assert.Equal(minimum.LearningRate / 10, result.Suggestions[LrSuggestion.Minimum], 12);
         // A useful rate for this net and data is far above the start of the ramp and below the blow-up.
@@ -75,19 +76,55 @@ public class LrFinderTests
         Assert.Null(result.Warning);
     }
 
+    /// <summary>A curve of 100 points on the default ramp whose smoothed loss is <paramref name="loss"/> of log10(lr).</summary>
+    private static LrFinderResult Curve(Func<double, double> loss)
+    {
+        var options = new LrFinder.Options();
+        var points = Enumerable.Range(0, options.Iterations).Select(i =>
+        {
+            double lr = options.StartLr * Math.Pow(options.EndLr / options.StartLr, i / (options.Iterations - 1.0));
+            double l = loss(Math.Log10(lr));
+            return new LrPoint(lr, l, l);
+        }).ToList();
+        return new LrFinderResult(points, stoppedEarly: false, options, seconds: 0);
+    }
+
+    [Fact]
+    public void Combined_rule_lifts_a_valley_that_lies_far_below_the_minimum()
+    {
+        // Falls steadily from 1e-6 to the minimum at 1e-1, then blows up: the valley's first third sits near 1e-4.
+        var result = Curve(x => x < -1 ? 2.3 - 0.15 * (x + 6) : 1.55 + 2 * (x + 1));
+        double valley = result.Suggestions[LrSuggestion.Valley], minimum = result.Suggestions[LrSuggestion.Minimum];
+        Assert.True(valley < minimum / 10, $"valley {valley} should lie far left of minimum/10 {minimum}");
+        Assert.Equal(minimum, result.Suggested);
+        Assert.InRange(minimum, 0.007, 0.014);
+    }
+
+    [Fact]
+    public void Combined_rule_keeps_a_valley_that_lies_near_the_minimum()
+    {
+        // Flat until 1e-2, a steep fall to the minimum at 1e-1, then the blow-up: the valley lies above minimum/10.
+        var result = Curve(x => x < -2 ? 2.3 : x < -1 ? 2.3 - 0.8 * (x + 2) : 1.5 + 2 * (x + 1));
+        double valley = result.Suggestions[LrSuggestion.Valley], minimum = result.Suggestions[LrSuggestion.Minimum];
+        Assert.True(valley > minimum, $"valley {valley} should lie above minimum/10 {minimum}");
+        Assert.Equal(valley, result.Suggested);
+    }
+
     [Fact]
     public void Suggest_takes_the_chosen_rule()
     {
         var learner = NewLearner();
-        var (valley, result) = LrFinder.Suggest(learner);
-        Assert.Equal(result.Suggestions[LrSuggestion.Valley], valley);
-        foreach (var rule in new[] { LrSuggestion.Minimum, LrSuggestion.Steep })
+        var (byDefault, result) = LrFinder.Suggest(learner);
+        Assert.Equal(result.Suggestions[LrSuggestion.Combined], byDefault);
+        int differing = 0;
+        foreach (var rule in new[] { LrSuggestion.Valley, LrSuggestion.Minimum, LrSuggestion.Steep })
         {
             var (lr, again) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = rule });
             Assert.Equal(again.Suggestions[rule], lr);
             Assert.Equal(result.Suggestions[rule], lr);                          // the test restored everything: same curve
-            Assert.NotEqual(valley, lr);
+            if (lr != byDefault) differing++;
         }
+        Assert.True(differing >= 2, "the rules read different rates off this curve, so the chosen one must be the one taken");
     }
 
     [Fact]
@@ -97,7 +134,8 @@ public class LrFinderTests
         var svg = result.ToSvg();
         Assert.StartsWith("<svg", svg, StringComparison.Ordinal);
         Assert.Contains("class=\"smooth-loss\"", svg, StringComparison.Ordinal);
-        Assert.Equal(4, System.Text.RegularExpressions.Regex.Count(svg, "class=\"suggestion\""));
+        Assert.Equal(5, System.Text.RegularExpressions.Regex.Count(svg, "class=\"suggestion\""));
+        Assert.Contains("Combined (default): ", svg, StringComparison.Ordinal);
         Assert.Contains("Valley: ", svg, StringComparison.Ordinal);
         var doc = System.Xml.Linq.XDocument.Parse(svg);                          // well-formed
         Assert.Equal("svg", doc.Root!.Name.LocalName);

@@ -45,7 +45,7 @@ public class TrainingReportTests
         Assert.Equal(["summary", "lr-finder", "schedule", "losses", "confusion", "top-losses", "tta", "timing"], sections);
 
         XElement Section(string id) => doc.Descendants(Html + "section").Single(s => (string?)s.Attribute("id") == id);
-        Assert.Equal(4, Section("lr-finder").Descendants(Svg + "circle").Count(c => (string?)c.Attribute("class") == "suggestion"));
+        Assert.Equal(5, Section("lr-finder").Descendants(Svg + "circle").Count(c => (string?)c.Attribute("class") == "suggestion"));
         var schedule = Section("schedule").Descendants(Svg + "path").Single();
         Assert.Equal(learner.Recorder.Batches.Count, ((string)schedule.Attribute("d")!).Split(' ').Length);
         Assert.Equal(["training loss", "validation loss"], Section("losses").Descendants(Svg + "svg").First().Descendants(Svg + "path").Select(p => (string)p.Attribute("data-name")!));

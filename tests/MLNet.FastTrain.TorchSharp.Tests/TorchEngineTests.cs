@@ -86,6 +86,7 @@ public sealed class TorchEngineTests
     [InlineData("simple", 1, 28)]
     [InlineData("resnet", 1, 28)]
     [InlineData("resnet-wide", 3, 32)]
+    [InlineData("resnet9", 1, 28)]
     [InlineData("resnet18", 3, 64)]
     [InlineData("resnet18-imagenet", 3, 64)]
     public void Every_zoo_network_builds_on_torch_and_computes_what_the_managed_one_does(string architecture, int channels, int side)

@@ -9,6 +9,44 @@ public class GeometricAugmentationTests
     private static Tensor Batch(ulong seed = 1) => Tensor.Uniform([3, 2, 12, 10], -1, 1, new Generator(seed));
 
     [Fact]
+    public void BySizeShiftsAndFlipsSmallImagesAndGivesLargeOnesTheDefaultPreset()
+    {
+        // Small: every output image is its input flipped or not and moved by at most 2 px (reflected at the borders).
+        const int Side = 28;
+        var small = Tensor.FromArray(Enumerable.Range(0, 8 * Side * Side).Select(i => (float)i).ToArray(), 8, 1, Side, Side);
+        var y = Augmentations.BySize()(small, new Generator(5)).ToArray();
+        var x = small.ToArray();
+        int moved = 0;
+        for (int b = 0; b < 8; b++)
+        {
+            bool found = false;
+            for (int flip = 0; flip < 2 && !found; flip++)
+                for (int dy = -2; dy <= 2 && !found; dy++)
+                    for (int dx = -2; dx <= 2 && !found; dx++)
+                    {
+                        bool same = true;
+                        for (int r = 0; r < Side && same; r++)
+                            for (int c = 0; c < Side && same; c++)
+                            {
+                                int sc = Reflect(c + dx, Side);
+                                if (flip == 1) sc = Side - 1 - sc;
+                                same = y[(b * Side + r) * Side + c] == x[(b * Side + Reflect(r + dy, Side)) * Side + sc];
+                            }
+                        if (same) { found = true; if (dy != 0 || dx != 0 || flip == 1) moved++; }
+                    }
+            Assert.True(found, $"image {b} is not a flipped, shifted copy of its input");
+        }
+        Assert.True(moved >= 6, $"only {moved} of 8 images changed");
+
+        // Large: exactly what the default preset draws from the same generator.
+        var large = Tensor.FromArray(Enumerable.Range(0, 2 * 3 * 40 * 40).Select(i => MathF.Sin(i * 0.1f)).ToArray(), 2, 3, 40, 40);
+        Assert.Equal(Augmentations.Default()(large, new Generator(9)).ToArray(), Augmentations.BySize()(large, new Generator(9)).ToArray());
+        Assert.NotEqual(Augmentations.Default()(small, new Generator(5)).ToArray(), y);
+    }
+
+    private static int Reflect(int i, int n) => i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
+
+    [Fact]
     public void HomographySendsTheCornersToTheirTargets()
     {
         (double, double)[] targets = [(-1.2, -0.9), (-0.8, 1.1), (1.1, -1.15), (0.85, 0.95)];

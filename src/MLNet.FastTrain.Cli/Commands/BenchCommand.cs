@@ -21,10 +21,10 @@ internal static class BenchCommand
     {
         var model = new Option<string>("--model")
         {
-            Description = "simple or resnet (the reference nets), resnet-wide, resnet18 or resnet18-imagenet (3-channel, at --size)",
+            Description = "simple or resnet (the reference nets), resnet-wide, resnet9, resnet18 or resnet18-imagenet (3-channel, at --size)",
             DefaultValueFactory = _ => "simple",
         };
-        model.AcceptOnlyFromAmong("simple", "resnet", "resnet-wide", "resnet18", "resnet18-imagenet");
+        model.AcceptOnlyFromAmong("simple", "resnet", "resnet-wide", "resnet9", "resnet18", "resnet18-imagenet");
         var size = new Option<int>("--size") { Description = "image side: the reference nets take Fashion-MNIST's 28; the ImageNet layouts random 3-channel images of this size", DefaultValueFactory = _ => 28 };
         var threads = new Option<int>("--threads") { Description = "cores to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 128 };

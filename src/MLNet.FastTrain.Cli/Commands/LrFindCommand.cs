@@ -13,7 +13,7 @@ internal static class LrFindCommand
     public static Command Create()
     {
         var data = new Option<string?>("--data") { Description = DataSource.Description };
-        var model = new Option<string>("--model") { DefaultValueFactory = _ => "resnet" };
+        var model = new Option<string>("--model") { DefaultValueFactory = _ => "resnet9" };
         model.AcceptOnlyFromAmong([.. Models.TrainedModel.Architectures]);
         var batch = new Option<int?>("--batch") { Description = "default: as train" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1 };

@@ -12,7 +12,7 @@ internal static class ModelSource
 {
     public static IReadOnlyList<string> ZooNames => TrainedModel.Architectures;
 
-    public const string Description = "simple, resnet, resnet-wide, resnet18, resnet34, resnet18-imagenet (ML.NET's ImageNet ResNet-18, pretrained), or a model file to fine-tune (FILE.onnx, FILE.ftm)";
+    public const string Description = "resnet9 (default: a ResNet-9-style net for small images), simple, resnet, resnet-wide, resnet18, resnet34, resnet18-imagenet (ML.NET's ImageNet ResNet-18, pretrained), or a model file to fine-tune (FILE.onnx, FILE.ftm)";
 
     public static bool IsFile(string model) =>
         model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || model.EndsWith(".ftm", StringComparison.OrdinalIgnoreCase);

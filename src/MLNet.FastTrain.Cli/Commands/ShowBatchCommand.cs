@@ -20,7 +20,7 @@ internal static class ShowBatchCommand
             if (p.GetValue(count) < 1) throw new ArgumentException("--count must be positive.");
             var (train, _, _) = DataSource.Load(p.GetValue(data));
             var loader = new DataLoader(train, p.GetValue(count), shuffle: true, seed: p.GetValue(seed));
-            if (p.GetValue(augment)) loader.BatchTransform = Augmentations.Default();
+            if (p.GetValue(augment)) loader.BatchTransform = Augmentations.BySize();
             var labels = BatchGrid.Save(loader, p.GetValue(output)!, p.GetValue(count));
             Console.WriteLine($"wrote {p.GetValue(output)}; labels row by row: {string.Join(", ", labels)}");
             return CliSupport.Success;

@@ -24,7 +24,7 @@ internal static class TrainCommand
         var checkpointDir = new Option<string?>("--checkpoint-dir") { Description = "write a checkpoint here after every epoch, and when Ctrl+C stops training" };
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --checkpoint-dir (same options and seed)" };
         var skipInvalid = new Option<bool>("--skip-invalid") { Description = "leave out image files that cannot be decoded, and list them, instead of stopping" };
-        var model = new Option<string>("--model") { Description = ModelSource.Description, DefaultValueFactory = _ => "resnet" };
+        var model = new Option<string>("--model") { Description = ModelSource.Description, DefaultValueFactory = _ => "resnet9" };
         var scratch = new Option<bool>("--scratch") { Description = "train a named pretrained backbone's layout (resnet18-imagenet) from fresh weights instead" };
         var recipe = new Option<string>("--recipe") { Description = "fine-tune, sgdr or one-cycle", DefaultValueFactory = _ => "fine-tune" };
         recipe.AcceptOnlyFromAmong("fine-tune", "sgdr", "one-cycle");
@@ -35,10 +35,10 @@ internal static class TrainCommand
         var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
         var suggest = new Option<string>("--suggest")
         {
-            Description = "the LR finder's rule when --lr is auto: valley (fastai's default), steep, minimum (the lowest loss's rate / 10) or slide",
-            DefaultValueFactory = _ => "valley",
+            Description = "the LR finder's rule when --lr is auto: combined (the default: valley, but not below minimum), valley (fastai's), steep, minimum (the lowest loss's rate / 10) or slide",
+            DefaultValueFactory = _ => "combined",
         };
-        suggest.AcceptOnlyFromAmong("valley", "steep", "minimum", "slide");
+        suggest.AcceptOnlyFromAmong("combined", "valley", "steep", "minimum", "slide");
         var batch = new Option<string>("--batch")
         {
             Description = "images per batch, or auto: a power of two near 1/16 of the training set, between 16 and 128",
@@ -46,7 +46,7 @@ internal static class TrainCommand
         };
         var budget = new Option<string?>("--memory-budget") { Description = "pick the batch size that fits this much memory (e.g. 1GB); overrides --batch" };
         var timeBudget = new Option<string?>("--time-budget") { Description = "stop cleanly after this long, keeping the best model (e.g. 10m, 90s, 1h)" };
-        var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta)" };
+        var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta); on by default, --tta false skips it", DefaultValueFactory = _ => true };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "cores to use (libtorch's threads too, on the torch engine)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var (backend, device) = CliSupport.EngineOptions();
@@ -116,6 +116,7 @@ internal static class TrainCommand
                 if (learner.TrainData is DataLoader trainLoader) trainLoader.ImageSize = trainSize;
                 if (learner.ValidData is DataLoader validLoader) validLoader.ImageSize = trainSize;
             }
+            double loadSeconds = clock.Elapsed.TotalSeconds;
             string engineText = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t).ApplyTo(learner, arch);
             int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
@@ -183,7 +184,9 @@ internal static class TrainCommand
             }
 
             double accuracy = result.Validation?.Metrics.GetValueOrDefault("accuracy", double.NaN) ?? double.NaN;
+            var ttaClock = Stopwatch.StartNew();
             var ttaReport = parse.GetValue(tta) ? new TtaScorer(new ClassifierTransformer(trained)).Evaluate(validSet) : null;
+            double? ttaSeconds = ttaReport is null ? null : ttaClock.Elapsed.TotalSeconds;
             double? accuracyTta = ttaReport?.TtaAccuracy;
             if (parse.GetValue(report) is { } reportPath)
             {
@@ -218,6 +221,11 @@ internal static class TrainCommand
                     ["train_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
                     // The training batches alone (no LR finder, validation or evaluation): what a bare training loop times.
                     ["fit_seconds"] = Math.Round(learner.Recorder.Epochs.Sum(e => e.TrainSeconds), 1),
+                    // Where the rest went: reading the data and building the net, the range test, each epoch's validation, TTA.
+                    ["load_seconds"] = Math.Round(loadSeconds, 1),
+                    ["lr_find_seconds"] = result.LrFinder is { } f ? Math.Round(f.Seconds, 1) : null,
+                    ["validate_seconds"] = Math.Round(learner.Recorder.Epochs.Sum(e => e.Seconds - e.TrainSeconds), 1),
+                    ["tta_seconds"] = ttaSeconds is double ts ? Math.Round(ts, 1) : null,
                     ["epochs"] = result.Epochs,
                     ["batch_size"] = b,
                     ["train_images"] = trainSet.Count,

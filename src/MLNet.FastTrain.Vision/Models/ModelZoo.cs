@@ -30,6 +30,30 @@ public static class ModelZoo
     public static Sequential ResNetWide(int inChannels = 1, int numClasses = 10, Generator? generator = null) =>
         ThreeStageResNet(32, inChannels, numClasses, generator);
 
+    /// <summary>
+    /// A ResNet-9-style network for small images (after the DAWNBench CIFAR-10 design): a 3×3 stem c→w; then three
+    /// stages of conv 3×3, BN, ReLU and max-pool 2 doubling the width (2w, 4w, 8w), the first and last followed by a
+    /// basic block at that width; adaptive average pool; linear 8w→classes. It halves the map at every stage, so its work
+    /// sits at 14×14 and below on 28×28 inputs, and it has the small ResNet's child names, hence the same layer groups.
+    /// Default width 16 (16, 32, 64, 128 channels). Needs inputs of at least 8 pixels on a side.
+    /// </summary>
+    public static Sequential ResNet9(int inChannels = 1, int numClasses = 10, Generator? generator = null, int width = 16)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
+        Sequential Stage(int cin, int cout, bool residual)
+        {
+            var stage = new Sequential(
+                ("conv", new Conv2d(cin, cout, 3, 1, 1, bias: false, generator: generator)), ("bn", new BatchNorm2d(cout)),
+                ("relu", new ReLU()), ("pool", new MaxPool2d(2)));
+            return residual ? stage.Append("res", new BasicBlock(cout, cout, 1, generator)) : stage;
+        }
+        return new(
+            ("conv1", new Conv2d(inChannels, width, 3, 1, 1, bias: false, generator: generator)), ("bn1", new BatchNorm2d(width)), ("relu", new ReLU()),
+            ("layer1", Stage(width, 2 * width, residual: true)), ("layer2", Stage(2 * width, 4 * width, residual: false)),
+            ("layer3", Stage(4 * width, 8 * width, residual: true)),
+            ("pool", new AdaptiveAvgPool2d(1)), ("flatten", new Flatten()), ("fc", new Linear(8 * width, numClasses, generator: generator)));
+    }
+
     private static Sequential ThreeStageResNet(int width, int inChannels, int numClasses, Generator? generator) => new(
         ("conv1", new Conv2d(inChannels, width, 3, 1, 1, bias: false, generator: generator)), ("bn1", new BatchNorm2d(width)), ("relu", new ReLU()),
         ("layer1", new BasicBlock(width, width, 1, generator)), ("layer2", new BasicBlock(width, 2 * width, 2, generator)),

@@ -18,6 +18,27 @@ public static class Augmentations
     public static BatchTransform Default(double maxRotate = 10, double maxZoom = 1.1, double maxLighting = 0.2, double maxWarp = 0.2, double pAffine = 0.75, double pLighting = 0.75) =>
         Compose(Flip(0.5), Geometric(maxRotate, 1.0, maxZoom, maxWarp, pAffine), Lighting(maxLighting, pLighting));
 
+    /// <summary>
+    /// The recipes' default: the preset fit for the batch's image size. Small images (shorter side at most
+    /// <paramref name="smallSide"/>, Fashion-MNIST's 28 or CIFAR's 32) get a horizontal flip with p 0.5 and a random
+    /// shift by up to 1/14 of the side (reflection-padded crop, 2 px at 28), as fastai trains on CIFAR-sized images;
+    /// larger ones get <see cref="Default"/>. On full Fashion-MNIST the lighter preset gave the ResNet-9 0.7 points more
+    /// after 7 epochs than <see cref="Default"/>'s rotations and warps, at less CPU time (docs/default-recipe.md).
+    /// </summary>
+    public static BatchTransform BySize(int smallSide = 32)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(smallSide, 1);
+        var large = Default();
+        var flip = Flip(0.5);
+        return (images, g) =>
+        {
+            Check(images);
+            int side = Math.Min(images.Size(2), images.Size(3));
+            if (side > smallSide) return large(images, g);
+            return PadCrop(Math.Max(1, (int)Math.Round(side / 14.0)))(flip(images, g), g);
+        };
+    }
+
     /// <summary>Applies transforms in order.</summary>
     public static BatchTransform Compose(params BatchTransform[] transforms)
     {

@@ -32,8 +32,8 @@ public static class FineTuneRecipe
         /// <summary>Cycles (of one epoch) of head training with augmentation through the frozen body (0 skips). Default 2.</summary>
         public int AugmentedHeadCycles { get; set; } = 2;
 
-        /// <summary>The augmentation for every stage that trains on images; null turns augmentation off. Default fastai's preset.</summary>
-        public BatchTransform? Augmentation { get; set; } = Augmentations.Default();
+        /// <summary>The augmentation for every stage that trains on images; null turns augmentation off. Default <see cref="Augmentations.BySize"/> (fastai's preset above 32 px).</summary>
+        public BatchTransform? Augmentation { get; set; } = Augmentations.BySize();
 
         /// <summary>How much lower each earlier group's rate is than the next (fastai's lr/9, lr/3, lr is 3). Default 3.</summary>
         public double GroupRateFactor { get; set; } = 3;
@@ -62,8 +62,8 @@ public static class FineTuneRecipe
         /// <summary>The unfrozen stage's top (head) rate; null runs the LR finder again. Default null.</summary>
         public double? LearningRate { get; set; }
 
-        /// <summary>The LR finder's rule wherever a rate is left to it. Default <see cref="LrSuggestion.Valley"/>.</summary>
-        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Valley;
+        /// <summary>The LR finder's rule wherever a rate is left to it. Default <see cref="LrSuggestion.Combined"/>.</summary>
+        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Combined;
     }
 
     /// <summary>

@@ -47,8 +47,8 @@ public sealed class RecipeOptions
     /// <summary>The peak learning rate; null runs the LR finder and takes its suggestion.</summary>
     public double? LearningRate { get; set; }
 
-    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Valley"/>.</summary>
-    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Valley;
+    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Combined"/>.</summary>
+    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Combined;
 
     /// <summary>
     /// SGDR cycles whose end brings no validation improvement before fine-tuning stops (the best cycle's weights are
@@ -58,9 +58,9 @@ public sealed class RecipeOptions
 
     /// <summary>
     /// The fine-tune recipe's augmentation (its first step), applied to image training data; null turns it off.
-    /// Default fastai's preset. The other recipes train on the images as they are.
+    /// Default Augmentations.BySize (fastai's preset above 32 px, flip and shift below). The other recipes train on the images as they are.
     /// </summary>
-    public Vision.Transforms.BatchTransform? Augmentation { get; set; } = Vision.Transforms.Augmentations.Default();
+    public Vision.Transforms.BatchTransform? Augmentation { get; set; } = Vision.Transforms.Augmentations.BySize();
 
     /// <summary>Wall-clock budget for the whole recipe (LR finder included); training stops cleanly when it is spent. Default none.</summary>
     public TimeSpan? TimeBudget { get; set; }

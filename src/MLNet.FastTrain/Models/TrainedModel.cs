@@ -43,7 +43,7 @@ public sealed class TrainedModel
     public (int Channels, int Height, int Width) InputSize { get; }
 
     /// <summary>The zoo networks <see cref="CreateNetwork"/> builds, by name.</summary>
-    public static IReadOnlyList<string> Architectures { get; } = ["simple", "resnet", "resnet-wide", "resnet18", "resnet34", "resnet18-imagenet"];
+    public static IReadOnlyList<string> Architectures { get; } = ["simple", "resnet", "resnet-wide", "resnet9", "resnet18", "resnet34", "resnet18-imagenet"];
 
     /// <summary>Builds a zoo network by name.</summary>
     public static Module CreateNetwork(string architecture, int channels, int classes, Generator? generator = null) => architecture switch
@@ -51,6 +51,7 @@ public sealed class TrainedModel
         "simple" => ModelZoo.Simple(channels, classes, generator),
         "resnet" => ModelZoo.ResNetSmall(channels, classes, generator),
         "resnet-wide" => ModelZoo.ResNetWide(channels, classes, generator),
+        "resnet9" => ModelZoo.ResNet9(channels, classes, generator),
         "resnet18" => ModelZoo.ResNet18(channels, classes, generator),
         "resnet34" => ModelZoo.ResNet34(channels, classes, generator),
         "resnet18-imagenet" => ModelZoo.ResNet18ImageNet(channels, classes, generator),

@@ -44,7 +44,7 @@ public sealed class TtaScorer
         /// <summary>How passes combine. Default average.</summary>
         public TtaMode Mode { get; set; } = TtaMode.Average;
 
-        /// <summary>The augmentation; default <see cref="Augmentations.Default"/> (the training preset).</summary>
+        /// <summary>The augmentation; default <see cref="Augmentations.BySize"/> (the recipes' training preset).</summary>
         public BatchTransform? Augmentation { get; set; }
 
         /// <summary>Seed of the augmentations. Default 0.</summary>
@@ -74,7 +74,7 @@ public sealed class TtaScorer
         List<IReadOnlyList<ClassificationRow>> passes = _options.Mode == TtaMode.Flips
             ? [_model.Transform(data, Augmentations.Flip(1.0), _options.Seed, 0)]
             : Enumerable.Range(0, _options.AugmentedPasses)
-                .Select(k => _model.Transform(data, _options.Augmentation ?? Augmentations.Default(), _options.Seed, k + 1)).ToList();
+                .Select(k => _model.Transform(data, _options.Augmentation ?? Augmentations.BySize(), _options.Seed, k + 1)).ToList();
         var rows = new List<ClassificationRow>(plain.Count);
         for (int i = 0; i < plain.Count; i++)
         {

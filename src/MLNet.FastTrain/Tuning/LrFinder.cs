@@ -44,11 +44,10 @@ public sealed class LrFinder
         public int? RankByValidationItems { get; set; }
 
         /// <summary>
-        /// The rule <see cref="Suggest"/> takes. Default <see cref="LrSuggestion.Valley"/>, fastai's; on long, smoothly
-        /// falling curves (wide networks) it lands far left of the minimum, where <see cref="LrSuggestion.Minimum"/>
-        /// or <see cref="LrSuggestion.Steep"/> read better.
+        /// The rule <see cref="Suggest"/> takes. Default <see cref="LrSuggestion.Combined"/>: fastai's valley, kept from
+        /// landing far left of the minimum on long, smoothly falling curves (wide or fresh networks).
         /// </summary>
-        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Valley;
+        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Combined;
     }
 
     /// <summary>
@@ -83,6 +82,7 @@ public sealed class LrFinder
         if (options.RankByValidationItems is not null && learner.ValidData is not Vision.Datasets.DataLoader)
             throw new ArgumentException("LR finder: ranking by validation accuracy needs validation images (a DataLoader).", nameof(options));
 
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var before = learner.Capture();
         var valid = learner.ValidData;
         var recorder = new RangeTestCallback(options, groups, valid as Vision.Datasets.DataLoader);
@@ -100,7 +100,7 @@ public sealed class LrFinder
             learner.Add(learner.Recorder);
             learner.Restore(before);
         }
-        return new LrFinderResult(recorder.Points, recorder.StoppedEarly, options);
+        return new LrFinderResult(recorder.Points, recorder.StoppedEarly, options, clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>Drives the ramp and records the curve.</summary>
