@@ -434,6 +434,10 @@ public sealed class CliTests : IDisposable
         Assert.Contains("for a budget of 512.0 MB", output, StringComparison.Ordinal);
         Assert.Contains("the process so far", output, StringComparison.Ordinal);
         Assert.Contains("per image", output, StringComparison.Ordinal);
+        // The managed heap is capped at the budget less what the process holds outside it.
+        var cap = System.Text.RegularExpressions.Regex.Match(output, @"the managed heap is capped at ([0-9.]+) MB");
+        Assert.True(cap.Success, output);
+        Assert.InRange(double.Parse(cap.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 100, 511);
         var (tooSmall, _, tooSmallErr) = Run("train", "--memory-budget", "1MB");
         Assert.Equal(1, tooSmall);
         Assert.Contains("cannot train this model", tooSmallErr, StringComparison.Ordinal);

@@ -44,7 +44,7 @@ internal static class TrainCommand
             Description = "images per batch, or auto: a power of two near 1/16 of the training set, between 16 and 128",
             DefaultValueFactory = _ => "auto",
         };
-        var budget = new Option<string?>("--memory-budget") { Description = "pick the batch size that fits this much memory (e.g. 1GB); overrides --batch" };
+        var budget = new Option<string?>("--memory-budget") { Description = "keep the whole process within this much memory (e.g. 1GB): picks the batch size that fits and caps the managed heap; overrides --batch" };
         var timeBudget = new Option<string?>("--time-budget") { Description = "stop cleanly after this long, keeping the best model (e.g. 10m, 90s, 1h)" };
         var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta); on by default, --tta false skips it", DefaultValueFactory = _ => true };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
@@ -105,7 +105,8 @@ internal static class TrainCommand
                         ValidationBatchSize = Math.Min(256, validSet.Count),
                     });
                 batchSize = found.BatchSize;
-                advice = found.Explanation;
+                long heapCap = Tuning.BatchSizeFinder.CapManagedHeap(found.BudgetBytes);
+                advice = found.Explanation + string.Create(CultureInfo.InvariantCulture, $"  the managed heap is capped at {heapCap / (1024.0 * 1024.0):F1} MB, the budget less what the process holds outside it\n");
             }
             var fineTune = pretrained is null ? null : new DifferentialFineTune(pretrained);
             var learner = fineTune is null
