@@ -68,7 +68,8 @@ public class LrFinderTests
         Assert.Equal(5, result.Suggestions.Count);
         foreach (var (_, lr) in result.Suggestions) Assert.InRange(lr, 1e-8, 10);
         Assert.Equal(result.Suggestions[LrSuggestion.Combined], result.Suggested);
-        Assert.Equal(Math.Max(result.Suggestions[LrSuggestion.Valley], result.Suggestions[LrSuggestion.Minimum]), result.Suggested);
+        double v = result.Suggestions[LrSuggestion.Valley];
+        Assert.Equal(Math.Max(v, Math.Min(result.Suggestions[LrSuggestion.Minimum], 10 * v)), result.Suggested);
         var minimum = result.Points.Skip(10).Take(result.Points.Count - 15).MinBy(q => q.SmoothLoss)!;
         Assert.Equal(minimum.LearningRate / 10, result.Suggestions[LrSuggestion.Minimum], 12);
         // A useful rate for this net and data is far above the start of the ramp and below the blow-up.
@@ -96,8 +97,18 @@ public class LrFinderTests
         var result = Curve(x => x < -1 ? 2.3 - 0.15 * (x + 6) : 1.55 + 2 * (x + 1));
         double valley = result.Suggestions[LrSuggestion.Valley], minimum = result.Suggestions[LrSuggestion.Minimum];
         Assert.True(valley < minimum / 10, $"valley {valley} should lie far left of minimum/10 {minimum}");
-        Assert.Equal(minimum, result.Suggested);
+        Assert.Equal(10 * valley, result.Suggested, 12);                        // raised, by at most 10×
         Assert.InRange(minimum, 0.007, 0.014);
+    }
+
+    [Fact]
+    public void Combined_rule_takes_the_minimum_rule_when_it_lies_within_ten_times_the_valley()
+    {
+        // Falls from 1e-4 to the minimum at 1e-1: the valley sits near 1e-3, minimum/10 at 1e-2, within its 10×.
+        var result = Curve(x => x < -4 ? 2.3 : x < -1 ? 2.3 - 0.25 * (x + 4) : 1.55 + 2 * (x + 1));
+        double valley = result.Suggestions[LrSuggestion.Valley], minimum = result.Suggestions[LrSuggestion.Minimum];
+        Assert.InRange(minimum, valley, 10 * valley);
+        Assert.Equal(minimum, result.Suggested);
     }
 
     [Fact]

@@ -35,7 +35,7 @@ internal static class TrainCommand
         var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
         var suggest = new Option<string>("--suggest")
         {
-            Description = "the LR finder's rule when --lr is auto: combined (the default: valley, but not below minimum), valley (fastai's), steep, minimum (the lowest loss's rate / 10) or slide",
+            Description = "the LR finder's rule when --lr is auto: combined (the default: valley, lifted towards minimum by at most 10×), valley (fastai's), steep, minimum (the lowest loss's rate / 10) or slide",
             DefaultValueFactory = _ => "combined",
         };
         suggest.AcceptOnlyFromAmong("combined", "valley", "steep", "minimum", "slide");
