@@ -16,6 +16,7 @@ public sealed class TorchEngineProvider : ITrainingEngineProvider
     {
         get
         {
+            if (!TorchRuntime.IsLoaded && !TorchRuntime.CudaMayBeUsable()) return false;
             try
             {
                 TorchRuntime.EnsureLoaded();

@@ -31,6 +31,12 @@ public static partial class TorchRuntime
     private static readonly Lock Gate = new();
     private static bool s_loaded;
 
+    /// <summary>Whether libtorch is loaded in this process.</summary>
+    public static bool IsLoaded
+    {
+        get { lock (Gate) return s_loaded; }
+    }
+
     /// <summary>What the compatibility step did in this process (for logs), or null before <see cref="EnsureLoaded"/>.</summary>
     public static string? CompatibilityReport { get; private set; }
 
@@ -127,6 +133,44 @@ public static partial class TorchRuntime
                 if (File.Exists(candidate)) return candidate;
         }
         return null;
+    }
+
+    /// <summary>
+    /// Whether a CUDA GPU could be usable here, decided without loading libtorch: a CUDA build of libtorch must be
+    /// referenced (its <c>libtorch_cuda.so</c> or <c>torch_cuda.dll</c> beside TorchSharp's native library) and the NVIDIA
+    /// driver must be installed (on Linux its <c>/proc/driver/nvidia/version</c>, or WSL's <c>/dev/dxg</c>; on Windows
+    /// <c>nvcuda.dll</c>). False means no GPU for certain; true means ask libtorch. Loading libtorch only to hear "no"
+    /// costs a CPU-only process about 130 MB resident (its code pages and the allocations of its start-up).
+    /// </summary>
+    public static bool CudaMayBeUsable() => CudaMayBeUsable(NativeFolders(), DriverMarkers());
+
+    /// <summary><see cref="CudaMayBeUsable()"/> over given library folders and driver files (for tests).</summary>
+    public static bool CudaMayBeUsable(IEnumerable<string> nativeFolders, IEnumerable<string> driverMarkers)
+    {
+        ArgumentNullException.ThrowIfNull(nativeFolders);
+        ArgumentNullException.ThrowIfNull(driverMarkers);
+        bool library = nativeFolders.Any(folder => CudaLibraries.Any(name => File.Exists(Path.Combine(folder, name))));
+        return library && driverMarkers.Any(marker => File.Exists(marker) || Directory.Exists(marker));
+    }
+
+    private static readonly string[] CudaLibraries = ["libtorch_cuda.so", "torch_cuda.dll"];
+
+    // The folders TorchSharp loads native libraries from: the application's and TorchSharp's, and their runtimes/<rid>/native.
+    private static IEnumerable<string> NativeFolders()
+    {
+        foreach (var folder in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? "" }.Distinct())
+        {
+            yield return folder;
+            yield return Path.Combine(folder, "runtimes", RuntimeInformation.RuntimeIdentifier, "native");
+            foreach (var rid in new[] { "linux-x64", "linux-arm64", "win-x64" }) yield return Path.Combine(folder, "runtimes", rid, "native");
+        }
+    }
+
+    private static IEnumerable<string> DriverMarkers()
+    {
+        if (OperatingSystem.IsLinux()) return ["/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg"];
+        if (OperatingSystem.IsWindows()) return [Path.Combine(Environment.SystemDirectory, "nvcuda.dll")];
+        return [];
     }
 
     /// <summary>The libstdc++ this process has mapped (the .NET runtime links it), which is the one libtorch will get.</summary>

@@ -99,4 +99,26 @@ public sealed class TorchRuntimeTests : IDisposable
     {
         Assert.Contains("not found", TorchRuntime.ApplyCompatibilityStep(Path.Combine(_dir, "absent.so")), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_GPU_is_possible_only_with_a_CUDA_libtorch_and_the_NVIDIA_driver()
+    {
+        string native = Directory.CreateDirectory(Path.Combine(_dir, "native")).FullName, driver = Path.Combine(_dir, "nvidia-version");
+        Assert.False(TorchRuntime.CudaMayBeUsable([native], [driver]));
+        File.WriteAllText(Path.Combine(native, "libtorch_cpu.so"), "");
+        File.WriteAllText(driver, "NVRM version: 550");
+        Assert.False(TorchRuntime.CudaMayBeUsable([native], [driver]));        // a CPU build of libtorch, a driver
+        File.WriteAllText(Path.Combine(native, "libtorch_cuda.so"), "");
+        Assert.True(TorchRuntime.CudaMayBeUsable([native], [driver]));         // a CUDA build and a driver: ask libtorch
+        File.Delete(driver);
+        Assert.False(TorchRuntime.CudaMayBeUsable([native], [driver]));        // a CUDA build, no driver
+    }
+
+    [Fact]
+    public void This_CPU_only_machine_needs_no_libtorch_load_to_know_there_is_no_GPU()
+    {
+        // The tests reference the CPU build of libtorch: its folder has no libtorch_cuda.so.
+        Assert.False(TorchRuntime.CudaMayBeUsable());
+        Assert.False(new TorchEngineProvider().GpuAvailable);
+    }
 }

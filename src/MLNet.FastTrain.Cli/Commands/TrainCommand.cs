@@ -94,6 +94,7 @@ internal static class TrainCommand
                 throw new ArgumentException($"--out '{target}': a network imported as a general ONNX graph is saved as .onnx only.");
             int? batchSize = givenBatch;
             string? advice = null;
+            Tuning.BatchSizeAdvice? sized = null;
             if (parse.GetValue(budget) is { } text)
             {
                 var probeNet = pretrained ?? Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
@@ -105,8 +106,7 @@ internal static class TrainCommand
                         ValidationBatchSize = Math.Min(256, validSet.Count),
                     });
                 batchSize = found.BatchSize;
-                long heapCap = Tuning.BatchSizeFinder.CapManagedHeap(found.BudgetBytes);
-                advice = found.Explanation + string.Create(CultureInfo.InvariantCulture, $"  the managed heap is capped at {heapCap / (1024.0 * 1024.0):F1} MB, the budget less what the process holds outside it\n");
+                sized = found;
             }
             var fineTune = pretrained is null ? null : new DifferentialFineTune(pretrained);
             var learner = fineTune is null
@@ -119,6 +119,12 @@ internal static class TrainCommand
             }
             double loadSeconds = clock.Elapsed.TotalSeconds;
             string engineText = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t).ApplyTo(learner, arch);
+            if (sized is not null)
+            {
+                // After the engine is chosen: a native engine's libraries, once loaded, are part of what the heap cap leaves out.
+                long heapCap = Tuning.BatchSizeFinder.CapManagedHeap(sized.BudgetBytes);
+                advice = sized.Explanation + string.Create(CultureInfo.InvariantCulture, $"  the managed heap is capped at {heapCap / (1024.0 * 1024.0):F1} MB, the budget less what the process holds outside it\n");
+            }
             int b = learner.TrainData.BatchSize;
             bool asJson = parse.GetValue(json);
             bool live = !asJson && ConsoleProgress.Available;
@@ -238,6 +244,8 @@ internal static class TrainCommand
                     ["device"] = learner.Engine.Device,
                     ["stop_reason"] = result.StopReason,
                     ["accuracy_tta"] = accuracyTta is double at ? Math.Round(at, 4) : null,
+                    // The process's resident memory at the end of each epoch: flat after the first unless something leaks.
+                    ["resident_mb_per_epoch"] = learner.Recorder.Epochs.Select(e => Math.Round(e.ResidentBytes / (1024.0 * 1024.0), 1)).ToArray(),
                 });
             }
             else

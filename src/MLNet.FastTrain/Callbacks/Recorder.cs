@@ -14,7 +14,11 @@ public sealed record BatchRecord(int Step, double[] LearningRates, double? Momen
 /// <param name="Metrics">The validation metrics after it.</param>
 /// <param name="Seconds">The whole epoch, validation included.</param>
 /// <param name="TrainSeconds">The training batches alone (data loading, forward, backward and step).</param>
-public sealed record EpochRecord(int Epoch, double TrainLoss, double? ValidLoss, IReadOnlyDictionary<string, double> Metrics, double Seconds, double TrainSeconds);
+public sealed record EpochRecord(int Epoch, double TrainLoss, double? ValidLoss, IReadOnlyDictionary<string, double> Metrics, double Seconds, double TrainSeconds)
+{
+    /// <summary>The process's resident memory at the end of the epoch, in bytes (whether it stays flat from epoch to epoch tells a leak).</summary>
+    public long ResidentBytes { get; init; }
+}
 
 /// <summary>
 /// Records every batch's learning rates, momentum, loss and smoothed loss (an exponential moving average with
@@ -82,7 +86,10 @@ public sealed class Recorder : Callback
         ArgumentNullException.ThrowIfNull(learner);
         var v = learner.LastValidation;
         var record = new EpochRecord(learner.EpochsTrained - 1, _epochBatches == 0 ? double.NaN : _epochLoss / _epochBatches, v?.Loss,
-            v?.Metrics ?? new Dictionary<string, double>(), _clock.Elapsed.TotalSeconds, _trainSeconds ?? _clock.Elapsed.TotalSeconds);
+            v?.Metrics ?? new Dictionary<string, double>(), _clock.Elapsed.TotalSeconds, _trainSeconds ?? _clock.Elapsed.TotalSeconds)
+        {
+            ResidentBytes = Environment.WorkingSet,
+        };
         _epochs.Add(record);
         var metrics = string.Join(", ", record.Metrics.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F4}")));
         learner.Write(FormattableString.Invariant($"epoch {learner.Epoch + 1}/{learner.Epochs}: train_loss {record.TrainLoss:F4}") +
