@@ -36,10 +36,7 @@ public static class MLNetModelFile
         var names = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scored);
         var drop = ml.Transforms.DropColumns(BytesColumn).Fit(names.Transform(scored));
         var model = new TransformerChain<ITransformer>(load, scoring, names, drop);
-        var full = Path.GetFullPath(path);
-        var temp = full + ".tmp";
-        ml.Model.Save(model, empty.Schema, temp);
-        File.Move(temp, full, overwrite: true);
+        Engine.Serialization.AtomicFile.Write(path, stream => ml.Model.Save(model, empty.Schema, stream));
     }
 
     /// <summary>The model's input row.</summary>

@@ -34,10 +34,7 @@ public static class OnnxExporter
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
         var bytes = OnnxSerializer.Write(ToProto(model));
-        var full = Path.GetFullPath(path);
-        var temp = full + ".tmp";
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, full, overwrite: true);
+        Engine.Serialization.AtomicFile.WriteAllBytes(path, bytes);
     }
 
     /// <summary>Builds the ONNX model in memory.</summary>

@@ -87,7 +87,7 @@ internal static class ConsumptionCode
     private static string Save(string modelPath, Func<string, string> code)
     {
         var path = PathFor(modelPath);
-        File.WriteAllText(path, code(Path.GetFullPath(modelPath).Replace("\"", "\"\"", StringComparison.Ordinal)));
+        Engine.Serialization.AtomicFile.WriteAllText(path, code(Path.GetFullPath(modelPath).Replace("\"", "\"\"", StringComparison.Ordinal)));
         return path;
     }
 }

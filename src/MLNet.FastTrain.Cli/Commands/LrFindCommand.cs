@@ -32,7 +32,7 @@ internal static class LrFindCommand
             var learner = Learner.ForImageClassification(train, null, p.GetValue(model)!, p.GetValue(batch), s);
             new Engines.EngineChoice(p.GetValue(backend)!, p.GetValue(device)!, p.GetValue(threads)).ApplyTo(learner, p.GetValue(model));
             var result = LrFinder.Run(learner, new LrFinder.Options(), ct);
-            if (p.GetValue(plot) is { } path) File.WriteAllText(path, result.ToSvg());
+            if (p.GetValue(plot) is { } path) Engine.Serialization.AtomicFile.WriteAllText(path, result.ToSvg());
             if (p.GetValue(json))
             {
                 CliSupport.WriteJson(new Dictionary<string, object?>

@@ -81,7 +81,8 @@ public static class ModelFile
 
     private const int HeaderLength = 8 + 4 + 8;
 
-    /// <summary>Writes the file atomically.</summary>
+    /// <summary>Writes the file atomically (<see cref="AtomicFile"/>).</summary>
+    /// <exception cref="DiskFullException">The disk filled up; the previous file is intact.</exception>
     public static void Save(string path, StateDict state, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -103,32 +104,19 @@ public static class ModelFile
             }
         }
 
-        var bytes = payload.GetBuffer().AsSpan(0, (int)payload.Length);
-        string full = System.IO.Path.GetFullPath(path);
-        string? dir = System.IO.Path.GetDirectoryName(full);
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        string temp = full + ".tmp-" + Guid.NewGuid().ToString("N");
-        try
+        AtomicFile.Write(path, f =>
         {
-            using (var f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                Span<byte> header = stackalloc byte[HeaderLength];
-                Magic.CopyTo(header);
-                BinaryPrimitives.WriteUInt32LittleEndian(header[8..], FormatVersion);
-                BinaryPrimitives.WriteUInt64LittleEndian(header[12..], (ulong)bytes.Length);
-                f.Write(header);
-                f.Write(bytes);
-                Span<byte> crc = stackalloc byte[4];
-                BinaryPrimitives.WriteUInt32LittleEndian(crc, Crc32.Compute(bytes));
-                f.Write(crc);
-                f.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+            Span<byte> header = stackalloc byte[HeaderLength];
+            Magic.CopyTo(header);
+            BinaryPrimitives.WriteUInt32LittleEndian(header[8..], FormatVersion);
+            BinaryPrimitives.WriteUInt64LittleEndian(header[12..], (ulong)payload.Length);
+            f.Write(header);
+            var bytes = payload.GetBuffer().AsSpan(0, (int)payload.Length);
+            f.Write(bytes);
+            Span<byte> crc = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(crc, Crc32.Compute(bytes));
+            f.Write(crc);
+        });
     }
 
     /// <summary>Reads a file written by <see cref="Save"/>.</summary>

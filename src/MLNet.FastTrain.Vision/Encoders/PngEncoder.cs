@@ -60,12 +60,7 @@ public static class PngEncoder
     public static void Save(string path, ReadOnlySpan<byte> pixels, int width, int height, int channels)
     {
         var bytes = Encode(pixels, width, height, channels);
-        string full = Path.GetFullPath(path);
-        string? dir = Path.GetDirectoryName(full);
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        string temp = full + ".tmp-" + Guid.NewGuid().ToString("N");
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, full, overwrite: true);
+        Engine.Serialization.AtomicFile.WriteAllBytes(path, bytes);
     }
 
     private static void WriteChunk(Stream output, ReadOnlySpan<byte> type, ReadOnlySpan<byte> data)

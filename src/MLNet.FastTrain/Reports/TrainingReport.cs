@@ -49,7 +49,7 @@ public sealed class TrainingReport
     public long ImagesTrained { get; init; }
 
     /// <summary>Writes the page.</summary>
-    public void Save(string path) => File.WriteAllText(path, ToHtml(), new UTF8Encoding(false));
+    public void Save(string path) => Engine.Serialization.AtomicFile.WriteAllText(path, ToHtml());
 
     /// <summary>The page's markup.</summary>
     public string ToHtml()
