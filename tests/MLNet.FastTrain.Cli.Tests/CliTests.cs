@@ -200,20 +200,40 @@ public sealed class CliTests : IDisposable
         Assert.Contains("out.gif", err, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Ctrl_c_writes_a_checkpoint_and_resume_finishes_bit_identically()
-    {
-        string[] common = ["train", "--model", "resnet", "--recipe", "one-cycle", "--epochs", "6", "--lr", "0.01", "--seed", "5", "--threads", "2"];
-        string whole = Path.Combine(_dir, "whole.ftm"), resumed = Path.Combine(_dir, "resumed.ftm"), dir = Path.Combine(_dir, "ck");
-        var (code, _, err) = Run([.. common, "--out", whole]);
-        Assert.True(code == 0, err);
+    private static readonly string[] Interruptible = ["train", "--model", "resnet", "--recipe", "one-cycle", "--epochs", "6", "--lr", "0.01", "--seed", "5", "--threads", "2"];
 
-        // Interrupt a second run once its first epoch's checkpoint exists. It starts through env with SIGINT's
-        // default handling: a test run launched in the background (nohup, `&`) inherits SIGINT ignored, and the
-        // runtime then leaves it ignored.
-        var interrupted = Tool([.. common, "--checkpoint-dir", dir, "--out", resumed]);
+    // The run that is not interrupted, trained once for the signal tests.
+    private static readonly Lazy<Dictionary<string, float[]>> Uninterrupted = new(() =>
+    {
+        string dir = Directory.CreateTempSubdirectory("fasttrain-whole-").FullName;
+        try
+        {
+            string whole = Path.Combine(dir, "whole.ftm");
+            var (code, _, err) = Run([.. Interruptible, "--out", whole]);
+            Assert.True(code == 0, err);
+            return TrainedModel.Load(whole).Network.StateDict().ToDictionary(p => p.Key, p => p.Value.ToArray());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    });
+
+    [Theory]
+    [InlineData("INT", 130)]   // Ctrl+C
+    [InlineData("TERM", 143)]  // kill, timeout, docker stop, Kubernetes
+    [InlineData("HUP", 129)]   // a closed terminal
+    public async Task A_stop_signal_writes_a_checkpoint_and_resume_finishes_bit_identically(string signal, int exitCode)
+    {
+        string resumed = Path.Combine(_dir, "resumed.ftm"), dir = Path.Combine(_dir, "ck");
+        var whole = Uninterrupted.Value;
+
+        // Interrupt a second run once its first epoch's checkpoint exists. It starts through env with every signal's
+        // default handling: a test run launched in the background (nohup, `&`) inherits SIGINT and SIGHUP ignored,
+        // and the runtime then leaves them ignored.
+        var interrupted = Tool([.. Interruptible, "--checkpoint-dir", dir, "--out", resumed]);
         interrupted.ArgumentList.Insert(0, interrupted.FileName);
-        interrupted.ArgumentList.Insert(0, "--default-signal=INT");
+        interrupted.ArgumentList.Insert(0, "--default-signal");
         interrupted.FileName = "env";
         using var p = Process.Start(interrupted)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -221,23 +241,41 @@ public sealed class CliTests : IDisposable
         var clock = Stopwatch.StartNew();
         while (!(Directory.Exists(dir) && Directory.GetFiles(dir, "*.ftc").Length > 0) && !p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2)) await Task.Delay(20);
         Assert.False(p.HasExited, "training ended before it could be interrupted");
-        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) await kill.WaitForExitAsync();
+        // The managed engine was chosen (auto, no GPU here) without loading libtorch to ask: it would hold ~130 MB.
+        Assert.DoesNotContain("libtorch_cpu", File.ReadAllText($"/proc/{p.Id}/maps"), StringComparison.Ordinal);
+        using (var kill = Process.Start("kill", ["-" + signal, p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) await kill.WaitForExitAsync();
         await p.WaitForExitAsync();
         string said = await stdout + await stderr;
-        Assert.True(p.ExitCode == 130, $"exit {p.ExitCode}: {said}");
+        Assert.True(p.ExitCode == exitCode, $"exit {p.ExitCode}: {said}");
         Assert.Contains("checkpoint written", said, StringComparison.Ordinal);
         Assert.False(File.Exists(resumed));
         var written = Directory.GetFiles(dir, "*.ftc");
         Assert.Contains(written, f => int.Parse(Path.GetFileNameWithoutExtension(f)[11..], System.Globalization.CultureInfo.InvariantCulture) % 18 != 0); // a mid-epoch one
 
-        (code, var output, err) = Run([.. common, "--checkpoint-dir", dir, "--resume", "--out", resumed]);
+        var (code, output, err) = Run([.. Interruptible, "--checkpoint-dir", dir, "--resume", "--out", resumed]);
         Assert.True(code == 0, err);
         Assert.Contains("resuming from", output, StringComparison.Ordinal);
-        var a1 = TrainedModel.Load(whole).Network.StateDict();
         var b1 = TrainedModel.Load(resumed).Network.StateDict();
-        foreach (var (name, tensor) in a1) Assert.Equal(tensor.ToArray(), b1[name].ToArray());
+        foreach (var (name, values) in whole) Assert.Equal(values, b1[name].ToArray());
+    }
 
-        (code, _, err) = Run("train", "--resume");
+    [SmallDiskFact]
+    public void A_model_that_does_not_fit_on_the_disk_is_one_clear_error_and_the_previous_file_stays()
+    {
+        using var disk = new SmallDisk(16 * 1024);
+        string model = Path.Combine(disk.Path, "m.ftm");
+        File.WriteAllText(model, "the previous model");
+        var (code, _, err) = Run("train", "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.03", "--batch", "32", "--tta", "false", "--out", model);
+        Assert.True(code == 1, $"exit {code}: {err}");
+        Assert.Contains($"error: '{model}' could not be written: its disk is full", err, StringComparison.Ordinal);
+        Assert.Equal("the previous model", File.ReadAllText(model));
+        Assert.Equal([model], Directory.GetFiles(disk.Path));
+    }
+
+    [Fact]
+    public void Resume_without_a_checkpoint_folder_is_a_usage_error()
+    {
+        var (code, _, err) = Run("train", "--resume");
         Assert.Equal(2, code);
         Assert.Contains("--checkpoint-dir", err, StringComparison.Ordinal);
     }

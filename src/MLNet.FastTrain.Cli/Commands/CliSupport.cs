@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using MLNet.FastTrain.Engine.Serialization;
 using MLNet.FastTrain.Vision.Datasets;
@@ -21,15 +22,38 @@ internal static class CliSupport
 
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "show stack traces of errors", Recursive = true };
 
+    // The signals that stop a run the way Ctrl+C does, and the shell's exit code for each (128 + the signal's number):
+    // SIGINT (Ctrl+C), SIGTERM (kill, timeout, docker stop, Kubernetes, a preempted cloud machine), SIGHUP (a closed terminal).
+    private static readonly (PosixSignal Signal, int ExitCode)[] Stops = [(PosixSignal.SIGINT, Cancelled), (PosixSignal.SIGTERM, 143), (PosixSignal.SIGHUP, 129)];
+
     /// <summary>
     /// Runs a command body: a user error (bad file, bad data, impossible setting) is one line on stderr and exit 1;
-    /// Ctrl+C is exit 130.
+    /// SIGINT (Ctrl+C), SIGTERM and SIGHUP cancel the body's token, so training writes its checkpoint and stops, and
+    /// the process exits with 130, 143 or 129. A second signal ends the process at once, as the signal does by default.
     /// </summary>
     public static int Run(ParseResult parse, Func<CancellationToken, int> body)
     {
         using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
+        int stoppedBy = 0;
+        var registrations = new List<PosixSignalRegistration>();
+        foreach (var (signal, exitCode) in Stops)
+        {
+            try
+            {
+                registrations.Add(PosixSignalRegistration.Create(signal, context =>
+                {
+                    // The first signal stops the run at its next step, checkpoint written; a second one ends the process at once.
+                    if (cts.IsCancellationRequested) return;
+                    context.Cancel = true;
+                    Interlocked.CompareExchange(ref stoppedBy, exitCode, 0);
+                    cts.Cancel();
+                }));
+            }
+            catch (PlatformNotSupportedException)
+            {
+                // A signal this platform does not deliver (SIGHUP on some Windows hosts): nothing to handle.
+            }
+        }
         try
         {
             return body(cts.Token);
@@ -37,7 +61,7 @@ internal static class CliSupport
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
         {
             Console.Error.WriteLine("cancelled");
-            return Cancelled;
+            return stoppedBy == 0 ? Cancelled : stoppedBy;
         }
         catch (Exception e) when (e is IOException or InvalidDatasetException or ModelFileException or ArgumentException or InvalidOperationException or UnauthorizedAccessException
             or Onnx.OnnxFormatException or Onnx.UnsupportedOnnxModelException or Onnx.OnnxExportException)
@@ -48,7 +72,7 @@ internal static class CliSupport
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
+            foreach (var registration in registrations) registration.Dispose();
         }
     }
 
