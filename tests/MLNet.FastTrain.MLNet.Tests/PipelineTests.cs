@@ -122,4 +122,55 @@ public sealed class PipelineTests(PipelineFixture fixture) : IClassFixture<Pipel
         for (int i = 0; i < 5; i++) for (int c = 0; c < 10; c++) Assert.Equal(plain[i][c], zero[i][c], 1e-6);
         Assert.Single(fitted.Members);
     }
+
+    [Fact]
+    public void Eight_threads_with_a_prediction_engine_each_and_eight_parallel_cursors_agree_with_one_thread()
+    {
+        const int Threads = 8;
+        var rows = _f.Folder.Test;
+        var expected = _f.Model.Transform(_f.TestData).GetColumn<float[]>("Score").ToList();
+        var byPath = rows.Select((r, i) => (r.ImagePath, i)).ToDictionary(p => p.ImagePath, p => p.i);
+
+        // One prediction engine per thread, as ML.NET requires, all on the same fitted model, started together.
+        using var start = new Barrier(Threads);
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+        {
+            var engine = _f.Ml.Model.CreatePredictionEngine<ImageRow, Prediction>(_f.Model);
+            start.SignalAndWait();
+            for (int k = 0; k < rows.Count; k++)
+            {
+                int i = (k + t * rows.Count / Threads) % rows.Count;
+                var p = engine.Predict(rows[i]);
+                if (!p.Score.SequenceEqual(expected[i])) failures.Add($"thread {t}, row {i}: the engine's score differs");
+            }
+        })).ToList();
+        threads.ForEach(th => th.Start());
+        threads.ForEach(th => th.Join());
+        Assert.Empty(failures.Take(5));
+
+        // Transform read through a cursor set: every row once, each with its single-thread score.
+        var scored = _f.Model.Transform(_f.TestData);
+        var columns = new[] { scored.Schema["ImagePath"], scored.Schema["Score"] };
+        var cursors = scored.GetRowCursorSet(columns, Threads, new Random(1));
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, float[]>();
+        Parallel.ForEach(cursors, new ParallelOptions { MaxDegreeOfParallelism = Threads }, cursor =>
+        {
+            using (cursor)
+            {
+                var path = cursor.GetGetter<ReadOnlyMemory<char>>(columns[0]);
+                var score = cursor.GetGetter<VBuffer<float>>(columns[1]);
+                ReadOnlyMemory<char> p = default;
+                VBuffer<float> s = default;
+                while (cursor.MoveNext())
+                {
+                    path(ref p);
+                    score(ref s);
+                    Assert.True(seen.TryAdd(p.ToString(), s.DenseValues().ToArray()), $"{p} came twice");
+                }
+            }
+        });
+        Assert.Equal(rows.Count, seen.Count);
+        foreach (var (path, score) in seen) Assert.Equal(expected[byPath[path]], score);
+    }
 }
