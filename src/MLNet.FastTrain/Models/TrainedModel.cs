@@ -121,6 +121,13 @@ public sealed class TrainedModel
             var input = Need("input").Split(',').Select(v => int.Parse(v, inv)).ToArray();
             var mean = Need("mean").Split(',').Select(v => float.Parse(v, inv)).ToArray();
             var std = Need("std").Split(',').Select(v => float.Parse(v, inv)).ToArray();
+            // Checked before the network is built, so that a header cannot make us allocate what the file does not hold:
+            // the classifier of a net with N classes stores at least N weights, each 4 bytes of the file.
+            long stored = state.Values.Sum(t => (long)t.Length);
+            if (input.Length != 3 || input[0] is < 1 or > 4 || input[1] is < 1 or > 65535 || input[2] is < 1 or > 65535)
+                throw new ModelFileException(path, ModelFileError.Damaged, $"the input size '{Need("input")}' is not channels (1 to 4), height, width.");
+            if (classes.Length > stored)
+                throw new ModelFileException(path, ModelFileError.Damaged, $"it names {classes.Length} classes but holds only {stored} weights.");
             var network = CreateNetwork(Need("architecture"), input[0], classes.Length);
             network.LoadStateDict(state);
             return new TrainedModel(network, Need("architecture"), classes, (mean, std), (input[0], input[1], input[2]));
