@@ -73,11 +73,22 @@ public static class OnnxImporter
         bool softmax = StripSoftmax(nodes, ref output);
 
         var builder = new GraphBuilder(consts, opset);
-        foreach (var node in nodes) builder.Add(node);
+        try
+        {
+            foreach (var node in nodes) builder.Add(node);
+        }
+        catch (Exception e) when (e is ArgumentException or KeyNotFoundException)
+        {
+            // Shapes that contradict each other or name a missing tensor (an empty batch norm, a weight of the wrong size).
+            throw new OnnxFormatException(source, $"its graph does not build: {e.Message}", e);
+        }
         var graphModule = new OnnxGraphModule(input, output, builder.Steps, builder.Root.NamedChildren());
         var dims0 = inputs[0].Dims;
         if (builder.AveragePools.Count > 0 && dims0.Count == 4 && dims0[1] is long pc && dims0[2] is long ph && dims0[3] is long pw)
         {
+            // The probe's size comes from the file: bounded before it is allocated (4,096² pixels of 4 channels at most).
+            if (pc is < 1 or > 4 || ph is < 1 or > 4096 || pw is < 1 or > 4096)
+                throw new UnsupportedOnnxModelException(source, [$"the declared input size {pc}×{ph}×{pw} is outside 1–4 channels of up to 4096×4096 pixels"]);
             // One forward pass at the declared size shows which average pools cover their whole input.
             graphModule.Eval();
             using (GradRecorder.NoGrad()) graphModule.Forward(Tensor.Zeros(1, (int)pc, (int)ph, (int)pw));

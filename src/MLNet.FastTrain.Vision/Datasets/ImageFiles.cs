@@ -243,8 +243,9 @@ public static class ImageFiles
             {
                 images[i] = ImageDecoder.Decode(items[i].Path, options.Limits);
             }
-            catch (Exception e) when (e is InvalidImageException or IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is InvalidImageException or IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
             {
+                // ArgumentException and NotSupportedException: a listed path the file system cannot take (a NUL in it).
                 errors[i] = e is InvalidImageException bad ? bad.Reason : e.Message;
             }
         });

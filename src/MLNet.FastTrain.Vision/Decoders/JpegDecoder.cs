@@ -58,13 +58,15 @@ public static partial class JpegDecoder
                 ValueOffset[length] = k - code;
                 for (int i = 0; i < counts[length - 1]; i++, k++, code++)
                 {
+                    // Checked before the code is used: a table claiming more codes than its length holds would
+                    // otherwise index past the fast-lookup table (found by fuzzing).
+                    if (code >= 1 << length) throw new InvalidImageException(name, "a Huffman table has more codes than its lengths allow.");
                     if (length <= FastBits)
                     {
                         int shift = FastBits - length;
                         for (int fill = 0; fill < 1 << shift; fill++) Fast[(code << shift) | fill] = (ushort)((length << 8) | symbols[k]);
                     }
                 }
-                if (code > 1 << length) throw new InvalidImageException(name, "a Huffman table has more codes than its lengths allow.");
                 MaxCode[length] = counts[length - 1] == 0 ? -1 : code - 1;
                 code <<= 1;
             }
