@@ -1,3 +1,6 @@
+using MLNet.FastTrain.Engine.Modules;
+using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Models;
 using MLNet.FastTrain.Vision.Datasets;
 using Xunit;
 
@@ -46,6 +49,52 @@ public sealed class ConcurrentScoringTests
         })).ToList();
         threads.ForEach(th => th.Start());
         threads.ForEach(th => th.Join());
-        Assert.Empty(failures.Take(5));
+        Assert.True(failures.IsEmpty, $"{failures.Count} disagreements, for example: {string.Join("; ", failures.Take(5))}");
+    }
+
+    /// <summary>Holds the first two forward passes at chosen points and records the network's mode the second one saw.</summary>
+    private sealed class ModeProbe(Func<bool> training, ManualResetEventSlim firstInside, ManualResetEventSlim secondInside, ManualResetEventSlim firstDone) : Module
+    {
+        private int _calls;
+        public bool? SecondSawTraining;
+
+        public override Tensor Forward(Tensor input)
+        {
+            int call = Interlocked.Increment(ref _calls);
+            if (call == 1)
+            {
+                firstInside.Set();
+                secondInside.Wait(TimeSpan.FromSeconds(30)); // a timeout shows as the test's failure, not as a crash on this thread
+            }
+            else if (call == 2)
+            {
+                secondInside.Set();
+                firstDone.Wait(TimeSpan.FromSeconds(30));
+                SecondSawTraining = training();
+            }
+            return input;
+        }
+    }
+
+    [Fact]
+    public void A_prediction_that_ends_while_another_is_running_does_not_switch_the_other_into_training_mode()
+    {
+        // The interleaving that broke: prediction A starts, prediction B starts, A ends, B is still in the network.
+        Module? net = null;
+        using ManualResetEventSlim firstInside = new(), secondInside = new(), firstDone = new();
+        var probe = new ModeProbe(() => net!.Training, firstInside, secondInside, firstDone);
+        net = new Sequential(probe, new Flatten(), new Linear(16, 2, generator: new Generator(1)));
+        net.Train(); // as a learner leaves it
+        var model = new TrainedModel(net, "simple", ["a", "b"], ([0.5f], [0.25f]), (1, 4, 4));
+        var data = new ImageDataset(new byte[16], [0], 1, 4, 4, ["a", "b"]);
+
+        var first = new Thread(() => { model.Predict(data); firstDone.Set(); });
+        first.Start();
+        Assert.True(firstInside.Wait(TimeSpan.FromSeconds(30)));
+        var second = new Thread(() => model.Predict(data));
+        second.Start();
+        first.Join();
+        second.Join();
+        Assert.False(probe.SecondSawTraining ?? true, "the second prediction ran with batch norm and dropout in training mode");
     }
 }

@@ -25,9 +25,14 @@ public sealed class TrainedModel
         Classes = classes.ToArray();
         Normalization = normalization;
         InputSize = inputSize;
+        // A trained model scores: batch norm uses its running statistics and dropout is off. Predict never switches the
+        // mode back and forth, because threads scoring the same model at once would see each other's switch.
+        Network.Eval();
     }
 
-    /// <summary>The network.</summary>
+    private readonly object _modeLock = new();
+
+    /// <summary>The network, in inference mode.</summary>
     public Module Network { get; }
 
     /// <summary>The model-zoo name the network was built from (one of <see cref="Architectures"/>).</summary>
@@ -74,22 +79,15 @@ public sealed class TrainedModel
         // Images of another size than the model was trained at are brought to it, as they were in training.
         if ((data.Height, data.Width) != (InputSize.Height, InputSize.Width)) loader.ImageSize = (InputSize.Height, InputSize.Width);
         var results = new List<ClassificationRow>(data.Count);
-        bool wasTraining = Network.Training;
-        Network.Eval();
-        try
+        // Whoever trained the network further put it back in training mode; scoring needs inference mode, and stays in it.
+        if (Network.Training) lock (_modeLock) Network.Eval();
+        using var noGrad = GradRecorder.NoGrad();
+        foreach (var batch in loader.Epoch(pass))
         {
-            using var noGrad = GradRecorder.NoGrad();
-            foreach (var batch in loader.Epoch(pass))
-            {
-                using var scope = TensorScope.Begin();
-                var p = Functional.Softmax(Network.Forward(batch.Images), 1).ToArray();
-                int c = Classes.Count;
-                for (int i = 0; i < batch.Labels.Length; i++) results.Add(ClassificationRow.FromScore(p.AsSpan(i * c, c).ToArray(), Classes));
-            }
-        }
-        finally
-        {
-            Network.Train(wasTraining);
+            using var scope = TensorScope.Begin();
+            var p = Functional.Softmax(Network.Forward(batch.Images), 1).ToArray();
+            int c = Classes.Count;
+            for (int i = 0; i < batch.Labels.Length; i++) results.Add(ClassificationRow.FromScore(p.AsSpan(i * c, c).ToArray(), Classes));
         }
         return results;
     }
