@@ -15,9 +15,21 @@ try
 {
     if (args.Length > 1)
     {
-        foreach (var file in args[1..]) FuzzTargets.Run(target, File.ReadAllBytes(file), scratch);
-        Console.WriteLine($"{args.Length - 1} inputs: read or refused with the parser's own error");
-        return 0;
+        int failed = 0;
+        foreach (var file in args[1..])
+        {
+            try
+            {
+                FuzzTargets.Run(target, File.ReadAllBytes(file), scratch);
+            }
+            catch (Exception e)
+            {
+                failed++;
+                Console.WriteLine($"{file}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
+            }
+        }
+        Console.WriteLine($"{args.Length - 1 - failed} of {args.Length - 1} inputs read or refused with the parser's own error");
+        return failed == 0 ? 0 : 1;
     }
     Fuzzer.OutOfProcess.Run(stream =>
     {

@@ -52,7 +52,9 @@ public static class OnnxImporter
         var graph = proto.Graph;
         if (graph.Nodes.Count == 0) throw new OnnxFormatException(source, "the graph has no nodes (is this an ONNX model file?).");
         if (!proto.OpsetImports.TryGetValue("", out long opset)) throw new OnnxFormatException(source, "it imports no version of the default (ai.onnx) operator set.");
-        var consts = graph.Initializers.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        var consts = new Dictionary<string, OnnxTensorProto>(StringComparer.Ordinal);
+        foreach (var t in graph.Initializers)
+            if (!consts.TryAdd(t.Name, t)) throw new OnnxFormatException(source, $"two initializers are named '{t.Name}'.");
         var inputs = graph.Inputs.Where(v => !consts.ContainsKey(v.Name)).ToList();
         if (inputs.Count != 1 || graph.Outputs.Count != 1)
             throw new UnsupportedOnnxModelException(source, [$"the graph has {inputs.Count} inputs and {graph.Outputs.Count} outputs; one image input and one output are supported"]);
@@ -127,6 +129,11 @@ public static class OnnxImporter
         string where = $"node '{node.DisplayName}'";
         if (node.Domain.Length > 0 && node.Domain != "ai.onnx") { problems.Add($"{where}: operator {node.Domain}.{node.OpType} (custom domain)"); return; }
         if (!Supported.Contains(node.OpType)) { problems.Add($"{where}: operator {node.OpType}"); return; }
+        if (node.Outputs.Count == 0 || node.Outputs[0].Length == 0 || node.OpType != "Constant" && (node.Inputs.Count == 0 || node.Inputs[0].Length == 0))
+        {
+            problems.Add($"{where}: {node.OpType} without an input or an output");
+            return;
+        }
         var known = new HashSet<string>();
         void Need(bool ok, string what) { if (!ok) problems.Add($"{where}: {node.OpType} {what}"); }
         bool IsConst(int i) => i < node.Inputs.Count && consts.ContainsKey(node.Inputs[i]);
