@@ -2,12 +2,18 @@ namespace MLNet.FastTrain.Engine;
 
 /// <summary>
 /// Arrays kept for reuse by <see cref="TensorScope"/>, in buckets of exactly one length (a training step asks for
-/// the same shapes every time). A bucket unused for several scopes is dropped, so a change of batch or image size
-/// does not keep the old sizes' memory forever.
+/// the same shapes every time). A bucket unused for many scopes is dropped, so a change of batch or image size
+/// does not keep the old sizes' memory forever; those who change the sizes on purpose (the batch-size finder,
+/// progressive resizing) empty the pool at once with <see cref="Clear"/>.
 /// </summary>
 internal static class TensorPool
 {
-    private const int MaxIdleGenerations = 4;
+    /// <summary>
+    /// Scopes a bucket may go unused before it is dropped: more than an epoch of a small dataset, so that training
+    /// and validation, which alternate every epoch and need different sizes, each find their memory waiting (with 4
+    /// each epoch gave back all of the other's memory and asked the collector for it again).
+    /// </summary>
+    private const int MaxIdleGenerations = 2048;
 
     private static readonly Lock Gate = new();
     private static readonly Dictionary<(DType, int), Bucket> Buckets = [];
@@ -60,6 +66,16 @@ internal static class TensorPool
                 s_pooledBytes -= Buckets[key].Free.Count * Bytes(key.Item2, key.Item1);
                 Buckets.Remove(key);
             }
+        }
+    }
+
+    /// <summary>Drops every array waiting for reuse (the memory goes back to the garbage collector).</summary>
+    public static void Clear()
+    {
+        lock (Gate)
+        {
+            Buckets.Clear();
+            s_pooledBytes = 0;
         }
     }
 

@@ -97,6 +97,12 @@ public sealed class TensorScope : IDisposable
     public static long PooledBytes => TensorPool.PooledBytes;
 
     /// <summary>
+    /// Gives every array the pool keeps for reuse back to the garbage collector: for when the sizes a loop asks for
+    /// change for good (another batch size or image size), so that the old sizes' memory does not wait to be aged out.
+    /// </summary>
+    public static void TrimPool() => TensorPool.Clear();
+
+    /// <summary>
     /// Bytes lent to tensors of this scope so far. Nothing is returned before the scope ends, so at the end of a step
     /// this is the step's peak tensor memory (activations kept for backward, gradients of intermediates, outputs).
     /// </summary>
@@ -159,6 +165,47 @@ public sealed class TensorScope : IDisposable
             _parent._tensors.Add(_tensors[i]);
             _tensors.RemoveAt(i);
         }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="tensor"/> out of this scope: its memory is not given back when the scope ends (the tensors
+    /// that share it, views made along the way, are still released). From then on it is an ordinary garbage-collected
+    /// tensor, unless a later scope, perhaps on another thread, takes it over with <see cref="Adopt"/>. A tensor that
+    /// is a part of a larger array, or whose memory this scope did not lend, is copied into memory of its own first.
+    /// </summary>
+    /// <returns>The tensor that now owns its memory outright (<paramref name="tensor"/> itself, or its copy).</returns>
+    public Tensor Disown(Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        var storage = tensor.Storage;
+        if (tensor.Offset != 0 || tensor.Length != storage.Length || !_lent.Contains(storage))
+        {
+            using (Suspend()) return tensor.Clone();
+        }
+        _lent.Remove(storage);
+        _lentBytes -= (long)storage.Length * (storage is float[] ? 4 : 8);
+        _tensors.Remove(tensor);
+        return tensor;
+    }
+
+    /// <summary>
+    /// Makes the current scope responsible for <paramref name="tensor"/>: when it ends, the tensor is released and its
+    /// memory goes to the pool for the next tensor of that size. For a tensor that is the only user of its memory and
+    /// that nothing reads after the scope (a loader's batch, once its step is done); without a current scope nothing
+    /// changes.
+    /// </summary>
+    public static void Adopt(Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        var storage = tensor.Storage;
+        if (tensor.Offset != 0 || tensor.Length != storage.Length)
+            throw new ArgumentException($"Only a tensor that owns its whole memory can be adopted; this one (shape {ShapeText.Format(tensor.ShapeArray())}) is a view of a larger array.", nameof(tensor));
+        if (Active is not { } scope) return;
+        for (var s = scope; s is not null; s = s._parent)
+            if (s._lent.Contains(storage)) return;
+        scope._lent.Add(storage);
+        scope._lentBytes += (long)storage.Length * (storage is float[] ? 4 : 8);
+        scope._tensors.Add(tensor);
     }
 
     /// <summary>

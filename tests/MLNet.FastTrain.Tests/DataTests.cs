@@ -77,3 +77,31 @@ public class DataTests
         }
     }
 }
+
+/// <summary>Tests that count the whole process's allocations, and so run when no other test does.</summary>
+[CollectionDefinition(nameof(ProcessAllocationTests), DisableParallelization = true)]
+public sealed class ProcessAllocationTests;
+
+/// <summary>A training epoch reuses its batches' memory instead of asking the garbage collector for it per batch.</summary>
+[Collection(nameof(ProcessAllocationTests))]
+public class BatchMemoryTests
+{
+    [Fact]
+    public void An_augmented_epoch_allocates_far_less_than_its_batches_hold()
+    {
+        var (train, valid) = TestData.Loaders(batch: 16);
+        // Three augmentations that each make a new batch-sized image tensor.
+        train.BatchTransform = Vision.Transforms.Augmentations.Compose(
+            Vision.Transforms.Augmentations.Flip(), Vision.Transforms.Augmentations.PadCrop(), Vision.Transforms.Augmentations.Lighting());
+        var net = TestData.TinyNet();
+        var learner = new Learning.Learner(net, train, valid, new Engine.Optimizers.Sgd(net.Parameters(), 0.01, momentum: 0.9));
+        learner.Fit(1);                                                           // warms the pool
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        learner.Fit(1);
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        // Each batch's images alone are 16 × 784 floats, and the augmentations make three more of them; the training
+        // step and validation themselves allocate no arrays (their memory comes from the pool, kept across epochs).
+        long imageBytes = (long)train.BatchCount * 16 * 28 * 28 * sizeof(float);
+        Assert.True(allocated < imageBytes / 4, $"an epoch of {train.BatchCount} batches allocated {allocated:N0} bytes; its images are {imageBytes:N0}");
+    }
+}

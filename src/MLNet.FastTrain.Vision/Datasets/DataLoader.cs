@@ -4,7 +4,15 @@ using MLNet.FastTrain.Engine;
 namespace MLNet.FastTrain.Vision.Datasets;
 
 /// <summary>One mini-batch: images [B, C, H, W] (normalised float32) and their labels.</summary>
-public sealed record Batch(Tensor Images, int[] Labels);
+public sealed record Batch(Tensor Images, int[] Labels)
+{
+    /// <summary>
+    /// True when <see cref="Images"/> is the only user of its memory, so that a consumer that reads nothing of the batch
+    /// after its step may hand that memory back for a later batch (<see cref="TensorScope.Adopt"/> in the step's scope,
+    /// as the learner does). A batch of a loader is; a slice of precomputed activations is not.
+    /// </summary>
+    public bool Recyclable { get; init; }
+}
 
 /// <summary>
 /// Serves a dataset in mini-batches: pixels scaled to [0, 1] and normalised per channel, a seeded shuffle per epoch,
@@ -128,6 +136,9 @@ public sealed class DataLoader : IBatchSource
         var (h, w) = ImageSize ?? (Dataset.Height, Dataset.Width);
         int plane = h * w;
         bool resize = h != Dataset.Height || w != Dataset.Width;
+        // Built in a scope of the producer thread: the augmentations' intermediate images go back to the pool at once,
+        // and the batch's own memory comes from it (returned by the step that adopts the batch).
+        using var scope = TensorScope.Begin();
         var images = Tensor.Zeros(count, c, h, w);
         var dst = images.AsSpan();
         var labels = new int[count];
@@ -155,6 +166,6 @@ public sealed class DataLoader : IBatchSource
             }
         }
         if (BatchTransform is not null) images = BatchTransform(images, augment);
-        return new Batch(images, labels);
+        return new Batch(scope.Disown(images), labels) { Recyclable = true };
     }
 }

@@ -50,6 +50,7 @@ public sealed class ProgressiveResizing : Callback
         int size = SizeAt(learner.Epoch);
         if (size == CurrentSize) return;
         CurrentSize = size;
+        TensorScope.TrimPool(); // the previous size's memory will not be asked for again
         train.ImageSize = (size, size);
         if (learner.ValidData is DataLoader valid) valid.ImageSize = (size, size);
         learner.Write(string.Create(CultureInfo.InvariantCulture, $"Progressive resizing: {size}×{size} from epoch {learner.Epoch + 1}."));
@@ -70,6 +71,7 @@ public sealed class ProgressiveResizing : Callback
         foreach (var batch in train.Epoch(learner.EpochsTrained).Take(RefreshBatches))
         {
             using var scope = TensorScope.Begin();
+            if (batch.Recyclable) TensorScope.Adopt(batch.Images);
             learner.Engine.Logits(batch.Images);
         }
     }

@@ -85,6 +85,7 @@ public sealed class TrainedModel
         foreach (var batch in loader.Epoch(pass))
         {
             using var scope = TensorScope.Begin();
+            if (batch.Recyclable) TensorScope.Adopt(batch.Images);
             var p = Functional.Softmax(Network.Forward(batch.Images), 1).ToArray();
             int c = Classes.Count;
             for (int i = 0; i < batch.Labels.Length; i++) results.Add(ClassificationRow.FromScore(p.AsSpan(i * c, c).ToArray(), Classes));

@@ -135,6 +135,7 @@ public static class BatchSizeFinder
         {
             model.LoadStateDict(saved);
             model.ZeroGrad();
+            TensorScope.TrimPool(); // the probed batch sizes' memory is not the chosen one's
         }
     }
 
