@@ -134,6 +134,17 @@ public static class OnnxImporter
             problems.Add($"{where}: {node.OpType} without an input or an output");
             return;
         }
+        int needed = node.OpType switch
+        {
+            "Add" or "Sub" or "Mul" or "Div" or "MatMul" or "Gemm" or "Conv" or "Reshape" => 2,
+            "BatchNormalization" => 5,
+            _ => 1,
+        };
+        if (node.Inputs.Count < needed && node.OpType != "Constant")
+        {
+            problems.Add($"{where}: {node.OpType} with {node.Inputs.Count} inputs, fewer than its {needed}");
+            return;
+        }
         var known = new HashSet<string>();
         void Need(bool ok, string what) { if (!ok) problems.Add($"{where}: {node.OpType} {what}"); }
         bool IsConst(int i) => i < node.Inputs.Count && consts.ContainsKey(node.Inputs[i]);
