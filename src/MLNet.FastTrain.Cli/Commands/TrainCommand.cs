@@ -95,8 +95,10 @@ internal static class TrainCommand
             int? batchSize = givenBatch;
             string? advice = null;
             Tuning.BatchSizeAdvice? sized = null;
+            long outsideHeap = 0;
             if (parse.GetValue(budget) is { } text)
             {
+                outsideHeap = Tuning.BatchSizeFinder.OutsideManagedHeap(); // before the probes' buffers come and go
                 var probeNet = pretrained ?? Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
                 var found = Tuning.BatchSizeFinder.Find(probeNet, (trainSet.Channels, trainSize.Height, trainSize.Width), trainSet.Classes.Count,
                     new Tuning.BatchSizeFinder.Options
@@ -118,11 +120,13 @@ internal static class TrainCommand
                 if (learner.ValidData is DataLoader validLoader) validLoader.ImageSize = trainSize;
             }
             double loadSeconds = clock.Elapsed.TotalSeconds;
+            long beforeEngine = Tuning.BatchSizeFinder.OutsideManagedHeap();
             string engineText = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t).ApplyTo(learner, arch);
             if (sized is not null)
             {
                 // After the engine is chosen: a native engine's libraries, once loaded, are part of what the heap cap leaves out.
-                long heapCap = Tuning.BatchSizeFinder.CapManagedHeap(sized.BudgetBytes);
+                long engineNative = Math.Max(0, Tuning.BatchSizeFinder.OutsideManagedHeap() - beforeEngine);
+                long heapCap = Tuning.BatchSizeFinder.CapManagedHeap(sized.BudgetBytes, outsideHeap + engineNative);
                 advice = sized.Explanation + string.Create(CultureInfo.InvariantCulture, $"  the managed heap is capped at {heapCap / (1024.0 * 1024.0):F1} MB, the budget less what the process holds outside it\n");
             }
             int b = learner.TrainData.BatchSize;

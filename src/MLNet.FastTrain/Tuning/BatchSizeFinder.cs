@@ -168,23 +168,39 @@ public static class BatchSizeFinder
     }
 
     /// <summary>
-    /// Caps this process's managed heap so that the whole process stays within <paramref name="budgetBytes"/>: the
-    /// cap is the budget less what the process holds outside the managed heap now (the runtime, native libraries, code,
-    /// thread stacks). Without it the garbage of a training run (the loader's batches, buffers dropped from the pools)
-    /// waits for the collector's own schedule and the resident size overshoots a budget the live data fits;
-    /// with it the collector runs as the cap nears. Process-wide: for a tool that owns its process, not for a trainer
-    /// inside someone else's application. Returns the cap in bytes.
+    /// What the process holds resident outside the managed heap now: the runtime, native libraries, code, thread stacks.
+    /// Measure it before large managed buffers come and go (before <see cref="Find"/> probes): memory the collector has
+    /// just freed can stay resident for a while and would be counted here.
     /// </summary>
-    public static long CapManagedHeap(long budgetBytes)
+    public static long OutsideManagedHeap() => Math.Max(0, Environment.WorkingSet - GC.GetGCMemoryInfo().TotalCommittedBytes);
+
+    /// <summary>
+    /// Caps this process's managed heap so that the whole process stays within <paramref name="budgetBytes"/>: the
+    /// cap is the budget less what the process holds outside the managed heap (<paramref name="outsideBytes"/>, from
+    /// <see cref="OutsideManagedHeap"/>; measured now when not given). Without it the garbage of a training run (the
+    /// loader's batches, buffers dropped from the pools) waits for the collector's own schedule and the resident size
+    /// overshoots a budget the live data fits; with it the collector runs as the cap nears. Process-wide: for a tool
+    /// that owns its process, not for a trainer inside someone else's application. Returns the cap in bytes.
+    /// </summary>
+    /// <exception cref="InsufficientMemoryBudgetException">The budget leaves the heap nothing, or less than it holds.</exception>
+    public static long CapManagedHeap(long budgetBytes, long? outsideBytes = null)
     {
         if (budgetBytes <= 0) throw new ArgumentOutOfRangeException(nameof(budgetBytes), $"The memory budget must be positive, not {budgetBytes} bytes.");
-        long outside = Math.Max(0, Environment.WorkingSet - GC.GetGCMemoryInfo().TotalCommittedBytes);
+        long outside = outsideBytes ?? OutsideManagedHeap();
         long cap = budgetBytes - outside;
         if (cap <= 0)
             throw new InsufficientMemoryBudgetException(string.Create(CultureInfo.InvariantCulture,
                 $"A memory budget of {Mb(budgetBytes)} leaves nothing for the managed heap: the process already holds {Mb(outside)} outside it."));
         AppContext.SetData("GCHeapHardLimit", (ulong)cap);
-        GC.RefreshMemoryLimit();
+        try
+        {
+            GC.RefreshMemoryLimit();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new InsufficientMemoryBudgetException(string.Create(CultureInfo.InvariantCulture,
+                $"A memory budget of {Mb(budgetBytes)} leaves the managed heap {Mb(cap)}, less than the {Mb(GC.GetGCMemoryInfo().TotalCommittedBytes)} it holds now ({e.Message})."));
+        }
         return cap;
     }
 
