@@ -12,15 +12,9 @@ public sealed class CheckpointTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static Learner NewLearner()
-    {
-        Generator.Default.ManualSeed(7);
-        var (train, valid) = TestData.Loaders();
-        var net = TestData.TinyNet(seed: 3);
-        return new Learner(net, train, valid, new Sgd(net.Parameters(), 0.01, momentum: 0.9, weightDecay: 5e-4));
-    }
+    private static Learner NewLearner() => TestData.SeededLearner();
 
-    private static float[] Weights(Learner l) => l.Model.StateDict().Values.SelectMany(t => t.ToArray()).ToArray();
+    private static float[] Weights(Learner l) => TestData.Weights(l);
 
     [Theory]
     [InlineData(7)]    // mid-epoch

@@ -10,15 +10,9 @@ namespace MLNet.FastTrain.Tests;
 /// <summary>A disk that fills up while a file is written: a clear error, the previous file intact, nothing half-written left.</summary>
 public sealed class DiskFullTests
 {
-    private static Learner NewLearner()
-    {
-        Generator.Default.ManualSeed(7);
-        var (train, valid) = TestData.Loaders();
-        var net = TestData.TinyNet(seed: 3);
-        return new Learner(net, train, valid, new Sgd(net.Parameters(), 0.01, momentum: 0.9, weightDecay: 5e-4));
-    }
+    private static Learner NewLearner() => TestData.SeededLearner();
 
-    private static float[] Weights(Learner l) => l.Model.StateDict().Values.SelectMany(t => t.ToArray()).ToArray();
+    private static float[] Weights(Learner l) => TestData.Weights(l);
 
     [SmallDiskFact]
     public void Replacing_a_file_on_a_full_disk_keeps_the_old_one_and_says_so()

@@ -1,5 +1,7 @@
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Engine.Modules;
+using MLNet.FastTrain.Engine.Optimizers;
+using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.TestUtilities;
 using MLNet.FastTrain.Vision.Datasets;
 
@@ -29,4 +31,16 @@ internal static class TestData
             new Conv2d(16, 32, 3, padding: 1, generator: g), new BatchNorm2d(32), new ReLU(), new MaxPool2d(2),
             new Flatten(), new Linear(32 * 7 * 7, 10, generator: g));
     }
+
+    /// <summary>A learner whose every run is the same (seeded, the tiny net, SGD with momentum and weight decay): what resuming is compared with.</summary>
+    public static Learner SeededLearner()
+    {
+        Generator.Default.ManualSeed(7);
+        var (train, valid) = Loaders();
+        var net = TinyNet(seed: 3);
+        return new Learner(net, train, valid, new Sgd(net.Parameters(), 0.01, momentum: 0.9, weightDecay: 5e-4));
+    }
+
+    /// <summary>Every weight and buffer of the learner's model, in state-dict order.</summary>
+    public static float[] Weights(Learner learner) => learner.Model.StateDict().Values.SelectMany(t => t.ToArray()).ToArray();
 }
