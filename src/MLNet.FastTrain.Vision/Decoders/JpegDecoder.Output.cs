@@ -84,7 +84,8 @@ public static partial class JpegDecoder
         /// <summary>Dequantises and inverse-transforms every block; returns the component's samples (Width × Height).</summary>
         private byte[] Samples(Component c)
         {
-            var q = _quant[c.Tq];
+            // Scans check the tables of the components they hold; a component no scan held is checked here.
+            var q = _quant[c.Tq] ?? throw Invalid($"component {c.Id} uses quantization table {c.Tq}, which was never defined.");
             var plane = new byte[(long)c.Width * c.Height];
             Span<float> quant = stackalloc float[64];
             for (int i = 0; i < 64; i++) quant[i] = q[i];
