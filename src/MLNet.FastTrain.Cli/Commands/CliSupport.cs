@@ -70,6 +70,14 @@ internal static class CliSupport
             if (parse.GetValue(Verbose)) Console.Error.WriteLine(e);
             return e is ArgumentException ? UsageError : UserError;
         }
+        catch (OutOfMemoryException)
+        {
+            // The managed heap is full: under --memory-budget its cap, otherwise the machine's memory.
+            Console.Error.WriteLine("error: out of memory" + (AppContext.GetData("GCHeapHardLimit") is ulong cap
+                ? string.Create(CultureInfo.InvariantCulture, $": the managed heap reached its cap of {cap / (1024.0 * 1024.0):F0} MB under --memory-budget; give a larger --memory-budget or a smaller --batch.")
+                : "; give a smaller --batch (or --batch auto with --memory-budget), or a smaller --size."));
+            return UserError;
+        }
         finally
         {
             foreach (var registration in registrations) registration.Dispose();
