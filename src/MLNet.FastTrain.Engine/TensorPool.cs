@@ -36,8 +36,22 @@ internal static class TensorPool
                 }
             }
         }
-        return dtype == DType.Float32 ? GC.AllocateUninitializedArray<float>(length) : GC.AllocateUninitializedArray<double>(length);
+        try
+        {
+            return New(length, dtype);
+        }
+        catch (OutOfMemoryException)
+        {
+            // The pool is a cache: under a heap limit its idle arrays may be what is in the way. Once dropped and
+            // collected, the allocation is tried again; failing then, the heap is truly full.
+            Clear();
+            GC.Collect();
+            return New(length, dtype);
+        }
     }
+
+    private static Array New(int length, DType dtype) =>
+        dtype == DType.Float32 ? GC.AllocateUninitializedArray<float>(length) : GC.AllocateUninitializedArray<double>(length);
 
     public static void Return(Array array)
     {

@@ -103,6 +103,16 @@ public sealed class TensorScope : IDisposable
     public static void TrimPool() => TensorPool.Clear();
 
     /// <summary>
+    /// <see cref="TrimPool"/> when the managed heap has a hard limit (a memory budget), where the memory one phase of
+    /// training keeps for its next turn (training's for the next epoch, validation's for the next validation) would
+    /// crowd out the other's; without a limit the pool keeps both, which spares the collector.
+    /// </summary>
+    public static void TrimPoolUnderHeapLimit()
+    {
+        if (AppContext.GetData("GCHeapHardLimit") is not null) TensorPool.Clear();
+    }
+
+    /// <summary>
     /// Bytes lent to tensors of this scope so far. Nothing is returned before the scope ends, so at the end of a step
     /// this is the step's peak tensor memory (activations kept for backward, gradients of intermediates, outputs).
     /// </summary>

@@ -282,6 +282,7 @@ public sealed class Learner
 
     private void TrainEpoch(int skipBatches, CancellationToken cancellationToken)
     {
+        TensorScope.TrimPoolUnderHeapLimit(); // validation's memory, under a memory budget
         _engine.Train();
         BatchIndex = skipBatches;
         try
@@ -327,6 +328,7 @@ public sealed class Learner
     public ValidationResult Validate(IBatchSource? data = null, CancellationToken cancellationToken = default)
     {
         data ??= ValidData ?? throw new InvalidOperationException("No validation data: pass a loader or set ValidData.");
+        TensorScope.TrimPoolUnderHeapLimit(); // training's memory, under a memory budget
         bool wasTraining = _engine.Training;
         _engine.Train(false);
         foreach (var m in Metrics) m.Reset();
