@@ -164,8 +164,7 @@ public sealed class TensorScope : IDisposable
     {
         var storage = tensor.Storage;
         if (_parent is null || _parent._suspended || !_lent.Remove(storage)) return;
-        int length = storage.Length;
-        long bytes = (long)length * (storage is float[] ? 4 : 8);
+        long bytes = Bytes(storage);
         _lentBytes -= bytes;
         _parent._lent.Add(storage);
         _parent._lentBytes += bytes;
@@ -188,12 +187,12 @@ public sealed class TensorScope : IDisposable
     {
         ArgumentNullException.ThrowIfNull(tensor);
         var storage = tensor.Storage;
-        if (tensor.Offset != 0 || tensor.Length != storage.Length || !_lent.Contains(storage))
+        if (!OwnsWholeStorage(tensor) || !_lent.Contains(storage))
         {
             using (Suspend()) return tensor.Clone();
         }
         _lent.Remove(storage);
-        _lentBytes -= (long)storage.Length * (storage is float[] ? 4 : 8);
+        _lentBytes -= Bytes(storage);
         _tensors.Remove(tensor);
         return tensor;
     }
@@ -208,15 +207,19 @@ public sealed class TensorScope : IDisposable
     {
         ArgumentNullException.ThrowIfNull(tensor);
         var storage = tensor.Storage;
-        if (tensor.Offset != 0 || tensor.Length != storage.Length)
+        if (!OwnsWholeStorage(tensor))
             throw new ArgumentException($"Only a tensor that owns its whole memory can be adopted; this one (shape {ShapeText.Format(tensor.ShapeArray())}) is a view of a larger array.", nameof(tensor));
         if (Active is not { } scope) return;
         for (var s = scope; s is not null; s = s._parent)
             if (s._lent.Contains(storage)) return;
         scope._lent.Add(storage);
-        scope._lentBytes += (long)storage.Length * (storage is float[] ? 4 : 8);
+        scope._lentBytes += Bytes(storage);
         scope._tensors.Add(tensor);
     }
+
+    private static bool OwnsWholeStorage(Tensor tensor) => tensor.Offset == 0 && tensor.Length == tensor.Storage.Length;
+
+    private static long Bytes(Array storage) => (long)storage.Length * (storage is float[] ? 4 : 8);
 
     /// <summary>
     /// Returns the memory of <paramref name="tensor"/> to the pool now, releasing every tensor of this scope that

@@ -129,18 +129,19 @@ public static class OnnxImporter
         string where = $"node '{node.DisplayName}'";
         if (node.Domain.Length > 0 && node.Domain != "ai.onnx") { problems.Add($"{where}: operator {node.Domain}.{node.OpType} (custom domain)"); return; }
         if (!Supported.Contains(node.OpType)) { problems.Add($"{where}: operator {node.OpType}"); return; }
-        if (node.Outputs.Count == 0 || node.Outputs[0].Length == 0 || node.OpType != "Constant" && (node.Inputs.Count == 0 || node.Inputs[0].Length == 0))
-        {
-            problems.Add($"{where}: {node.OpType} without an input or an output");
-            return;
-        }
         int needed = node.OpType switch
         {
+            "Constant" => 0,
             "Add" or "Sub" or "Mul" or "Div" or "MatMul" or "Gemm" or "Conv" or "Reshape" => 2,
             "BatchNormalization" => 5,
             _ => 1,
         };
-        if (node.Inputs.Count < needed && node.OpType != "Constant")
+        if (node.Outputs.Count == 0 || node.Outputs[0].Length == 0 || needed > 0 && (node.Inputs.Count == 0 || node.Inputs[0].Length == 0))
+        {
+            problems.Add($"{where}: {node.OpType} without an input or an output");
+            return;
+        }
+        if (node.Inputs.Count < needed)
         {
             problems.Add($"{where}: {node.OpType} with {node.Inputs.Count} inputs, fewer than its {needed}");
             return;

@@ -120,7 +120,7 @@ internal static class TrainCommand
                 if (learner.ValidData is DataLoader validLoader) validLoader.ImageSize = trainSize;
             }
             double loadSeconds = clock.Elapsed.TotalSeconds;
-            long beforeEngine = Tuning.BatchSizeFinder.OutsideManagedHeap();
+            long beforeEngine = sized is null ? 0 : Tuning.BatchSizeFinder.OutsideManagedHeap();
             string engineText = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t).ApplyTo(learner, arch);
             if (sized is not null)
             {

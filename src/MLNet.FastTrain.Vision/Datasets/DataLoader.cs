@@ -12,6 +12,15 @@ public sealed record Batch(Tensor Images, int[] Labels)
     /// as the learner does). A batch of a loader is; a slice of precomputed activations is not.
     /// </summary>
     public bool Recyclable { get; init; }
+
+    /// <summary>
+    /// Hands a recyclable batch's images to the current scope (<see cref="TensorScope.Adopt"/>): when the scope ends
+    /// they are released and their memory serves a later batch. Does nothing for a batch that is not recyclable.
+    /// </summary>
+    public void AdoptIntoScope()
+    {
+        if (Recyclable) TensorScope.Adopt(Images);
+    }
 }
 
 /// <summary>

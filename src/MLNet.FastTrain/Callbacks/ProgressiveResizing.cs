@@ -71,7 +71,7 @@ public sealed class ProgressiveResizing : Callback
         foreach (var batch in train.Epoch(learner.EpochsTrained).Take(RefreshBatches))
         {
             using var scope = TensorScope.Begin();
-            if (batch.Recyclable) TensorScope.Adopt(batch.Images);
+            batch.AdoptIntoScope();
             learner.Engine.Logits(batch.Images);
         }
     }

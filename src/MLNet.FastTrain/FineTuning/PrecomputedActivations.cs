@@ -100,7 +100,7 @@ public static class PrecomputedActivations
             foreach (var batch in ordered.Epoch(0, cancellationToken: cancellationToken))
             {
                 using var scope = TensorScope.Begin();
-                if (batch.Recyclable) TensorScope.Adopt(batch.Images);
+                batch.AdoptIntoScope();
                 var features = body.Forward(batch.Images);
                 if (cache is null)
                 {

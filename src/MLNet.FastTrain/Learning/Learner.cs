@@ -292,7 +292,7 @@ public sealed class Learner
                 CurrentBatch = batch;
                 // The batch's memory goes back to the pool when the step ends, for a batch the loader is building.
                 using var batchMemory = TensorScope.Begin();
-                if (batch.Recyclable) TensorScope.Adopt(batch.Images);
+                batch.AdoptIntoScope();
                 using (_engine.BeginStep())
                 {
                     try
@@ -340,7 +340,7 @@ public sealed class Learner
             foreach (var batch in data.Epoch(0, cancellationToken: cancellationToken))
             {
                 using var scope = TensorScope.Begin();
-                if (batch.Recyclable) TensorScope.Adopt(batch.Images);
+                batch.AdoptIntoScope();
                 var output = _engine.Logits(batch.Images);
                 lossSum += LossFunction(output, batch.Labels).Item() * batch.Labels.Length;
                 items += batch.Labels.Length;
@@ -367,7 +367,7 @@ public sealed class Learner
             foreach (var batch in data.Epoch(0, cancellationToken: cancellationToken))
             {
                 using var scope = TensorScope.Begin();
-                if (batch.Recyclable) TensorScope.Adopt(batch.Images);
+                batch.AdoptIntoScope();
                 var p = Functional.Softmax(_engine.Logits(batch.Images), 1);
                 int c = p.Size(1);
                 var values = p.ToArray();

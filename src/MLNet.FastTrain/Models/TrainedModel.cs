@@ -30,8 +30,6 @@ public sealed class TrainedModel
         Network.Eval();
     }
 
-    private readonly object _modeLock = new();
-
     /// <summary>The network, in inference mode.</summary>
     public Module Network { get; }
 
@@ -80,12 +78,12 @@ public sealed class TrainedModel
         if ((data.Height, data.Width) != (InputSize.Height, InputSize.Width)) loader.ImageSize = (InputSize.Height, InputSize.Width);
         var results = new List<ClassificationRow>(data.Count);
         // Whoever trained the network further put it back in training mode; scoring needs inference mode, and stays in it.
-        if (Network.Training) lock (_modeLock) Network.Eval();
+        if (Network.Training) Network.Eval();
         using var noGrad = GradRecorder.NoGrad();
         foreach (var batch in loader.Epoch(pass))
         {
             using var scope = TensorScope.Begin();
-            if (batch.Recyclable) TensorScope.Adopt(batch.Images);
+            batch.AdoptIntoScope();
             var p = Functional.Softmax(Network.Forward(batch.Images), 1).ToArray();
             int c = Classes.Count;
             for (int i = 0; i < batch.Labels.Length; i++) results.Add(ClassificationRow.FromScore(p.AsSpan(i * c, c).ToArray(), Classes));
