@@ -61,7 +61,7 @@ public class DecoderTests(ITestOutputHelper log)
     }
 
     /// <summary>Inserts an APP1 Exif segment (big-endian TIFF, one IFD entry: Orientation) after SOI.</summary>
-    private static byte[] WithOrientation(byte[] jpeg, int orientation)
+    internal static byte[] WithOrientation(byte[] jpeg, int orientation)
     {
         var tiff = new byte[8 + 2 + 12 + 4];
         "MM"u8.CopyTo(tiff);

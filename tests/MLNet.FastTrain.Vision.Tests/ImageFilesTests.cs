@@ -102,6 +102,32 @@ public sealed class ImageFilesTests : IDisposable
     }
 
     [Fact]
+    public void PhotosAreDecodedAtTheReducedScaleAndAGrayOneAmongColourHasItsPlaneRepeated()
+    {
+        // Real JPEGs: a 512 × 512 colour photo, a 451 × 300 one and a gray 512 × 512 one, at 32 px: decoded at no less
+        // than 64 a side, so 1/8 for the square ones and 1/4 for chelsea.
+        var files = new[] { ("astronaut-1x1.jpg", "a"), ("chelsea-2x2-prog.jpg", "a"), ("camera-gray.jpg", "b") };
+        foreach (var (file, label) in files)
+        {
+            Directory.CreateDirectory(Path.Combine(_root, label));
+            File.Copy(DecoderFixtures.Get(file), Path.Combine(_root, label, file));
+        }
+        var (data, report) = ImageFiles.LoadAll(_root, new ImageFiles.Options { Size = 32 });
+        Assert.Equal((3, 3, 32), (data.Count, data.Channels, data.Width));
+        Assert.Empty(report.Skipped);
+        for (int i = 0; i < files.Length; i++)
+        {
+            var bytes = File.ReadAllBytes(DecoderFixtures.Get(files[i].Item1));
+            var reduced = ImageFiles.Fit(JpegDecoder.DecodeAtLeast(bytes, "x", 64), 32, 32);
+            var full = ImageFiles.Fit(JpegDecoder.Decode(bytes, "x"), 32, 32);
+            Assert.NotEqual(full, reduced);  // otherwise this test could not tell the two paths apart
+            var loaded = data.Pixels(i).ToArray();
+            if (reduced.Length == 32 * 32) reduced = [.. reduced, .. reduced, .. reduced];
+            Assert.Equal(reduced, loaded);
+        }
+    }
+
+    [Fact]
     public void FitCropsTheCentreOfTheLongerSide()
     {
         // A 6×2 gray image whose columns are 0..5: fitting to 2×2 keeps the centre columns 2 and 3.

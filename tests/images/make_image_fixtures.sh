@@ -2,7 +2,8 @@
 # Builds the decoder fixtures from real photographs: the sample photos Debian ships in python3-skimage (extracted
 # from the .deb, not installed), encoded by libjpeg-turbo's cjpeg in every JPEG mode the decoder supports and by
 # ImageMagick in every PNG colour type / bit depth, BMP and PNM variant; each next to the reference decode
-# (djpeg for JPEG, ImageMagick for the rest). Writes OUT_DIR/manifest.tsv: file, reference, and "exact" or "psnr".
+# (djpeg for JPEG, at full size and at 1/2, 1/4 and 1/8 with -scale; ImageMagick for the rest). Writes
+# OUT_DIR/manifest.tsv: file, reference, and "exact", "psnr", "scaleN" (djpeg -scale 1/N) or "scale16".
 # Needs: libjpeg-turbo-progs, imagemagick (scripts/test.sh installs them).
 set -euo pipefail
 out=${1:?usage: make_image_fixtures.sh OUT_DIR}
@@ -42,6 +43,11 @@ cjpeg -quality 90 "$work/camera.pgm" > "$out/camera-gray.jpg"
 for f in "$out"/*.jpg; do
   djpeg -pnm "$f" > "${f%.jpg}.ref.pnm"
   add "$(basename "$f")" "$(basename "${f%.jpg}").ref.pnm" psnr
+  # DCT-domain downscaling: libjpeg-turbo's reduced inverse DCTs at 1/2, 1/4 and 1/8 of the size.
+  for n in 2 4 8; do
+    djpeg -scale "1/$n" -pnm "$f" > "${f%.jpg}.ref-1of$n.pnm"
+    add "$(basename "$f")" "$(basename "${f%.jpg}").ref-1of$n.pnm" "scale$n"
+  done
 done
 
 # PNG: every colour type and bit depth, interlaced or not; references are ImageMagick's 8-bit decodes.

@@ -13,13 +13,17 @@ internal static class DataSource
 
     /// <summary>
     /// Loads training and validation sets. Image files are decoded at <paramref name="size"/> (default 64) with
-    /// <paramref name="channels"/> (default: gray when all are gray); IDX images keep their own size.
+    /// <paramref name="channels"/> (default: gray when all are gray); IDX images keep their own size. With
+    /// <paramref name="cache"/> (<c>--cache</c>) image files go through the on-disk cache in that folder.
     /// </summary>
     public static (ImageDataset Train, ImageDataset Valid, string Name) Load(string? data, int? size = null, int? channels = null,
-        bool skipInvalid = false, ulong seed = 0, Action<string>? log = null, string? validData = null)
+        bool skipInvalid = false, ulong seed = 0, Action<string>? log = null, string? validData = null, string? cache = null)
     {
         if (size is < 1) throw new ArgumentException($"--size must be positive, not {size}.");
-        var options = new ImageFiles.Options { Size = size ?? DefaultImageSize, Channels = channels, SkipInvalid = skipInvalid, Seed = seed };
+        var options = new ImageFiles.Options
+        {
+            Size = size ?? DefaultImageSize, Channels = channels, SkipInvalid = skipInvalid, Seed = seed, CacheFolder = cache, Progress = Progress(log),
+        };
         if (validData is not null) return LoadSeparate(data, validData, options, log);
         if (data is not null && data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
         {
@@ -56,7 +60,11 @@ internal static class DataSource
         if (Directory.Exists(valid) && IdxDataset.IsIdxFolder(valid)) validation = IdxDataset.Load(valid, train.Classes).Valid;
         else
         {
-            var sameShape = new ImageFiles.Options { Size = train.Height, Channels = train.Channels, SkipInvalid = options.SkipInvalid, Limits = options.Limits };
+            var sameShape = new ImageFiles.Options
+            {
+                Size = train.Height, Channels = train.Channels, SkipInvalid = options.SkipInvalid, Limits = options.Limits,
+                CacheFolder = options.CacheFolder, Progress = options.Progress,
+            };
             var (all, report) = ImageFiles.LoadAll(valid, sameShape, train.Classes);
             Report(report, log);
             validation = all;
@@ -66,9 +74,28 @@ internal static class DataSource
         return (train, validation, source);
     }
 
+    /// <summary>A progress line for each tenth of a cache build (nothing for builds of under 200 images).</summary>
+    private static Action<int, int>? Progress(Action<string>? log)
+    {
+        if (log is null) return null;
+        int shown = 0;
+        return (done, total) =>
+        {
+            if (total < 200 || done * 10 / total <= shown) return;
+            shown = done * 10 / total;
+            log(FormattableString.Invariant($"  image cache: {done}/{total} images ({100.0 * done / total:F0} %)"));
+        };
+    }
+
     private static void Report(ImageLoadReport report, Action<string>? log)
     {
-        if (log is null || report.Skipped.Count == 0) return;
+        if (log is null) return;
+        if (report.Cache is { } cache)
+        {
+            log($"image cache {cache.File}: {cache.Reused} images reused, {cache.Decoded} decoded");
+            foreach (var note in cache.Notes.Take(20)) log($"  {note}");
+        }
+        if (report.Skipped.Count == 0) return;
         log($"{report.Skipped.Count} files skipped (not decodable images):");
         foreach (var (path, reason) in report.Skipped.Take(20)) log($"  {path}: {reason}");
         if (report.Skipped.Count > 20) log($"  ... and {report.Skipped.Count - 20} more");

@@ -12,10 +12,16 @@ internal static class ImageCommand
     {
         var input = new Argument<string>("IN") { Description = "a PNG, JPEG, BMP, PGM or PPM file" };
         var output = new Argument<string>("OUT") { Description = "OUT.png, or OUT.ppm / OUT.pgm (PPM for RGB, PGM for gray; 8-bit)" };
-        var convert = new Command("convert", "Decode an image and write the decoded 8-bit samples as PNG or PPM/PGM.") { input, output };
+        var scale = new Option<string>("--scale") { Description = "JPEG only: decode at 1/2, 1/4 or 1/8 of the size in the DCT domain, as djpeg -scale", DefaultValueFactory = _ => "1/1" };
+        scale.AcceptOnlyFromAmong("1/1", "1/2", "1/4", "1/8");
+        var convert = new Command("convert", "Decode an image and write the decoded 8-bit samples as PNG or PPM/PGM.") { input, output, scale };
         convert.SetAction(p => CliSupport.Run(p, _ =>
         {
-            var image = ImageDecoder.Decode(p.GetValue(input)!);
+            int denominator = int.Parse(p.GetValue(scale)!.AsSpan(2), System.Globalization.CultureInfo.InvariantCulture);
+            string source = p.GetValue(input)!;
+            var data = File.ReadAllBytes(source);
+            if (denominator > 1 && !JpegDecoder.IsJpeg(data)) throw new ArgumentException($"--scale applies to JPEG files; '{source}' is not one.");
+            var image = denominator > 1 ? JpegDecoder.Decode(data, source, scale: denominator) : ImageDecoder.Decode(data, source);
             string path = p.GetValue(output)!;
             string ext = Path.GetExtension(path).ToLowerInvariant();
             if (ext == ".png")

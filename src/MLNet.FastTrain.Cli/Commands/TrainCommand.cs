@@ -24,6 +24,10 @@ internal static class TrainCommand
         var checkpointDir = new Option<string?>("--checkpoint-dir") { Description = "write a checkpoint here after every epoch, and when Ctrl+C stops training" };
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --checkpoint-dir (same options and seed)" };
         var skipInvalid = new Option<bool>("--skip-invalid") { Description = "leave out image files that cannot be decoded, and list them, instead of stopping" };
+        var cache = new Option<string?>("--cache")
+        {
+            Description = "keep image folders' and CSVs' images, decoded at their size, in an on-disk cache in this folder: built once, extended as files are added or change, and read as training goes instead of held in memory",
+        };
         var model = new Option<string>("--model") { Description = ModelSource.Description, DefaultValueFactory = _ => "resnet9" };
         var scratch = new Option<bool>("--scratch") { Description = "train a named pretrained backbone's layout (resnet18-imagenet) from fresh weights instead" };
         var recipe = new Option<string>("--recipe") { Description = "fine-tune, sgdr or one-cycle", DefaultValueFactory = _ => "fine-tune" };
@@ -55,7 +59,7 @@ internal static class TrainCommand
         var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, valid, size, skipInvalid, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, backend, device, output, json, report,
+            data, valid, size, skipInvalid, cache, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, backend, device, output, json, report,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -77,7 +81,7 @@ internal static class TrainCommand
             string? checkpoints = parse.GetValue(checkpointDir);
             if (parse.GetValue(resume) && checkpoints is null) throw new ArgumentException("--resume needs --checkpoint-dir.");
             var (trainSet, validSet, folder) = DataSource.Load(parse.GetValue(data), large, null, parse.GetValue(skipInvalid), s,
-                quiet ? null : Console.WriteLine, parse.GetValue(valid));
+                quiet ? null : Console.WriteLine, parse.GetValue(valid), parse.GetValue(cache));
             // IDX images come at their own size; another final size makes the loaders resize every batch (bilinear up, area down).
             (int Height, int Width) trainSize = large is int loadedSize ? (loadedSize, loadedSize) : (trainSet.Height, trainSet.Width);
             bool resizeBatches = trainSize != (trainSet.Height, trainSet.Width);

@@ -89,7 +89,8 @@ public static class AtomicFile
         return code is 28 or 122;
     }
 
-    private static long? FreeSpace(string path)
+    /// <summary>The free space on the volume of <paramref name="path"/>, when the system says.</summary>
+    public static long? FreeSpace(string path)
     {
         try
         {

@@ -152,11 +152,12 @@ public sealed class DataLoader : IBatchSource
         var dst = images.AsSpan();
         var labels = new int[count];
         var resized = resize ? new float[c * plane] : null;
+        var scratch = Dataset.IsOnDisk ? new byte[Dataset.ImageSize] : [];
         for (int i = 0; i < count; i++)
         {
             int item = order[start + i];
             labels[i] = Dataset.LabelOf(item);
-            var src = Dataset.Pixels(item);
+            var src = Dataset.Pixels(item, scratch);
             if (resized is not null) Transforms.Resize.Planes(src, c, Dataset.Height, Dataset.Width, resized, h, w);
             for (int ch = 0; ch < c; ch++)
             {

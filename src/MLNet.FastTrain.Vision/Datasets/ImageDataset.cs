@@ -3,12 +3,15 @@ using MLNet.FastTrain.Engine;
 namespace MLNet.FastTrain.Vision.Datasets;
 
 /// <summary>
-/// Labelled images held in memory as 8-bit pixels [N, C, H, W], with class names in a stable order.
+/// Labelled images as 8-bit pixels [N, C, H, W], with class names in a stable order: held in memory, or read row by
+/// row from an on-disk cache (<see cref="ImageCache"/>), so that a dataset larger than memory costs only the rows
+/// being read.
 /// </summary>
 public sealed class ImageDataset
 {
     private readonly byte[] _pixels;
     private readonly int[] _labels;
+    private readonly ImageCache.Rows? _rows;   // null: the pixels are in memory
 
     /// <summary>Creates a dataset; pixels are [count, channels, height, width] bytes, labels index <paramref name="classes"/>.</summary>
     public ImageDataset(byte[] pixels, int[] labels, int channels, int height, int width, IReadOnlyList<string> classes)
@@ -32,6 +35,21 @@ public sealed class ImageDataset
         Classes = classes.ToArray();
     }
 
+    /// <summary>A dataset whose pixels stay in a cache file: item i is row <c>rows.Index[i]</c> of it.</summary>
+    internal ImageDataset(ImageCache.Rows rows, int[] labels, int channels, int size, IReadOnlyList<string> classes)
+        : this([], [], channels, size, size, classes)
+    {
+        if (rows.Index.Length != labels.Length) throw new ArgumentException($"{rows.Index.Length} rows for {labels.Length} labels.", nameof(rows));
+        for (int i = 0; i < labels.Length; i++)
+            if ((uint)labels[i] >= (uint)Classes.Count)
+                throw new ArgumentException($"Label {labels[i]} of item {i} is not an index into the {Classes.Count} classes.", nameof(labels));
+        _rows = rows;
+        _labels = labels;
+    }
+
+    /// <summary>Whether the pixels are read from a cache file rather than held in memory.</summary>
+    public bool IsOnDisk => _rows is not null;
+
     /// <summary>Number of items.</summary>
     public int Count => _labels.Length;
 
@@ -53,8 +71,20 @@ public sealed class ImageDataset
     /// <summary>Every label, in item order.</summary>
     public ReadOnlySpan<int> Labels => _labels;
 
-    /// <summary>The pixels of item <paramref name="index"/>, [C, H, W].</summary>
-    public ReadOnlySpan<byte> Pixels(int index) => _pixels.AsSpan(index * ImageSize, ImageSize);
+    /// <summary>The pixels of item <paramref name="index"/>, [C, H, W] (read into a new array when on disk).</summary>
+    public ReadOnlySpan<byte> Pixels(int index) => _rows is null ? _pixels.AsSpan(index * ImageSize, ImageSize) : Pixels(index, new byte[ImageSize]);
+
+    /// <summary>
+    /// The pixels of item <paramref name="index"/>, [C, H, W]: a view of memory, or, for a dataset on disk, read
+    /// into <paramref name="scratch"/> (at least <see cref="ImageSize"/> bytes) without allocating.
+    /// </summary>
+    public ReadOnlySpan<byte> Pixels(int index, Span<byte> scratch)
+    {
+        if (_rows is null) return _pixels.AsSpan(index * ImageSize, ImageSize);
+        var destination = scratch[..ImageSize];
+        _rows.Read(_rows.Index[index], destination);
+        return destination;
+    }
 
     /// <summary>Bytes per image.</summary>
     public int ImageSize => Channels * Height * Width;
@@ -63,6 +93,8 @@ public sealed class ImageDataset
     public ImageDataset Subset(IReadOnlyList<int> indices)
     {
         ArgumentNullException.ThrowIfNull(indices);
+        if (_rows is not null)
+            return new ImageDataset(_rows.Select(indices), indices.Select(i => _labels[i]).ToArray(), Channels, Height, Classes);
         var pixels = new byte[indices.Count * ImageSize];
         var labels = new int[indices.Count];
         for (int i = 0; i < indices.Count; i++)
@@ -88,23 +120,30 @@ public sealed class ImageDataset
     {
         var mean = new float[Channels];
         var std = new float[Channels];
+        var sum = new double[Channels];
+        var sq = new double[Channels];
         int plane = Height * Width;
-        for (int c = 0; c < Channels; c++)
+        var scratch = new byte[ImageSize];
+        // Item by item (a row read once from a cache file), each channel summed in item order.
+        for (int i = 0; i < Count; i++)
         {
-            double sum = 0, sq = 0;
-            long n = (long)Count * plane;
-            for (int i = 0; i < Count; i++)
+            var pixels = Pixels(i, scratch);
+            for (int c = 0; c < Channels; c++)
             {
-                foreach (byte b in _pixels.AsSpan(i * ImageSize + c * plane, plane))
+                foreach (byte b in pixels.Slice(c * plane, plane))
                 {
                     double v = b / 255.0;
-                    sum += v;
-                    sq += v * v;
+                    sum[c] += v;
+                    sq[c] += v * v;
                 }
             }
-            double m = sum / n;
+        }
+        long n = (long)Count * plane;
+        for (int c = 0; c < Channels; c++)
+        {
+            double m = sum[c] / n;
             mean[c] = (float)m;
-            std[c] = (float)Math.Sqrt(Math.Max(1e-12, (sq - n * m * m) / Math.Max(1, n - 1)));
+            std[c] = (float)Math.Sqrt(Math.Max(1e-12, (sq[c] - n * m * m) / Math.Max(1, n - 1)));
         }
         return (mean, std);
     }

@@ -4,13 +4,18 @@ using MLNet.FastTrain.Vision.Transforms;
 namespace MLNet.FastTrain.Vision.Datasets;
 
 /// <summary>What loading image files did: how many loaded, and which were skipped and why.</summary>
-public sealed record ImageLoadReport(int Loaded, IReadOnlyList<(string Path, string Reason)> Skipped);
+public sealed record ImageLoadReport(int Loaded, IReadOnlyList<(string Path, string Reason)> Skipped)
+{
+    /// <summary>What the on-disk cache did, when one was used (<see cref="ImageFiles.Options.CacheFolder"/>).</summary>
+    public ImageCacheReport? Cache { get; init; }
+}
 
 /// <summary>
 /// Datasets from image files: a folder with one sub-folder per class (Model Builder's layout), optionally split into
 /// <c>train</c> and <c>valid</c> (or <c>val</c> / <c>test</c>) sub-folders, or a CSV of <c>path,label</c> lines. Images
-/// are decoded in parallel, brought to the asked channels, and resized to one size (the shorter side to the target,
-/// then a centred crop, as fastai's default resize), so the dataset lives in memory as 8-bit pixels.
+/// are decoded in parallel (JPEGs at the smallest DCT scale that keeps twice the target size), brought to the asked
+/// channels, and resized to one size (the shorter side to the target, then a centred crop, as fastai's default
+/// resize), so the dataset lives in memory as 8-bit pixels at that size.
 /// </summary>
 public static class ImageFiles
 {
@@ -37,6 +42,16 @@ public static class ImageFiles
 
         /// <summary>Decoder limits (largest image accepted).</summary>
         public DecoderLimits Limits { get; set; } = DecoderLimits.Default;
+
+        /// <summary>
+        /// A folder for an on-disk cache of the fitted images (<see cref="ImageCache"/>): built on the first load,
+        /// reused and extended after, and read row by row for training instead of held in memory. Default null: the
+        /// dataset is held in memory.
+        /// </summary>
+        public string? CacheFolder { get; set; }
+
+        /// <summary>Called as images are decoded into the cache, with (done, in all). Default null.</summary>
+        public Action<int, int>? Progress { get; set; }
     }
 
     /// <summary>Whether a path is an image file by its extension.</summary>
@@ -59,13 +74,13 @@ public static class ImageFiles
             var unknown = validClasses.Except(classes).ToList();
             if (unknown.Count > 0) throw new InvalidDatasetException(valid, $"its classes {string.Join(", ", unknown)} have no folder under '{train}'.");
             var validItems = Items(valid, classes);
-            var all = Decode([.. trainItems, .. validItems], classes, options);
+            var all = Load(root, [.. trainItems, .. validItems], classes, options);
             var (trainSet, validSet) = SplitAt(all.Data, all.Origin, trainItems.Count, root);
             return (trainSet, validSet, all.Report);
         }
         var names = ClassFolders(root);
         var items = Items(root, names);
-        var loaded = Decode(items, names, options);
+        var loaded = Load(root, items, names, options);
         var (t, v) = StratifiedSplit(loaded.Data, options.ValidFraction, options.Seed, root);
         return (t, v, loaded.Report);
     }
@@ -99,7 +114,7 @@ public static class ImageFiles
             if (unknown.Count > 0) throw new InvalidDatasetException(path, $"its classes {string.Join(", ", unknown)} are not among the training classes.");
             items = Items(path, names);
         }
-        var loaded = Decode(items, names, options);
+        var loaded = Load(path, items, names, options);
         return (loaded.Data, loaded.Report);
     }
 
@@ -114,28 +129,43 @@ public static class ImageFiles
         var rows = ReadCsv(csvPath);
         var classes = rows.Select(r => r.Label).Distinct().Order(StringComparer.Ordinal).ToList();
         var index = classes.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
-        var loaded = Decode(rows.Select(r => (r.Path, index[r.Label])).ToList(), classes, options);
+        var loaded = Load(csvPath, rows.Select(r => (r.Path, index[r.Label])).ToList(), classes, options);
         var (t, v) = StratifiedSplit(loaded.Data, options.ValidFraction, options.Seed, csvPath);
         return (t, v, loaded.Report);
     }
 
-    /// <summary>Decodes one image file and brings it to the given channels and square size, as the loaders do: [C, H, W] bytes.</summary>
+    /// <summary>
+    /// Decodes one image file and brings it to the given channels and size, as the loaders do: [C, H, W] bytes.
+    /// JPEGs are decoded at the smallest DCT scale that keeps both sides at least twice the larger of height and width.
+    /// </summary>
     public static byte[] LoadImage(string path, int channels, int height, int width, DecoderLimits? limits = null)
     {
-        var image = ImageDecoder.Decode(path, limits).WithChannels(channels);
+        var image = ImageDecoder.Decode(path, limits, minSide: ReducingGap * Math.Max(height, width)).WithChannels(channels);
         return Fit(image, height, width);
     }
 
-    /// <summary>Resizes the shorter side to the target and crops the centre: [C, H, W] bytes.</summary>
+    /// <summary>
+    /// Resizes the shorter side to the target and crops the centre: [C, H, W] bytes. A reduced decode
+    /// (<see cref="DecodedImage.Reduction"/>) is cropped where the full-size image would be, to the fraction of a pixel.
+    /// </summary>
     public static byte[] Fit(DecodedImage image, int height, int width)
     {
         ArgumentNullException.ThrowIfNull(image);
-        // The largest centred window with the target's aspect ratio.
-        double scale = Math.Min((double)image.Width / width, (double)image.Height / height);
-        int cw = Math.Clamp((int)Math.Round(width * scale), 1, image.Width), ch = Math.Clamp((int)Math.Round(height * scale), 1, image.Height);
-        int x0 = (image.Width - cw) / 2, y0 = (image.Height - ch) / 2;
+        // The largest centred window with the target's aspect ratio, in the file's pixels.
+        int sw = image.SourceWidth, sh = image.SourceHeight;
+        double scale = Math.Min((double)sw / width, (double)sh / height);
+        int cw = Math.Clamp((int)Math.Round(width * scale), 1, sw), ch = Math.Clamp((int)Math.Round(height * scale), 1, sh);
+        int x0 = (sw - cw) / 2, y0 = (sh - ch) / 2;
         var planar = image.ToPlanar();
         int c = image.Channels;
+        if (image.Reduction > 1)
+        {
+            // A reduced pixel covers r × r of the file's: the same window, in reduced pixels.
+            double r = image.Reduction;
+            var area = new float[c * height * width];
+            Resize.Window(planar, c, image.Height, image.Width, y0 / r, x0 / r, ch / r, cw / r, area, height, width);
+            return ToBytes(area);
+        }
         byte[] window;
         if (cw == image.Width && ch == image.Height)
         {
@@ -151,8 +181,13 @@ public static class ImageFiles
         if (cw == width && ch == height) return window;
         var resized = new float[c * height * width];
         Resize.Planes(window, c, ch, cw, resized, height, width);
-        var result = new byte[resized.Length];
-        for (int i = 0; i < resized.Length; i++) result[i] = (byte)Math.Clamp((int)MathF.Round(resized[i]), 0, 255);
+        return ToBytes(resized);
+    }
+
+    private static byte[] ToBytes(float[] samples)
+    {
+        var result = new byte[samples.Length];
+        for (int i = 0; i < samples.Length; i++) result[i] = (byte)Math.Clamp((int)MathF.Round(samples[i]), 0, 255);
         return result;
     }
 
@@ -230,23 +265,36 @@ public static class ImageFiles
 
     private sealed record Loaded(ImageDataset Data, int[] Origin, ImageLoadReport Report);
 
-    /// <summary>Decodes every item in parallel; the first failure (in item order) stops loading unless failures are skipped.</summary>
+    /// <summary>Loads the items through the on-disk cache when the options name one, else into memory.</summary>
+    private static Loaded Load(string source, IReadOnlyList<(string Path, int Label)> items, IReadOnlyList<string> classes, Options options)
+    {
+        if (options.CacheFolder is null) return Decode(items, classes, options);
+        var (data, kept, report) = ImageCache.Build(options.CacheFolder, source, items, classes, options, options.Progress);
+        return new Loaded(data, kept, report);
+    }
+
+    /// <summary>
+    /// Decodes and fits every item in parallel, keeping only the fitted pixels, so memory follows the dataset at its
+    /// target size rather than the files' (a folder of 12-megapixel photos is 36 MB an image decoded, 12 kB at 64 px).
+    /// JPEGs are decoded at the smallest DCT scale that keeps both sides at least twice the target size. The first failure
+    /// (in item order) stops loading unless failures are skipped.
+    /// </summary>
     private static Loaded Decode(IReadOnlyList<(string Path, int Label)> items, IReadOnlyList<string> classes, Options options)
     {
-        if (options.Size < 1) throw new ArgumentOutOfRangeException(nameof(options), $"The image size must be positive, not {options.Size}.");
-        if (options.Channels is not (null or 1 or 3)) throw new ArgumentOutOfRangeException(nameof(options), $"Channels must be 1 or 3, not {options.Channels}.");
-        var images = new DecodedImage?[items.Count];
+        CheckOptions(options);
+        int size = options.Size;
+        CheckFitsInMemory(items[0].Path, items.Count, (options.Channels ?? 1) * size * size);
+        var fitted = new byte[]?[items.Count];
         var errors = new string?[items.Count];
         Parallel.For(0, items.Count, i =>
         {
             try
             {
-                images[i] = ImageDecoder.Decode(items[i].Path, options.Limits);
+                fitted[i] = DecodeAndFit(items[i].Path, size, options.Channels, options.Limits);
             }
-            catch (Exception e) when (e is InvalidImageException or IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            catch (Exception e) when (IsUnreadable(e))
             {
-                // ArgumentException and NotSupportedException: a listed path the file system cannot take (a NUL in it).
-                errors[i] = e is InvalidImageException bad ? bad.Reason : e.Message;
+                errors[i] = Reason(e);
             }
         });
         var skipped = new List<(string, string)>();
@@ -257,20 +305,70 @@ public static class ImageFiles
                 throw new InvalidDatasetException(items[i].Path, $"{errors[i]} (set SkipInvalid, or --skip-invalid, to leave such files out and report them).");
             skipped.Add((items[i].Path, errors[i]!));
         }
-        var kept = Enumerable.Range(0, items.Count).Where(i => images[i] is not null).ToArray();
+        var kept = Enumerable.Range(0, items.Count).Where(i => fitted[i] is not null).ToArray();
         if (kept.Length == 0) throw new InvalidDatasetException(items[0].Path, "no image could be decoded.");
-        int channels = options.Channels ?? (kept.All(i => images[i]!.Channels == 1) ? 1 : 3);
-        int size = options.Size, bytes = channels * size * size;
-        var pixels = new byte[(long)kept.Length * bytes];
+        int plane = size * size;
+        int channels = options.Channels ?? (kept.All(i => fitted[i]!.Length == plane) ? 1 : 3);
+        int bytes = channels * plane;
+        CheckFitsInMemory(items[0].Path, kept.Length, bytes);
+        var pixels = new byte[kept.Length * bytes];
         var labels = new int[kept.Length];
         Parallel.For(0, kept.Length, k =>
         {
-            var image = images[kept[k]]!.WithChannels(channels);
-            Fit(image, size, size).CopyTo(pixels.AsSpan(k * bytes, bytes));
+            var source = fitted[kept[k]]!;
+            var target = pixels.AsSpan(k * bytes, bytes);
+            // A gray image among colour ones: its plane repeated, which is what fitting it as RGB would give (the
+            // resize works plane by plane).
+            if (source.Length == bytes) source.CopyTo(target);
+            else for (int c = 0; c < channels; c++) source.CopyTo(target.Slice(c * plane, plane));
             labels[k] = items[kept[k]].Label;
         });
         return new Loaded(new ImageDataset(pixels, labels, channels, size, size, classes), kept, new ImageLoadReport(kept.Length, skipped));
     }
+
+    internal static void CheckOptions(Options options)
+    {
+        if (options.Size < 1) throw new ArgumentOutOfRangeException(nameof(options), $"The image size must be positive, not {options.Size}.");
+        if (options.Channels is not (null or 1 or 3)) throw new ArgumentOutOfRangeException(nameof(options), $"Channels must be 1 or 3, not {options.Channels}.");
+    }
+
+    /// <summary>An in-memory dataset is one array: beyond its largest length, the on-disk cache is the way.</summary>
+    private static void CheckFitsInMemory(string source, int count, int bytesPerImage)
+    {
+        long total = (long)count * bytesPerImage;
+        if (total > Array.MaxLength)
+            throw new InvalidDatasetException(source, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"its {count} images take {total / 1e9:F1} GB at this size, more than a dataset held in memory can (2 GB); set CacheFolder (--cache DIR) to read them from an on-disk cache."));
+    }
+
+    /// <summary>
+    /// How much larger than the target a JPEG's DCT-domain reduction leaves the image before the area resize: 2, as
+    /// Pillow's reducing gap. Reducing all the way to the target makes the resize's cells straddle the reduced
+    /// pixels, a softer result (34–35 dB against decoding at full size, where 2 gives 40 dB or more:
+    /// JpegScalingTests); the entropy decoding, the same at every scale, is most of the cost that remains.
+    /// </summary>
+    internal const int ReducingGap = 2;
+
+    /// <summary>
+    /// A file decoded (a JPEG at the smallest DCT scale that keeps <see cref="ReducingGap"/> × <paramref name="size"/>),
+    /// brought to the asked channels (or left as it is) and fitted: [C, size, size] bytes.
+    /// </summary>
+    internal static byte[] DecodeAndFit(string path, int size, int? channels, DecoderLimits limits)
+    {
+        var image = ImageDecoder.Decode(path, limits, minSide: ReducingGap * size);
+        if (channels is int asked) image = image.WithChannels(asked);
+        return Fit(image, size, size);
+    }
+
+    /// <summary>
+    /// Whether an exception says a listed file cannot be read as an image: not decodable, unreadable, or a path the
+    /// file system cannot take (ArgumentException and NotSupportedException: a NUL in it).
+    /// </summary>
+    internal static bool IsUnreadable(Exception e) =>
+        e is InvalidImageException or IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException;
+
+    /// <summary>What a report says of such an exception.</summary>
+    internal static string Reason(Exception e) => e is InvalidImageException bad ? bad.Reason : e.Message;
 
     /// <summary>Items that came from the first <paramref name="firstCount"/> sources go to the first set.</summary>
     private static (ImageDataset, ImageDataset) SplitAt(ImageDataset data, int[] origin, int firstCount, string source)

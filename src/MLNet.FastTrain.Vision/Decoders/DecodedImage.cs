@@ -32,6 +32,25 @@ public sealed class DecodedImage
     /// <summary>Samples, interleaved: row by row, pixel by pixel, channel by channel.</summary>
     public byte[] Pixels { get; }
 
+    /// <summary>
+    /// 1, or the factor by which the file's image was reduced while decoding (a JPEG's DCT-domain 1/2, 1/4 or 1/8):
+    /// pixel (x, y) then covers the file's pixels [x·r, (x+1)·r) × [y·r, (y+1)·r), the last row and column only
+    /// partly, since <see cref="Width"/> is the file's width divided by r, rounded up.
+    /// </summary>
+    public int Reduction { get; init; } = 1;
+
+    /// <summary>Width of the image as stored in the file (after its orientation), before any reduction.</summary>
+    public int SourceWidth { get => _sourceWidth ?? Width; init => _sourceWidth = value; }
+
+    /// <summary>Height of the image as stored in the file (after its orientation), before any reduction.</summary>
+    public int SourceHeight { get => _sourceHeight ?? Height; init => _sourceHeight = value; }
+
+    private readonly int? _sourceWidth, _sourceHeight;
+
+    /// <summary>The same reduction and source size on other pixels of the same size.</summary>
+    private DecodedImage Like(int channels, byte[] pixels) =>
+        new(Width, Height, channels, pixels) { Reduction = Reduction, SourceWidth = SourceWidth, SourceHeight = SourceHeight };
+
     /// <summary>The samples as planes [C, H, W], the layout datasets and tensors use.</summary>
     public byte[] ToPlanar()
     {
@@ -66,13 +85,13 @@ public sealed class DecodedImage
         {
             var rgb = new byte[n * 3];
             for (int i = 0; i < n; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Pixels[i];
-            return new DecodedImage(Width, Height, 3, rgb);
+            return Like(3, rgb);
         }
         if (channels != 1) throw new ArgumentOutOfRangeException(nameof(channels), $"Images have 1 or 3 channels, not {channels}.");
         var gray = new byte[n];
         for (int i = 0; i < n; i++)
             gray[i] = (byte)((19595 * Pixels[3 * i] + 38470 * Pixels[3 * i + 1] + 7471 * Pixels[3 * i + 2] + 32768) >> 16);
-        return new DecodedImage(Width, Height, 1, gray);
+        return Like(1, gray);
     }
 }
 

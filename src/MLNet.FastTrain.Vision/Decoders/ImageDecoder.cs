@@ -7,24 +7,32 @@ public static class ImageDecoder
     public static IReadOnlyList<string> Extensions { get; } = [".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".pgm", ".ppm", ".pnm"];
 
     /// <summary>Reads and decodes a file.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="limits">Largest image accepted.</param>
+    /// <param name="minSide">
+    /// When positive, the image may come out smaller, with both sides still at least this long (or as long as the
+    /// file's): JPEGs are decoded in the DCT domain at 1/2, 1/4 or 1/8 of their size
+    /// (<see cref="JpegDecoder.DecodeAtLeast"/>). Other formats are decoded at full size.
+    /// </param>
     /// <exception cref="InvalidImageException">The file is not a decodable image; the message names it and why.</exception>
     /// <exception cref="FileNotFoundException">There is no such file.</exception>
-    public static DecodedImage Decode(string path, DecoderLimits? limits = null)
+    public static DecodedImage Decode(string path, DecoderLimits? limits = null, int minSide = 0)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        return Decode(File.ReadAllBytes(path), path, limits);
+        return Decode(File.ReadAllBytes(path), path, limits, minSide);
     }
 
-    /// <summary>Decodes bytes; <paramref name="name"/> names them in errors.</summary>
+    /// <summary>Decodes bytes; <paramref name="name"/> names them in errors. <paramref name="minSide"/> as for a file.</summary>
     /// <exception cref="InvalidImageException">The bytes are not a decodable image.</exception>
-    public static DecodedImage Decode(byte[] data, string name, DecoderLimits? limits = null)
+    public static DecodedImage Decode(byte[] data, string name, DecoderLimits? limits = null, int minSide = 0)
     {
         ArgumentNullException.ThrowIfNull(data);
+        ArgumentOutOfRangeException.ThrowIfNegative(minSide);
         limits ??= DecoderLimits.Default;
         try
         {
             if (PngDecoder.IsPng(data)) return PngDecoder.Decode(data, name, limits);
-            if (JpegDecoder.IsJpeg(data)) return JpegDecoder.Decode(data, name, limits);
+            if (JpegDecoder.IsJpeg(data)) return minSide > 0 ? JpegDecoder.DecodeAtLeast(data, name, minSide, limits) : JpegDecoder.Decode(data, name, limits);
             if (BmpDecoder.IsBmp(data)) return BmpDecoder.Decode(data, name, limits);
             if (PnmDecoder.IsPnm(data)) return PnmDecoder.Decode(data, name, limits);
         }

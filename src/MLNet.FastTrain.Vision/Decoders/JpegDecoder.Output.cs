@@ -10,6 +10,34 @@ public static partial class JpegDecoder
     /// <summary>The basis transposed: [u·8 + x].</summary>
     private static readonly float[] IdctBasisTransposed = Enumerable.Range(0, 64).Select(i => IdctBasis[(i % 8) * 8 + i / 8]).ToArray();
 
+    /// <summary>
+    /// ReducedBasis[N][X·8 + u]: the full basis averaged over output cell X of N equal cells of the block (the share
+    /// of each of the 8 sample positions in that cell), so that a reduced inverse DCT is exactly the full one followed
+    /// by area averaging, before rounding. N = 1 to 8; for N = 1 only the DC term is left.
+    /// </summary>
+    private static readonly float[][] ReducedBasis = Enumerable.Range(0, 9).Select(BuildReducedBasis).ToArray();
+
+    private static float[] BuildReducedBasis(int n)
+    {
+        var basis = new float[64];
+        if (n == 0) return basis;
+        for (int cell = 0; cell < n; cell++)
+        {
+            double start = cell * 8.0 / n, end = (cell + 1) * 8.0 / n;
+            for (int u = 0; u < 8; u++)
+            {
+                double sum = 0;
+                for (int x = 0; x < 8; x++)
+                {
+                    double share = Math.Min(end, x + 1) - Math.Max(start, x);
+                    if (share > 0) sum += share * (u == 0 ? Math.Sqrt(0.5) : 1.0) / 2 * Math.Cos((2 * x + 1) * u * Math.PI / 16);
+                }
+                basis[cell * 8 + u] = (float)(sum * n / 8);
+            }
+        }
+        return basis;
+    }
+
     private static float[] BuildBasis()
     {
         var basis = new float[64];
@@ -34,32 +62,38 @@ public static partial class JpegDecoder
     {
         private DecodedImage Output()
         {
-            // Each component's samples at its own resolution.
-            var planes = new byte[_components.Length][];
-            for (int i = 0; i < _components.Length; i++) planes[i] = Samples(_components[i]);
+            // At 1/d of the size, each 8×8 block of the component with the largest sampling factors yields n = 8/d
+            // samples a side. A subsampled component's blocks cover sx × sy times as much of the image, so they are
+            // inverse-transformed to n·sx × n·sy samples where that is at most 8 (no upsampling left to do), else to
+            // n and upsampled by sx × sy as at full size.
+            int d = scale > 0 ? scale : ScaleFor(_width, _height, minSide);
+            int n = 8 / d;
+            int width = (_width + d - 1) / d, height = (_height + d - 1) / d;
+            var full = new byte[_components.Length][];
+            var strides = new int[_components.Length];
+            for (int i = 0; i < _components.Length; i++)
+            {
+                var c = _components[i];
+                int sx = _hMax / c.H, sy = _vMax / c.V;
+                int nw = n * sx <= 8 ? n * sx : n, nh = n * sy <= 8 ? n * sy : n;
+                int pw = (c.Width * nw + 7) / 8, ph = (c.Height * nh + 7) / 8;
+                int rx = nw == n * sx ? 1 : sx, ry = nh == n * sy ? 1 : sy;
+                full[i] = Upsample(Samples(c, nw, nh, pw, ph), pw, ph, rx, ry);
+                strides[i] = pw * rx;
+            }
             if (_components.Length == 1)
             {
-                var c = _components[0];
-                var gray = new byte[(long)_width * _height];
-                var plane = Upsample(c, planes[0]);
-                int stride = c.Width * (_hMax / c.H);
-                for (int y = 0; y < _height; y++) plane.AsSpan(y * stride, _width).CopyTo(gray.AsSpan(y * _width));
-                return new DecodedImage(_width, _height, 1, gray);
-            }
-            var full = new byte[3][];
-            var strides = new int[3];
-            for (int i = 0; i < 3; i++)
-            {
-                full[i] = Upsample(_components[i], planes[i]);
-                strides[i] = _components[i].Width * (_hMax / _components[i].H);
+                var gray = new byte[(long)width * height];
+                for (int y = 0; y < height; y++) full[0].AsSpan(y * strides[0], width).CopyTo(gray.AsSpan(y * width));
+                return new DecodedImage(width, height, 1, gray) { Reduction = d, SourceWidth = _width, SourceHeight = _height };
             }
             bool rgb = _adobeTransform == 0 || _adobeTransform < 0 && _components[0].Id == 'R' && _components[1].Id == 'G' && _components[2].Id == 'B';
-            var pixels = new byte[(long)_width * _height * 3];
-            for (int y = 0; y < _height; y++)
+            var pixels = new byte[(long)width * height * 3];
+            for (int y = 0; y < height; y++)
             {
-                int o = y * _width * 3;
+                int o = y * width * 3;
                 int r0 = y * strides[0], r1 = y * strides[1], r2 = y * strides[2];
-                for (int x = 0; x < _width; x++, o += 3)
+                for (int x = 0; x < width; x++, o += 3)
                 {
                     int a = full[0][r0 + x], b = full[1][r1 + x], c = full[2][r2 + x];
                     if (rgb)
@@ -76,34 +110,81 @@ public static partial class JpegDecoder
                     }
                 }
             }
-            return new DecodedImage(_width, _height, 3, pixels);
+            return new DecodedImage(width, height, 3, pixels) { Reduction = d, SourceWidth = _width, SourceHeight = _height };
         }
 
         private static byte Clamp(int v) => (byte)Math.Clamp(v, 0, 255);
 
-        /// <summary>Dequantises and inverse-transforms every block; returns the component's samples (Width × Height).</summary>
-        private byte[] Samples(Component c)
+        /// <summary>
+        /// Dequantises and inverse-transforms every block to nw × nh samples (8 × 8 at full size); returns the
+        /// component's pw × ph samples.
+        /// </summary>
+        private byte[] Samples(Component c, int nw, int nh, int pw, int ph)
         {
             // Scans check the tables of the components they hold; a component no scan held is checked here.
             var q = _quant[c.Tq] ?? throw Invalid($"component {c.Id} uses quantization table {c.Tq}, which was never defined.");
-            var plane = new byte[(long)c.Width * c.Height];
+            var plane = new byte[(long)pw * ph];
             Span<float> quant = stackalloc float[64];
             for (int i = 0; i < 64; i++) quant[i] = q[i];
             Span<float> coef = stackalloc float[64];
             Span<float> tmp = stackalloc float[64];
             Span<byte> block = stackalloc byte[64];
+            bool whole = nw == 8 && nh == 8;
             for (int by = 0; by < c.BlocksHigh; by++)
             {
+                int rows = Math.Min(nh, ph - by * nh);
+                if (rows <= 0) break;
                 for (int bx = 0; bx < c.BlocksWide; bx++)
                 {
+                    int cols = Math.Min(nw, pw - bx * nw);
+                    if (cols <= 0) break;
                     var src = c.Coefficients.AsSpan((by * c.StrideBlocks + bx) * 64, 64);
-                    for (int i = 0; i < 64; i++) coef[i] = src[i] * quant[i];
-                    InverseDct(coef, tmp, block);
-                    int rows = Math.Min(8, c.Height - by * 8), cols = Math.Min(8, c.Width - bx * 8);
-                    for (int y = 0; y < rows; y++) block.Slice(y * 8, cols).CopyTo(plane.AsSpan((by * 8 + y) * c.Width + bx * 8, cols));
+                    if (whole)
+                    {
+                        for (int i = 0; i < 64; i++) coef[i] = src[i] * quant[i];
+                        InverseDct(coef, tmp, block);
+                    }
+                    else
+                    {
+                        ReducedInverseDct(src, quant, nw, nh, tmp, block);
+                    }
+                    for (int y = 0; y < rows; y++) block.Slice(y * nw, cols).CopyTo(plane.AsSpan((by * nh + y) * pw + bx * nw, cols));
                 }
             }
             return plane;
+        }
+
+        /// <summary>
+        /// An nw × nh inverse DCT: the 8 × 8 transform with its output averaged over nw × nh equal cells, computed
+        /// directly from the coefficients through <see cref="ReducedBasis"/>. Output rows are nw samples long.
+        /// </summary>
+        private static void ReducedInverseDct(ReadOnlySpan<short> src, ReadOnlySpan<float> quant, int nw, int nh, Span<float> tmp, Span<byte> block)
+        {
+            if (nw == 1 && nh == 1)
+            {
+                block[0] = (byte)Math.Clamp((int)MathF.Round(src[0] * quant[0] / 8 + 128), 0, 255);
+                return;
+            }
+            var bw = ReducedBasis[nw];
+            var bh = ReducedBasis[nh];
+            // Rows of coefficients → nw samples each (tmp[v·8 + X]), skipping zeros, which most high frequencies are.
+            tmp.Clear();
+            for (int k = 0; k < 64; k++)
+            {
+                if (src[k] == 0) continue;
+                float f = src[k] * quant[k];
+                int v = k >> 3, u = k & 7;
+                for (int x = 0; x < nw; x++) tmp[v * 8 + x] += f * bw[x * 8 + u];
+            }
+            for (int y = 0; y < nh; y++)
+            {
+                for (int x = 0; x < nw; x++)
+                {
+                    float sum = 128;
+                    for (int v = 0; v < 8; v++) sum += bh[y * 8 + v] * tmp[v * 8 + x];
+                    block[y * nw + x] = (byte)Math.Clamp((int)MathF.Round(sum), 0, 255);
+                }
+            }
         }
 
         /// <summary>
@@ -136,15 +217,14 @@ public static partial class JpegDecoder
         }
 
         /// <summary>
-        /// The component at full resolution (its width and height times the sampling ratios). 2×1, 1×2 and 2×2
+        /// A component's w × h samples enlarged by its remaining sampling ratios sx × sy. 2×1, 1×2 and 2×2
         /// subsampling use libjpeg's triangle filter (3/4 of the nearer sample, 1/4 of the farther, edges replicated);
         /// other ratios replicate samples.
         /// </summary>
-        private byte[] Upsample(Component c, byte[] plane)
+        private static byte[] Upsample(byte[] plane, int w, int h, int sx, int sy)
         {
-            int sx = _hMax / c.H, sy = _vMax / c.V;
             if (sx == 1 && sy == 1) return plane;
-            int w = c.Width, h = c.Height, ow = w * sx, oh = h * sy;
+            int ow = w * sx, oh = h * sy;
             var output = new byte[(long)ow * oh];
             if (sx == 2 && sy == 2 && w > 2)
             {
@@ -239,7 +319,10 @@ public static partial class JpegDecoder
                     image.Pixels.AsSpan((sy * w + sx) * ch, ch).CopyTo(output.AsSpan((y * ow + x) * ch, ch));
                 }
             }
-            return new DecodedImage(ow, oh, ch, output);
+            return new DecodedImage(ow, oh, ch, output)
+            {
+                Reduction = image.Reduction, SourceWidth = swap ? image.SourceHeight : image.SourceWidth, SourceHeight = swap ? image.SourceWidth : image.SourceHeight,
+            };
         }
     }
 }
