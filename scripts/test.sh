@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 
 # What the tests need beyond the .NET SDK: PyTorch (Debian's python3-torch) to export the ResNets the ONNX import
 # tests read; Node.js with npm to run ONNX Runtime (onnxruntime-node) on the models we export; libjpeg-turbo's
-# cjpeg/djpeg and ImageMagick to encode real photographs in every format and decode the references.
+# cjpeg/djpeg, ImageMagick, libwebp's dwebp and Pillow to encode real photographs in every format and decode the references.
 missing=()
 command -v djpeg >/dev/null 2>&1 && command -v cjpeg >/dev/null 2>&1 || missing+=(libjpeg-turbo-progs)
 [[ -x /usr/bin/convert ]] || missing+=(imagemagick)
+command -v dwebp >/dev/null 2>&1 || missing+=(webp)
+/usr/bin/python3 -c "import PIL" >/dev/null 2>&1 || missing+=(python3-pil)
 /usr/bin/python3 -c "import torch" >/dev/null 2>&1 || missing+=(python3-torch)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)

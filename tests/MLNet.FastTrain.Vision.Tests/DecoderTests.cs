@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using MLNet.FastTrain.Engine.Serialization;
 using MLNet.FastTrain.Vision.Decoders;
 using Xunit;
 using Xunit.Abstractions;
@@ -38,6 +39,57 @@ public class DecoderTests(ITestOutputHelper log)
         int maxDiff = image.Pixels.Zip(expected.Pixels).Max(p => Math.Abs(p.First - p.Second));
         log.WriteLine($"{file}: PSNR {psnr:F1} dB against djpeg, largest difference {maxDiff}");
         Assert.True(psnr >= 40, $"{file}: PSNR {psnr:F1} dB against djpeg");
+    }
+
+    public static IEnumerable<object[]> WebPCases() => DecoderFixtures.Cases("webp");
+
+    [Theory]
+    [MemberData(nameof(WebPCases))]
+    public void LossyWebPMatchesLibwebp(string file, string reference)
+    {
+        var image = ImageDecoder.Decode(DecoderFixtures.Get(file));
+        var expected = ImageDecoder.Decode(DecoderFixtures.Get(reference));
+        Assert.Equal((expected.Width, expected.Height, expected.Channels), (image.Width, image.Height, image.Channels));
+        double psnr = DecoderFixtures.Psnr(image, expected);
+        log.WriteLine($"{file}: PSNR {psnr:F1} dB against dwebp");
+        Assert.True(psnr >= 40, $"{file}: PSNR {psnr:F1} dB against dwebp");
+    }
+
+    public static IEnumerable<object[]> CmykCases() => DecoderFixtures.Cases("cmyk");
+
+    [Theory]
+    [MemberData(nameof(CmykCases))]
+    public void AdobeCmykAndYcckMatchImageMagicksConversion(string file, string reference)
+    {
+        var image = ImageDecoder.Decode(DecoderFixtures.Get(file));
+        var expected = ImageDecoder.Decode(DecoderFixtures.Get(reference));
+        Assert.Equal((expected.Width, expected.Height, 3), (image.Width, image.Height, image.Channels));
+        double psnr = DecoderFixtures.Psnr(image, expected);
+        log.WriteLine($"{file}: PSNR {psnr:F1} dB against ImageMagick's sRGB");
+        Assert.True(psnr >= 40, $"{file}: PSNR {psnr:F1} dB against ImageMagick's sRGB");
+    }
+
+    [Fact]
+    public void IccProfilesAreIgnoredAndTheStoredSamplesComeOut()
+    {
+        // A profile-sized blob: the decoders skip it whole, whatever it holds.
+        var profile = new byte[3000];
+        new Random(3).NextBytes(profile);
+        var jpeg = File.ReadAllBytes(DecoderFixtures.Get("chelsea-2x2.jpg"));
+        // APP2 "ICC_PROFILE\0", chunk 1 of 1, right after the start-of-image marker.
+        byte[] app2 = [0xFF, 0xE2, .. BigEndian16(2 + 14 + profile.Length), .. "ICC_PROFILE\0"u8, 1, 1, .. profile];
+        var withIcc = ImageDecoder.Decode([.. jpeg[..2], .. app2, .. jpeg[2..]], "icc.jpg");
+        Assert.Equal(ImageDecoder.Decode(jpeg, "plain.jpg").Pixels, withIcc.Pixels);
+
+        var png = File.ReadAllBytes(DecoderFixtures.Get("chelsea-rgb8-None.png"));
+        // iCCP after IHDR (8-byte signature, then IHDR's 25 bytes): a name, compression method 0, the "compressed" profile.
+        byte[] body = [.. "sRGB\0"u8, 0, .. profile];
+        byte[] chunk = [.. BigEndian32(body.Length), .. "iCCP"u8, .. body, .. BigEndian32((int)Crc32.Update(Crc32.Compute("iCCP"u8), body))];
+        var pngWithIcc = ImageDecoder.Decode([.. png[..33], .. chunk, .. png[33..]], "icc.png");
+        Assert.Equal(ImageDecoder.Decode(png, "plain.png").Pixels, pngWithIcc.Pixels);
+
+        static byte[] BigEndian16(int v) => [(byte)(v >> 8), (byte)v];
+        static byte[] BigEndian32(int v) => [(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v];
     }
 
     [Fact]
@@ -103,5 +155,47 @@ public class SixteenBitGrayTests
             int v = (pgm[pos + 2 * i] << 8) | pgm[pos + 2 * i + 1];
             Assert.Equal((v * 255 + 32895) >> 16, image.Pixels[i]);
         }
+    }
+
+    /// <summary>A 4 × 3 BI_RLE8 image with a palette of black, red, green, blue and the given pixel stream.</summary>
+    internal static byte[] Rle8Bmp(params byte[] stream)
+    {
+        var file = new byte[14 + 40 + 16 + stream.Length];
+        "BM"u8.CopyTo(file);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(2), file.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(10), 70);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(14), 40);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(18), 4);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(22), 3);
+        BinaryPrimitives.WriteInt16LittleEndian(file.AsSpan(26), 1);
+        BinaryPrimitives.WriteInt16LittleEndian(file.AsSpan(28), 8);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(30), 1);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(34), stream.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(46), 4);
+        byte[] palette = [0, 0, 0, 0, /* red */ 0, 0, 255, 0, /* green */ 0, 255, 0, 0, /* blue */ 255, 0, 0, 0];
+        palette.CopyTo(file, 54);
+        stream.CopyTo(file, 70);
+        return file;
+    }
+
+    [Fact]
+    public void RunLengthEscapesMoveEndLinesAndCarryLiterals()
+    {
+        // Rows bottom-up. Bottom: a run of four reds, end of line. Middle: a move 2 right, two greens, end of line.
+        // Top: three literals blue, green, red (padded to even), end of image, so the last pixel is skipped.
+        var image = BmpDecoder.Decode(Rle8Bmp(4, 1, 0, 0, 0, 2, 2, 0, 2, 2, 0, 0, 0, 3, 3, 2, 1, 0, 0, 1), "rle.bmp");
+        int[] expected = [3, 2, 1, 0, 0, 0, 2, 2, 1, 1, 1, 1];   // palette entries, top row first; skipped pixels take entry 0
+        byte[][] colours = [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]];
+        Assert.Equal(expected.SelectMany(i => colours[i]).ToArray(), image.Pixels);
+    }
+
+    [Fact]
+    public void RunLengthDataThatOverrunsItsRowsOrEndsEarlyIsRefused()
+    {
+        var overrun = Assert.Throws<InvalidImageException>(() => BmpDecoder.Decode(Rle8Bmp(0, 0, 0, 0, 0, 0, 0, 0, 0, 0), "rows.bmp"));
+        Assert.Contains("past its 3 rows", overrun.Reason, StringComparison.Ordinal);
+        var cut = Assert.Throws<InvalidImageException>(() => BmpDecoder.Decode(Rle8Bmp(4, 1, 0, 3, 1), "cut.bmp"));
+        Assert.Equal("cut.bmp", cut.Path);
+        Assert.Contains("truncated", cut.Reason, StringComparison.Ordinal);
     }
 }

@@ -95,7 +95,11 @@ public class HostileInputTests(ITestOutputHelper log)
     {
         var random = new byte[1000];
         new Random(1).NextBytes(random);
-        foreach (var (bytes, expected) in new[] { (Array.Empty<byte>(), "empty"), (random, "first bytes"), ("GIF89a......"u8.ToArray(), "first bytes") })
+        // A TIFF is a format we do not read; a GIF signature over garbage is a GIF Skia cannot read.
+        foreach (var (bytes, expected) in new[]
+        {
+            (Array.Empty<byte>(), "empty"), (random, "first bytes"), ("II*\0......"u8.ToArray(), "first bytes"), ("GIF89a......"u8.ToArray(), "truncated"),
+        })
         {
             var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(bytes, "photos/cat.jpg"));
             Assert.Equal("photos/cat.jpg", e.Path);
@@ -106,7 +110,7 @@ public class HostileInputTests(ITestOutputHelper log)
     [Fact]
     public void TruncatedFilesSayTheyAreTruncated()
     {
-        foreach (var file in new[] { "chelsea-2x2.jpg", "chelsea-2x2-prog.jpg", "chelsea-rgb8-None.png", "chelsea-24.bmp", "chelsea-8.ppm" })
+        foreach (var file in new[] { "chelsea-2x2.jpg", "chelsea-2x2-prog.jpg", "chelsea-rgb8-None.png", "chelsea-24.bmp", "chelsea-8.ppm", "chelsea-rle8.bmp", "chelsea-lossy.webp", "chelsea-lossless.webp", "chelsea.gif" })
         {
             var bytes = File.ReadAllBytes(DecoderFixtures.Get(file));
             var cut = bytes.AsSpan(0, bytes.Length * 3 / 4).ToArray();
@@ -127,6 +131,8 @@ public class HostileInputTests(ITestOutputHelper log)
             ("bomb.jpg", JpegHeader(8_000, 8_000)),          // within the pixel limit, but the file cannot hold that many blocks
             ("huge.bmp", BmpHeader(70_000, -70_000)),
             ("huge.ppm", "P6\n99999 99999\n255\n"u8.ToArray()),
+            ("huge.gif", GifHeader(65_535, 65_535)),
+            ("huge.webp", WebPHeader(16_384, 16_384)),
         };
         foreach (var (name, bytes) in cases)
         {
@@ -158,6 +164,34 @@ public class HostileInputTests(ITestOutputHelper log)
         0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8, (byte)(height >> 8), (byte)height, (byte)(width >> 8), (byte)width, 3,
         1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, .. new byte[64],
     ];
+
+    /// <summary>A GIF whose screen and only image are width × height, with a 2-colour table and no data.</summary>
+    private static byte[] GifHeader(ushort width, ushort height)
+    {
+        var b = new List<byte>("GIF89a"u8.ToArray());
+        b.AddRange(BitConverter.GetBytes(width));
+        b.AddRange(BitConverter.GetBytes(height));
+        b.AddRange([0x80, 0, 0, 0, 0, 0, 255, 255, 255]);                 // a global table of 2 colours
+        b.Add(0x2C);
+        b.AddRange([0, 0, 0, 0]);
+        b.AddRange(BitConverter.GetBytes(width));
+        b.AddRange(BitConverter.GetBytes(height));
+        b.AddRange([0, 2, 2, 0x4C, 0x01, 0, 0x3B]);                       // a few LZW bytes, then the trailer
+        return [.. b, .. new byte[64]];
+    }
+
+    /// <summary>An extended WebP (VP8X) header claiming a width × height canvas, with nothing after it.</summary>
+    private static byte[] WebPHeader(int width, int height)
+    {
+        var b = new byte[30 + 64];
+        "RIFF"u8.CopyTo(b);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(4), b.Length - 8);
+        "WEBPVP8X"u8.CopyTo(b.AsSpan(8));
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(16), 10);
+        b[24] = (byte)(width - 1); b[25] = (byte)((width - 1) >> 8); b[26] = (byte)((width - 1) >> 16);
+        b[27] = (byte)(height - 1); b[28] = (byte)((height - 1) >> 8); b[29] = (byte)((height - 1) >> 16);
+        return b;
+    }
 
     private static byte[] BmpHeader(int width, int height)
     {

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the decoder fixtures from real photographs: the sample photos Debian ships in python3-skimage (extracted
 # from the .deb, not installed), encoded by libjpeg-turbo's cjpeg in every JPEG mode the decoder supports and by
-# ImageMagick in every PNG colour type / bit depth, BMP and PNM variant; each next to the reference decode
-# (djpeg for JPEG, at full size and at 1/2, 1/4 and 1/8 with -scale; ImageMagick for the rest). Writes
-# OUT_DIR/manifest.tsv: file, reference, and "exact", "psnr", "scaleN" (djpeg -scale 1/N) or "scale16".
-# Needs: libjpeg-turbo-progs, imagemagick (scripts/test.sh installs them).
+# ImageMagick in every PNG colour type / bit depth, BMP (RLE too), PNM, WebP and GIF variant; each next to the
+# reference decode (djpeg for JPEG, at full size and at 1/2, 1/4 and 1/8 with -scale; dwebp for WebP; ImageMagick for
+# the rest). Writes
+# OUT_DIR/manifest.tsv: file, reference, and "exact", "psnr", "scaleN" (djpeg -scale 1/N), "webp" (lossy, dwebp),
+# "cmyk" (ImageMagick's sRGB) or "scale16".
+# Needs: libjpeg-turbo-progs, imagemagick, webp, python3-pil (scripts/test.sh installs them).
 set -euo pipefail
 out=${1:?usage: make_image_fixtures.sh OUT_DIR}
 mkdir -p "$out"
@@ -124,6 +126,78 @@ for p in chelsea odd; do
     "$IM" "$out/$p-$b.bmp" -depth 8 "$out/$p-$b.bmp.ref.ppm"
     add "$p-$b.bmp" "$p-$b.bmp.ref.ppm" exact
   done
+done
+
+# BMP with 1- and 4-bit palettes, and run-length encoded: RLE8 from ImageMagick; RLE4, which ImageMagick reads but
+# does not write, re-encoded from its 4-bit BMP (runs, and literal stretches in absolute mode).
+for p in chelsea odd; do
+  "$IM" "$work/$p.ppm" -colors 16 -type Palette -compress None "BMP3:$out/$p-4.bmp"
+  "$IM" "$work/$p.ppm" -colors 2 -type Palette -compress None "BMP3:$out/$p-1.bmp"
+  "$IM" "$work/$p.ppm" -colors 256 -type Palette -compress RLE "BMP3:$out/$p-rle8.bmp"
+  /usr/bin/python3 - "$out/$p-4.bmp" "$out/$p-rle4.bmp" <<'PY'
+import struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+offset, = struct.unpack_from("<I", d, 10)
+w, h = struct.unpack_from("<ii", d, 18)
+stride = (w * 4 + 31) // 32 * 4
+out = bytearray()
+for r in range(h):
+    row = d[offset + r * stride: offset + (r + 1) * stride]
+    px = [(row[x // 2] >> (4 if x % 2 == 0 else 0)) & 15 for x in range(w)]
+    x = 0
+    while x < w:
+        n = 1
+        while x + n < w and n < 255 and px[x + n] == px[x]: n += 1
+        if n >= 2:
+            out += bytes([n, px[x] << 4 | px[x]]); x += n; continue
+        lit = 1
+        while x + lit < w and lit < 255 and px[x + lit] != px[x + lit - 1]: lit += 1
+        if lit < 3:
+            out += bytes([1, px[x] << 4]); x += 1; continue
+        vals = px[x:x + lit] + [0]
+        data = bytes(vals[i] << 4 | vals[i + 1] for i in range(0, lit, 2))
+        out += bytes([0, lit]) + data + (b"\0" if len(data) % 2 else b""); x += lit
+    out += b"\0\0"
+out += b"\0\1"
+header = d[:offset]
+struct.pack_into("<I", header, 30, 2)            # BI_RLE4
+struct.pack_into("<I", header, 34, len(out))     # image size
+struct.pack_into("<I", header, 2, offset + len(out))
+open(sys.argv[2], "wb").write(header + out)
+PY
+  for b in 4 1 rle8 rle4; do
+    "$IM" "$out/$p-$b.bmp" -depth 8 "$out/$p-$b.bmp.ref.ppm"
+    add "$p-$b.bmp" "$p-$b.bmp.ref.ppm" exact
+  done
+done
+
+# CMYK JPEGs as Adobe writes them (inks inverted): YCCK from ImageMagick (Adobe transform 2), plain CMYK from Pillow
+# (transform 0); the references are ImageMagick's conversions to sRGB.
+for p in chelsea odd; do
+  "$IM" "$work/$p.ppm" -colorspace CMYK -quality 90 "$out/$p-ycck.jpg"
+  /usr/bin/python3 -c 'import sys; from PIL import Image; Image.open(sys.argv[1]).convert("CMYK").save(sys.argv[2], quality=90)' "$work/$p.ppm" "$out/$p-cmyk.jpg"
+  for k in ycck cmyk; do
+    "$IM" "$out/$p-$k.jpg" -colorspace sRGB -depth 8 "$out/$p-$k.jpg.ref.ppm"
+    add "$p-$k.jpg" "$p-$k.jpg.ref.ppm" cmyk
+  done
+done
+
+# WebP, lossy and lossless, written by ImageMagick (libwebp) and decoded for reference by libwebp's dwebp; GIF, one
+# frame and two (we read the first), decoded for reference by ImageMagick.
+for p in chelsea odd; do
+  "$IM" "$work/$p.ppm" -quality 80 "$out/$p-lossy.webp"
+  "$IM" "$work/$p.ppm" -define webp:lossless=true "$out/$p-lossless.webp"
+  for k in lossy lossless; do
+    dwebp -quiet "$out/$p-$k.webp" -ppm -o "$out/$p-$k.webp.ref.ppm"
+  done
+  add "$p-lossy.webp" "$p-lossy.webp.ref.ppm" webp
+  add "$p-lossless.webp" "$p-lossless.webp.ref.ppm" exact
+  "$IM" "$work/$p.ppm" -colors 256 "$out/$p.gif"
+  "$IM" "$work/$p.ppm" \( "$work/$p.ppm" -negate \) -colors 64 "$out/$p-anim.gif"
+  "$IM" "$out/$p.gif" -depth 8 "$out/$p.gif.ref.ppm"
+  "$IM" "$out/$p-anim.gif[0]" -depth 8 "$out/$p-anim.gif.ref.ppm"
+  add "$p.gif" "$p.gif.ref.ppm" exact
+  add "$p-anim.gif" "$p-anim.gif.ref.ppm" exact
 done
 
 # PGM/PPM: 8 and 16 bit.

@@ -32,10 +32,12 @@ internal static class BenchCommand
         var lr = new Option<double>("--lr") { Description = "learning rate", DefaultValueFactory = _ => 0.05 };
         var gemm = new Option<int?>("--gemm") { Description = "time an N×N×N SGEMM instead of training" };
         var decode = new Option<string?>("--decode") { Description = "time decoding every image of a folder instead of training (images/s, megapixels/s)" };
+        var decoder = new Option<string>("--decoder") { Description = "with --decode: ours (the loaders' decoders) or skia (every format through SkiaSharp)", DefaultValueFactory = _ => "ours" };
+        decoder.AcceptOnlyFromAmong("ours", "skia");
         var minSide = new Option<int>("--min-side") { Description = "with --decode: decode JPEGs in the DCT domain at the smallest scale (1/2, 1/4, 1/8) whose sides stay at least this long, as the loader does for --size", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var (backend, device) = CliSupport.EngineOptions();
-        var command = new Command("bench", "Measure training and inference throughput, or SGEMM speed.") { model, threads, batch, steps, lr, gemm, decode, minSide, json, size, backend, device };
+        var command = new Command("bench", "Measure training and inference throughput, or SGEMM speed.") { model, threads, batch, steps, lr, gemm, decode, decoder, minSide, json, size, backend, device };
         command.SetAction(r =>
         {
             int t = r.GetValue(threads), b = r.GetValue(batch), s = r.GetValue(steps);
@@ -50,7 +52,7 @@ internal static class BenchCommand
                 Console.Error.WriteLine($"error: --decode '{folder}' is not a folder.");
                 return 1;
             }
-            var result = r.GetValue(decode) is { } dir ? Decode(dir, t, r.GetValue(minSide))
+            var result = r.GetValue(decode) is { } dir ? Decode(dir, t, r.GetValue(minSide), r.GetValue(decoder) == "skia")
                 : r.GetValue(gemm) is int n ? Gemm(n, t)
                 : Train(r.GetValue(model)!, t, b, s, r.GetValue(lr), r.GetValue(size), new Engines.EngineChoice(r.GetValue(backend)!, r.GetValue(device)!, t));
             Print(result, r.GetValue(json));
@@ -63,17 +65,19 @@ internal static class BenchCommand
     /// Decodes every image of a folder (files read into memory first), once to warm up and three times timed; with
     /// minSide, JPEGs at the smallest DCT scale that keeps both sides at least that long. Megapixels are the files'.
     /// </summary>
-    private static Dictionary<string, object> Decode(string folder, int threads, int minSide)
+    private static Dictionary<string, object> Decode(string folder, int threads, int minSide, bool skia)
     {
+        Vision.Decoders.DecodedImage DecodeOne(byte[] data, string name, int side) =>
+            skia ? Vision.Decoders.SkiaDecoder.Decode(data, name, minSide: side) : Vision.Decoders.ImageDecoder.Decode(data, name, minSide: side);
         var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Where(Vision.Datasets.ImageFiles.IsImageFile)
             .Order(StringComparer.Ordinal).Select(File.ReadAllBytes).ToArray();
         if (files.Length == 0) return new() { ["error"] = $"no images in {folder}" };
         long pixels = 0, decodedPixels = 0;
         void All(bool count) => Parallel.For(0, files.Length, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
         {
-            var image = Vision.Decoders.ImageDecoder.Decode(files[i], $"#{i}", minSide: minSide);
+            var image = DecodeOne(files[i], $"#{i}", minSide);
             if (!count) return;
-            var full = minSide > 0 ? Vision.Decoders.ImageDecoder.Decode(files[i], $"#{i}") : image;
+            var full = minSide > 0 ? DecodeOne(files[i], $"#{i}", 0) : image;
             Interlocked.Add(ref pixels, (long)full.Width * full.Height);
             Interlocked.Add(ref decodedPixels, (long)image.Width * image.Height);
         });
@@ -86,7 +90,7 @@ internal static class BenchCommand
         {
             ["engine"] = Engine(), ["files"] = files.Length, ["threads"] = threads, ["megabytes"] = Math.Round(files.Sum(f => f.Length) / 1e6, 2),
             ["images_per_s"] = Math.Round(files.Length / seconds, 1), ["megapixels_per_s"] = Math.Round(pixels / seconds / 1e6, 1),
-            ["min_side"] = minSide, ["decoded_megapixels"] = Math.Round(decodedPixels / 1e6, 2),
+            ["min_side"] = minSide, ["decoded_megapixels"] = Math.Round(decodedPixels / 1e6, 2), ["decoder"] = skia ? "skia" : "ours",
         };
     }
 

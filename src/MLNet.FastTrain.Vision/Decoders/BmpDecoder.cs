@@ -3,8 +3,10 @@ using System.Buffers.Binary;
 namespace MLNet.FastTrain.Vision.Decoders;
 
 /// <summary>
-/// Windows BMP: uncompressed 24- and 32-bit (BI_RGB, or BI_BITFIELDS with 8-bit masks) and 8-bit palette images,
-/// bottom-up or top-down, with any of the common info headers (12, 40, 52, 56, 108, 124 bytes). Output is RGB.
+/// Windows BMP: uncompressed 24- and 32-bit (BI_RGB, or BI_BITFIELDS with 8-bit masks), 1-, 4- and 8-bit palette
+/// images, uncompressed or run-length encoded (BI_RLE8, BI_RLE4), bottom-up or top-down, with any of the common info
+/// headers (12, 40, 52, 56, 108, 124 bytes). Output is RGB. Pixels an RLE image skips (a delta or an early end of
+/// line) take palette entry 0.
 /// </summary>
 public static class BmpDecoder
 {
@@ -42,7 +44,11 @@ public static class BmpDecoder
         bool topDown = height < 0;
         height = Math.Abs(height);
         limits.Check(name, width, height);
-        if (bits is not (8 or 24 or 32)) throw new InvalidImageException(name, $"{bits}-bit BMP images are not supported (8, 24 and 32 are).");
+        if (bits is not (1 or 4 or 8 or 24 or 32)) throw new InvalidImageException(name, $"{bits}-bit BMP images are not supported (1, 4, 8, 24 and 32 are).");
+        bool rle = compression is 1 or 2;
+        if (compression == 1 && bits != 8 || compression == 2 && bits != 4)
+            throw new InvalidImageException(name, $"its compression {(compression == 1 ? "RLE8" : "RLE4")} needs {(compression == 1 ? 8 : 4)}-bit pixels, not {bits}.");
+        if (rle && topDown) throw new InvalidImageException(name, "it is a top-down image with RLE compression, which BMP does not allow.");
 
         // Channel masks: BI_RGB's fixed layout, or BI_BITFIELDS masks from the header (or after a 40-byte one).
         uint rMask = 0xFF0000, gMask = 0xFF00, bMask = 0xFF;
@@ -57,15 +63,15 @@ public static class BmpDecoder
                 if (System.Numerics.BitOperations.PopCount(m) != 8 || m >> System.Numerics.BitOperations.TrailingZeroCount(m) != 0xFF)
                     throw new InvalidImageException(name, $"its colour mask 0x{m:X8} is not 8 contiguous bits.");
         }
-        else if (compression != 0)
+        else if (compression != 0 && !rle)
         {
-            throw new InvalidImageException(name, $"BMP compression {compression} (RLE, JPEG or PNG inside BMP) is not supported.");
+            throw new InvalidImageException(name, $"BMP compression {compression} (JPEG or PNG inside BMP, or bit fields on {bits}-bit pixels) is not supported.");
         }
 
         byte[]? palette = null;
-        if (bits == 8)
+        if (bits <= 8)
         {
-            int entries = colorsUsed is > 0 and <= 256 ? colorsUsed : 256;
+            int entries = colorsUsed is > 0 and <= 256 ? Math.Min(colorsUsed, 1 << bits) : 1 << bits;
             int entrySize = headerSize == 12 ? 3 : 4;
             int paletteAt = 14 + headerSize + (compression == 3 && headerSize == 40 ? 12 : 0);
             entries = Math.Min(entries, Math.Max(0, ((int)Math.Min(pixelOffset, int.MaxValue) - paletteAt) / entrySize));
@@ -80,6 +86,12 @@ public static class BmpDecoder
         }
 
         int w = (int)width, ht = (int)height;
+        if (pixelOffset >= data.Length) throw new InvalidImageException(name, $"its pixel data would start at {pixelOffset}, past the end of the file ({data.Length} bytes).");
+        if (palette is not null)
+        {
+            var indices = rle ? Rle(data.AsSpan((int)pixelOffset), w, ht, bits, name) : Unpack(data, pixelOffset, w, ht, bits, topDown, name);
+            return Colour(indices, palette, w, ht, name);
+        }
         long stride = ((long)w * bits + 31) / 32 * 4;
         if (pixelOffset + stride * ht > data.Length)
             throw new InvalidImageException(name, $"it is truncated: {w}×{ht} pixels need {stride * ht} bytes from offset {pixelOffset}, the file has {data.Length}.");
@@ -92,15 +104,7 @@ public static class BmpDecoder
             for (int x = 0; x < w; x++)
             {
                 long at = outRow + 3L * x;
-                if (bits == 8)
-                {
-                    int index = row[x];
-                    if (3 * index + 2 >= palette!.Length) throw new InvalidImageException(name, $"a pixel uses palette entry {index} of {palette.Length / 3}.");
-                    pixels[at] = palette[3 * index];
-                    pixels[at + 1] = palette[3 * index + 1];
-                    pixels[at + 2] = palette[3 * index + 2];
-                }
-                else if (bits == 24)
+                if (bits == 24)
                 {
                     pixels[at] = row[3 * x + 2];
                     pixels[at + 1] = row[3 * x + 1];
@@ -114,6 +118,84 @@ public static class BmpDecoder
                     pixels[at + 2] = (byte)(v >> bShift);
                 }
             }
+        }
+        return new DecodedImage(w, ht, 3, pixels);
+    }
+
+    /// <summary>Palette indices of an uncompressed 1-, 4- or 8-bit image, top row first.</summary>
+    private static byte[] Unpack(byte[] data, uint pixelOffset, int w, int ht, int bits, bool topDown, string name)
+    {
+        long stride = ((long)w * bits + 31) / 32 * 4;
+        if (pixelOffset + stride * ht > data.Length)
+            throw new InvalidImageException(name, $"it is truncated: {w}×{ht} pixels need {stride * ht} bytes from offset {pixelOffset}, the file has {data.Length}.");
+        var indices = new byte[(long)w * ht];
+        int perByte = 8 / bits, mask = (1 << bits) - 1;
+        for (int y = 0; y < ht; y++)
+        {
+            var row = data.AsSpan((int)(pixelOffset + stride * (topDown ? y : ht - 1 - y)), (int)stride);
+            var output = indices.AsSpan(y * w, w);
+            // The leftmost pixel is in the most significant bits.
+            for (int x = 0; x < w; x++) output[x] = (byte)(row[x / perByte] >> (bits * (perByte - 1 - x % perByte)) & mask);
+        }
+        return indices;
+    }
+
+    /// <summary>
+    /// Palette indices of a BI_RLE8 or BI_RLE4 image, top row first. Runs: a count and a value (RLE4: two indices
+    /// that alternate); escapes after a zero count: 0 end of line, 1 end of image, 2 a move right and down, 3–255 that
+    /// many literal indices, padded to an even number of bytes.
+    /// </summary>
+    private static byte[] Rle(ReadOnlySpan<byte> src, int w, int ht, int bits, string name)
+    {
+        var indices = new byte[(long)w * ht];
+        int x = 0, row = 0, at = 0;   // row counts from the bottom, as the file stores it
+        void Put(Span<byte> output, int index)
+        {
+            if (x < w && row < ht) output[(ht - 1 - row) * w + x] = (byte)index;
+            x++;
+        }
+        while (true)
+        {
+            if (at + 2 > src.Length) throw new InvalidImageException(name, "it is truncated inside its run-length encoded pixels.");
+            int count = src[at], value = src[at + 1];
+            at += 2;
+            if (count > 0)
+            {
+                for (int k = 0; k < count; k++) Put(indices, bits == 8 ? value : k % 2 == 0 ? value >> 4 : value & 15);
+                continue;
+            }
+            switch (value)
+            {
+                case 0: x = 0; row++; break;
+                case 1: return indices;
+                case 2:
+                    if (at + 2 > src.Length) throw new InvalidImageException(name, "it is truncated inside a run-length move.");
+                    x += src[at];
+                    row += src[at + 1];
+                    at += 2;
+                    break;
+                default:
+                    int bytes = bits == 8 ? value : (value + 1) / 2;
+                    if (at + bytes > src.Length) throw new InvalidImageException(name, "it is truncated inside a run of literal pixels.");
+                    for (int k = 0; k < value; k++) Put(indices, bits == 8 ? src[at + k] : k % 2 == 0 ? src[at + k / 2] >> 4 : src[at + k / 2] & 15);
+                    at += bytes + (bytes & 1);
+                    break;
+            }
+            if (row > ht) throw new InvalidImageException(name, $"its run-length encoded pixels run past its {ht} rows.");
+        }
+    }
+
+    /// <summary>The RGB image of palette indices.</summary>
+    private static DecodedImage Colour(byte[] indices, byte[] palette, int w, int ht, string name)
+    {
+        var pixels = new byte[indices.LongLength * 3];
+        for (long i = 0; i < indices.LongLength; i++)
+        {
+            int index = indices[i];
+            if (3 * index + 2 >= palette.Length) throw new InvalidImageException(name, $"a pixel uses palette entry {index} of {palette.Length / 3}.");
+            pixels[3 * i] = palette[3 * index];
+            pixels[3 * i + 1] = palette[3 * index + 1];
+            pixels[3 * i + 2] = palette[3 * index + 2];
         }
         return new DecodedImage(w, ht, 3, pixels);
     }

@@ -1,10 +1,14 @@
 namespace MLNet.FastTrain.Vision.Decoders;
 
-/// <summary>Decodes PNG, JPEG, BMP and binary PGM/PPM files, telling the format by the file's first bytes.</summary>
+/// <summary>
+/// Decodes PNG, JPEG, BMP and binary PGM/PPM files with our own decoders, and WebP and GIF (first frame) through
+/// Skia (<see cref="SkiaDecoder"/>), telling the format by the file's first bytes. ICC profiles are ignored: samples
+/// come out as stored.
+/// </summary>
 public static class ImageDecoder
 {
     /// <summary>File extensions of the formats read here (lower case, with the dot).</summary>
-    public static IReadOnlyList<string> Extensions { get; } = [".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".pgm", ".ppm", ".pnm"];
+    public static IReadOnlyList<string> Extensions { get; } = [".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".pgm", ".ppm", ".pnm", ".webp", ".gif"];
 
     /// <summary>Reads and decodes a file.</summary>
     /// <param name="path">The file.</param>
@@ -35,6 +39,12 @@ public static class ImageDecoder
             if (JpegDecoder.IsJpeg(data)) return minSide > 0 ? JpegDecoder.DecodeAtLeast(data, name, minSide, limits) : JpegDecoder.Decode(data, name, limits);
             if (BmpDecoder.IsBmp(data)) return BmpDecoder.Decode(data, name, limits);
             if (PnmDecoder.IsPnm(data)) return PnmDecoder.Decode(data, name, limits);
+            if (SkiaDecoder.IsWebP(data) || SkiaDecoder.IsGif(data)) return SkiaDecoder.Decode(data, name, limits);
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException && e.ToString().Contains("SkiaSharp", StringComparison.Ordinal))
+        {
+            throw new NotSupportedException(
+                $"'{name}' is a WebP or GIF file, which is decoded through SkiaSharp, and its native library could not be loaded: reference the package SkiaSharp.NativeAssets.Linux.NoDependencies (Linux) or SkiaSharp's own native assets.", e);
         }
         catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException or ArgumentException or OverflowException or InvalidDataException or EndOfStreamException)
         {
@@ -42,6 +52,6 @@ public static class ImageDecoder
             throw new InvalidImageException(name, $"it is damaged or truncated ({e.GetType().Name}: {e.Message}).", e);
         }
         var head = Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)));
-        throw new InvalidImageException(name, data.Length == 0 ? "the file is empty." : $"its first bytes ({head}) are not those of a PNG, JPEG, BMP, PGM or PPM file.");
+        throw new InvalidImageException(name, data.Length == 0 ? "the file is empty." : $"its first bytes ({head}) are not those of a PNG, JPEG, BMP, PGM, PPM, WebP or GIF file.");
     }
 }

@@ -87,27 +87,35 @@ public static partial class JpegDecoder
                 for (int y = 0; y < height; y++) full[0].AsSpan(y * strides[0], width).CopyTo(gray.AsSpan(y * width));
                 return new DecodedImage(width, height, 1, gray) { Reduction = d, SourceWidth = _width, SourceHeight = _height };
             }
-            bool rgb = _adobeTransform == 0 || _adobeTransform < 0 && _components[0].Id == 'R' && _components[1].Id == 'G' && _components[2].Id == 'B';
+            // Three components: YCbCr, or RGB (Adobe transform 0, or no Adobe marker and components named R, G, B).
+            // Four: CMYK (Adobe transform 0, or no marker) or YCCK (transform 2: YCbCr of the first three, then as
+            // CMYK). Adobe stores inks inverted (255 − ink), and libjpeg's YCCK → CMYK gives C = 255 − R of the
+            // YCbCr: so with a marker red is C·K/255 (C and K as stored or converted), without one (255 − C)(255 − K)/255.
+            bool cmyk = _components.Length == 4;
+            bool ycc = cmyk ? _adobeTransform == 2 : !(_adobeTransform == 0 || _adobeTransform < 0 && _components[0].Id == 'R' && _components[1].Id == 'G' && _components[2].Id == 'B');
+            bool inverted = _adobeTransform >= 0;
             var pixels = new byte[(long)width * height * 3];
             for (int y = 0; y < height; y++)
             {
                 int o = y * width * 3;
-                int r0 = y * strides[0], r1 = y * strides[1], r2 = y * strides[2];
+                int r0 = y * strides[0], r1 = y * strides[1], r2 = y * strides[2], r3 = cmyk ? y * strides[3] : 0;
                 for (int x = 0; x < width; x++, o += 3)
                 {
                     int a = full[0][r0 + x], b = full[1][r1 + x], c = full[2][r2 + x];
-                    if (rgb)
+                    if (ycc)
                     {
-                        pixels[o] = (byte)a;
-                        pixels[o + 1] = (byte)b;
-                        pixels[o + 2] = (byte)c;
+                        (a, b, c) = (Clamp(a + CrToR[c]), Clamp(a + ((CbToG[b] + CrToG[c]) >> ScaleBits)), Clamp(a + CbToB[b]));
+                        if (cmyk) (a, b, c) = (255 - a, 255 - b, 255 - c);
                     }
-                    else
+                    if (cmyk)
                     {
-                        pixels[o] = Clamp(a + CrToR[c]);
-                        pixels[o + 1] = Clamp(a + ((CbToG[b] + CrToG[c]) >> ScaleBits));
-                        pixels[o + 2] = Clamp(a + CbToB[b]);
+                        int k = full[3][r3 + x];
+                        if (!inverted) (a, b, c, k) = (255 - a, 255 - b, 255 - c, 255 - k);
+                        (a, b, c) = ((a * k + 127) / 255, (b * k + 127) / 255, (c * k + 127) / 255);
                     }
+                    pixels[o] = (byte)a;
+                    pixels[o + 1] = (byte)b;
+                    pixels[o + 2] = (byte)c;
                 }
             }
             return new DecodedImage(width, height, 3, pixels) { Reduction = d, SourceWidth = _width, SourceHeight = _height };

@@ -199,7 +199,7 @@ public static partial class JpegDecoder
             if (_height == 0) throw Invalid("its height is 0 (defined later by a DNL marker), which is not supported.");
             limits.Check(name, _width, _height);
             int count = seg[5];
-            if (count is not (1 or 3)) throw Invalid($"it has {count} colour components; 1 (gray) and 3 (YCbCr or RGB) are supported (CMYK is not).");
+            if (count is not (1 or 3 or 4)) throw Invalid($"it has {count} colour components; 1 (gray), 3 (YCbCr or RGB) and 4 (CMYK or YCCK) are supported.");
             if (seg.Length < 6 + 3 * count) throw Invalid("its frame header is truncated.");
             _components = new Component[count];
             for (int i = 0; i < count; i++)
