@@ -30,9 +30,9 @@ public class DecoderTests(ITestOutputHelper log)
 
     [Theory]
     [MemberData(nameof(JpegCases))]
-    public void JpegMatchesLibjpegTurbo(string file, string reference)
+    public void ManagedJpegMatchesLibjpegTurbo(string file, string reference)
     {
-        var image = ImageDecoder.Decode(DecoderFixtures.Get(file));
+        var image = JpegDecoder.Decode(File.ReadAllBytes(DecoderFixtures.Get(file)), file);
         var expected = ImageDecoder.Decode(DecoderFixtures.Get(reference));
         Assert.Equal((expected.Width, expected.Height, expected.Channels), (image.Width, image.Height, image.Channels));
         double psnr = DecoderFixtures.Psnr(image, expected);
@@ -61,12 +61,15 @@ public class DecoderTests(ITestOutputHelper log)
     [MemberData(nameof(CmykCases))]
     public void AdobeCmykAndYcckMatchImageMagicksConversion(string file, string reference)
     {
-        var image = ImageDecoder.Decode(DecoderFixtures.Get(file));
+        var bytes = File.ReadAllBytes(DecoderFixtures.Get(file));
         var expected = ImageDecoder.Decode(DecoderFixtures.Get(reference));
-        Assert.Equal((expected.Width, expected.Height, 3), (image.Width, image.Height, image.Channels));
-        double psnr = DecoderFixtures.Psnr(image, expected);
-        log.WriteLine($"{file}: PSNR {psnr:F1} dB against ImageMagick's sRGB");
-        Assert.True(psnr >= 40, $"{file}: PSNR {psnr:F1} dB against ImageMagick's sRGB");
+        foreach (var (decoder, image) in new[] { ("managed", JpegDecoder.Decode(bytes, file)), ("Skia", SkiaDecoder.Decode(bytes, file)) })
+        {
+            Assert.Equal((expected.Width, expected.Height, 3), (image.Width, image.Height, image.Channels));
+            double psnr = DecoderFixtures.Psnr(image, expected);
+            log.WriteLine($"{file} ({decoder}): PSNR {psnr:F1} dB against ImageMagick's sRGB");
+            Assert.True(psnr >= 40, $"{file} ({decoder}): PSNR {psnr:F1} dB against ImageMagick's sRGB");
+        }
     }
 
     [Fact]
@@ -92,14 +95,27 @@ public class DecoderTests(ITestOutputHelper log)
         static byte[] BigEndian32(int v) => [(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v];
     }
 
+    [Theory]
+    [MemberData(nameof(JpegCases))]
+    public void SkiaJpegMatchesLibjpegTurbo(string file, string reference)
+    {
+        var image = SkiaDecoder.Decode(File.ReadAllBytes(DecoderFixtures.Get(file)), file);
+        var expected = ImageDecoder.Decode(DecoderFixtures.Get(reference));
+        Assert.Equal((expected.Width, expected.Height, expected.Channels), (image.Width, image.Height, image.Channels));
+        double psnr = DecoderFixtures.Psnr(image, expected);
+        log.WriteLine($"{file} through Skia: PSNR {psnr:F1} dB against djpeg");
+        Assert.True(psnr >= 40, $"{file} through Skia: PSNR {psnr:F1} dB against djpeg");
+    }
+
     [Fact]
     public void ExifOrientationIsApplied()
     {
         var path = DecoderFixtures.Get("odd-2x2.jpg");
-        var plain = ImageDecoder.Decode(path);
+        foreach (var decoding in new[] { JpegDecoding.Managed, JpegDecoding.Skia })
         foreach (int orientation in new[] { 3, 6, 8 })
         {
-            var rotated = ImageDecoder.Decode(WithOrientation(File.ReadAllBytes(path), orientation), "oriented.jpg");
+            var plain = Decode(File.ReadAllBytes(path), decoding);
+            var rotated = Decode(WithOrientation(File.ReadAllBytes(path), orientation), decoding);
             int w = plain.Width, h = plain.Height;
             Assert.Equal(orientation == 3 ? (w, h) : (h, w), (rotated.Width, rotated.Height));
             for (int y = 0; y < rotated.Height; y++)
@@ -110,6 +126,9 @@ public class DecoderTests(ITestOutputHelper log)
                         Assert.Equal(plain.Pixels[(sy * w + sx) * 3 + c], rotated.Pixels[(y * rotated.Width + x) * 3 + c]);
                 }
         }
+
+        static DecodedImage Decode(byte[] jpeg, JpegDecoding decoding) =>
+            decoding == JpegDecoding.Skia ? SkiaDecoder.Decode(jpeg, "oriented.jpg") : JpegDecoder.Decode(jpeg, "oriented.jpg");
     }
 
     /// <summary>Inserts an APP1 Exif segment (big-endian TIFF, one IFD entry: Orientation) after SOI.</summary>

@@ -118,8 +118,8 @@ public sealed class ImageFilesTests : IDisposable
         for (int i = 0; i < files.Length; i++)
         {
             var bytes = File.ReadAllBytes(DecoderFixtures.Get(files[i].Item1));
-            var reduced = ImageFiles.Fit(JpegDecoder.DecodeAtLeast(bytes, "x", 64), 32, 32);
-            var full = ImageFiles.Fit(JpegDecoder.Decode(bytes, "x"), 32, 32);
+            var reduced = ImageFiles.Fit(ImageDecoder.Decode(bytes, "x", minSide: 64), 32, 32);
+            var full = ImageFiles.Fit(ImageDecoder.Decode(bytes, "x"), 32, 32);
             Assert.NotEqual(full, reduced);  // otherwise this test could not tell the two paths apart
             var loaded = data.Pixels(i).ToArray();
             if (reduced.Length == 32 * 32) reduced = [.. reduced, .. reduced, .. reduced];

@@ -22,7 +22,7 @@ public class JpegScalingTests(ITestOutputHelper log)
 
     public static IEnumerable<object[]> PhotoCases() =>
         DecoderFixtures.Cases("psnr").Select(c => (string)c[0]).Where(f => !f.StartsWith("odd", StringComparison.Ordinal))
-            .SelectMany(f => new[] { 32, 64 }.Select(s => new object[] { f, s }));
+            .SelectMany(f => new[] { 32, 64 }.SelectMany(s => new[] { JpegDecoding.Managed, JpegDecoding.Skia }.Select(d => new object[] { f, s, d })));
 
     [Theory]
     [MemberData(nameof(ScaledCases))]
@@ -36,6 +36,21 @@ public class JpegScalingTests(ITestOutputHelper log)
         // libjpeg-turbo's reduced transforms keep the lowest N×N coefficients; ours average the full transform over
         // N×N cells (a box filter). The two differ most on fine detail at 1/2, least at 1/8 (both are the DC there).
         Assert.True(psnr >= 30, $"{file} at 1/{scale}: PSNR {psnr:F1} dB against djpeg -scale 1/{scale}");
+    }
+
+    [Theory]
+    [MemberData(nameof(ScaledCases))]
+    public void SkiaScaledDecodeMatchesDjpegScale(string file, string reference, int scale)
+    {
+        var expected = ImageDecoder.Decode(DecoderFixtures.Get(reference));
+        // The smallest side that makes Skia pick this scale for this file.
+        var full = JpegDecoder.Decode(File.ReadAllBytes(DecoderFixtures.Get(file)), file);
+        int side = Math.Min((full.Width + scale - 1) / scale, (full.Height + scale - 1) / scale);
+        var image = SkiaDecoder.Decode(File.ReadAllBytes(DecoderFixtures.Get(file)), file, minSide: side);
+        Assert.Equal((expected.Width, expected.Height, expected.Channels), (image.Width, image.Height, image.Channels));
+        double psnr = DecoderFixtures.Psnr(image, expected);
+        log.WriteLine($"{file} at 1/{scale} through Skia: PSNR {psnr:F1} dB against djpeg -scale 1/{scale}");
+        Assert.True(psnr >= 40, $"{file} at 1/{scale} through Skia: PSNR {psnr:F1} dB against djpeg -scale 1/{scale}");
     }
 
     [Theory]
@@ -72,23 +87,36 @@ public class JpegScalingTests(ITestOutputHelper log)
 
     [Theory]
     [MemberData(nameof(PhotoCases))]
-    public void FittingAReducedDecodeMatchesFittingTheFullDecode(string file, int size)
+    public void FittingAReducedDecodeMatchesFittingTheFullDecode(string file, int size, JpegDecoding decoding)
     {
-        // What the loaders do: reduce in the DCT domain to no less than twice the target, then area-resize.
+        // What the loaders do: reduce in the DCT domain to no less than twice the target, then area-resize the window
+        // the full-size image would have been cropped to.
         var bytes = File.ReadAllBytes(DecoderFixtures.Get(file));
-        var full = JpegDecoder.Decode(bytes, file);
+        DecodedImage Decode(int minSide) =>
+            decoding == JpegDecoding.Skia ? SkiaDecoder.Decode(bytes, file, minSide: minSide) : minSide > 0 ? JpegDecoder.DecodeAtLeast(bytes, file, minSide) : JpegDecoder.Decode(bytes, file);
+        var full = Decode(0);
         var expected = ImageFiles.Fit(full, size, size);
-        var loaded = ImageFiles.LoadImage(DecoderFixtures.Get(file), full.Channels, size, size);
-        var reduced = JpegDecoder.DecodeAtLeast(bytes, file, 2 * size);
-        Assert.True(reduced.Width < full.Width, $"{file}: a {full.Width}×{full.Height} image bound for {size} px was decoded at full size");
-        Assert.Equal(ImageFiles.Fit(reduced, size, size), loaded);
-        double psnr = Psnr(loaded, expected);
+        var reduced = Decode(2 * size);
+        Assert.True(reduced.Reduction > 1 && reduced.Width < full.Width, $"{file}: a {full.Width}×{full.Height} image bound for {size} px was decoded at full size");
+        Assert.Equal((full.Width, full.Height), (reduced.SourceWidth, reduced.SourceHeight));
+        var actual = ImageFiles.Fit(reduced, size, size);
+        double psnr = Psnr(actual, expected);
         // Reducing all the way to the target (no gap) is logged for comparison: the resize's cells then straddle reduced pixels.
-        double noGap = Psnr(ImageFiles.Fit(JpegDecoder.DecodeAtLeast(bytes, file, size), size, size), expected);
-        log.WriteLine($"{file} → {size} px via {reduced.Width}×{reduced.Height}: PSNR {psnr:F1} dB against full decode then resize (reduced to the target itself: {noGap:F1} dB)");
-        Assert.True(psnr >= 40, $"{file} → {size} px: PSNR {psnr:F1} dB against full decode then resize");
+        double noGap = Psnr(ImageFiles.Fit(Decode(size), size, size), expected);
+        log.WriteLine($"{file} → {size} px via {reduced.Width}×{reduced.Height} ({decoding}): PSNR {psnr:F1} dB against full decode then resize (reduced to the target itself: {noGap:F1} dB)");
+        Assert.True(psnr >= 40, $"{file} → {size} px ({decoding}): PSNR {psnr:F1} dB against full decode then resize");
 
         static double Psnr(byte[] a, byte[] b) => DecoderFixtures.Psnr(new DecodedImage(a.Length, 1, 1, a), new DecodedImage(b.Length, 1, 1, b));
+    }
+
+    [Fact]
+    public void TheLoadersReduceToTwiceTheTargetWithTheDecoderImageDecoderChooses()
+    {
+        var path = DecoderFixtures.Get("astronaut-2x2.jpg");
+        var loaded = ImageFiles.LoadImage(path, 3, 40, 40);
+        var reduced = ImageDecoder.Decode(path, minSide: 80);
+        Assert.Equal((128, 128), (reduced.Width, reduced.Height));   // 512 / 4: 1/8 would leave 64 < 80
+        Assert.Equal(ImageFiles.Fit(reduced, 40, 40), loaded);
     }
 
     [Theory]

@@ -47,6 +47,43 @@ public sealed class DecodedImage
 
     private readonly int? _sourceWidth, _sourceHeight;
 
+    /// <summary>
+    /// The image turned as an EXIF orientation says (1 as it is; 2–8 mirrored and/or rotated), so that it stands as
+    /// it was taken; its reduction goes with it, and its source size turns with it.
+    /// </summary>
+    public static DecodedImage Oriented(DecodedImage image, int orientation)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (orientation is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(orientation), $"EXIF orientations are 1 to 8, not {orientation}.");
+        if (orientation == 1) return image;
+        int w = image.Width, h = image.Height, ch = image.Channels;
+        bool swap = orientation >= 5;
+        int ow = swap ? h : w, oh = swap ? w : h;
+        var output = new byte[image.Pixels.Length];
+        for (int y = 0; y < oh; y++)
+        {
+            for (int x = 0; x < ow; x++)
+            {
+                // Where the output pixel (x, y) comes from in the stored image.
+                var (sx, sy) = orientation switch
+                {
+                    2 => (w - 1 - x, y),
+                    3 => (w - 1 - x, h - 1 - y),
+                    4 => (x, h - 1 - y),
+                    5 => (y, x),
+                    6 => (y, h - 1 - x),
+                    7 => (w - 1 - y, h - 1 - x),
+                    _ => (w - 1 - y, x),
+                };
+                image.Pixels.AsSpan((sy * w + sx) * ch, ch).CopyTo(output.AsSpan((y * ow + x) * ch, ch));
+            }
+        }
+        return new DecodedImage(ow, oh, ch, output)
+        {
+            Reduction = image.Reduction, SourceWidth = swap ? image.SourceHeight : image.SourceWidth, SourceHeight = swap ? image.SourceWidth : image.SourceHeight,
+        };
+    }
+
     /// <summary>The same reduction and source size on other pixels of the same size.</summary>
     private DecodedImage Like(int channels, byte[] pixels) =>
         new(Width, Height, channels, pixels) { Reduction = Reduction, SourceWidth = SourceWidth, SourceHeight = SourceHeight };

@@ -300,37 +300,5 @@ public static partial class JpegDecoder
             }
             return output;
         }
-
-        /// <summary>Applies the EXIF orientation (2–8: mirrored and/or rotated) so the image stands as it was taken.</summary>
-        private DecodedImage Orient(DecodedImage image)
-        {
-            if (_orientation == 1) return image;
-            int w = image.Width, h = image.Height, ch = image.Channels;
-            bool swap = _orientation >= 5;
-            int ow = swap ? h : w, oh = swap ? w : h;
-            var output = new byte[image.Pixels.Length];
-            for (int y = 0; y < oh; y++)
-            {
-                for (int x = 0; x < ow; x++)
-                {
-                    // Where the output pixel (x, y) comes from in the stored image.
-                    var (sx, sy) = _orientation switch
-                    {
-                        2 => (w - 1 - x, y),
-                        3 => (w - 1 - x, h - 1 - y),
-                        4 => (x, h - 1 - y),
-                        5 => (y, x),
-                        6 => (y, h - 1 - x),
-                        7 => (w - 1 - y, h - 1 - x),
-                        _ => (w - 1 - y, x),
-                    };
-                    image.Pixels.AsSpan((sy * w + sx) * ch, ch).CopyTo(output.AsSpan((y * ow + x) * ch, ch));
-                }
-            }
-            return new DecodedImage(ow, oh, ch, output)
-            {
-                Reduction = image.Reduction, SourceWidth = swap ? image.SourceHeight : image.SourceWidth, SourceHeight = swap ? image.SourceWidth : image.SourceHeight,
-            };
-        }
     }
 }

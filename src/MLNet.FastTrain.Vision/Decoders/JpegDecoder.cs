@@ -164,7 +164,7 @@ public static partial class JpegDecoder
                 }
             }
             if (!_frameSeen || _scans == 0) throw Invalid("it has no frame or no scan.");
-            return Orient(Output());
+            return DecodedImage.Oriented(Output(), _orientation);
         }
 
         private InvalidImageException Invalid(string reason) => new(name, reason);

@@ -4,14 +4,29 @@ using SkiaSharp;
 namespace MLNet.FastTrain.Vision.Decoders;
 
 /// <summary>
-/// WebP (lossy and lossless) and GIF (the first frame), decoded by Skia through SkiaSharp 2.88.9: libwebp and
-/// Skia's GIF reader, both fuzzed upstream. Any format Skia reads can be decoded here (the bench compares it with our
-/// own decoders); <see cref="ImageDecoder"/> sends it only the formats ours do not read. The size is checked against
-/// the limits from the header, before the pixels are allocated; alpha is dropped as by our decoders (the stored
-/// colours, not composited).
+/// Images decoded by Skia through SkiaSharp 2.88.9: libjpeg-turbo (bit for bit as its djpeg, 1/2, 1/4 and 1/8 scales
+/// included), libwebp and Skia's GIF reader, all fuzzed upstream. <see cref="ImageDecoder"/> sends it JPEG (where the
+/// native library loads), WebP and GIF. The size is checked against the limits from the header, before the pixels are
+/// allocated; the EXIF orientation is applied; alpha is dropped as by our decoders (the stored colours, not
+/// composited).
 /// </summary>
 public static class SkiaDecoder
 {
+    /// <summary>Whether Skia's native library loads here (asked once).</summary>
+    public static bool IsAvailable => Available.Value;
+
+    private static readonly Lazy<bool> Available = new(() =>
+    {
+        try
+        {
+            return SkiaSharpVersion.Native.Major > 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            return false;
+        }
+    });
+
     /// <summary>Whether the data is a WebP file (a RIFF container of form type WEBP).</summary>
     public static bool IsWebP(ReadOnlySpan<byte> data) => data.Length >= 12 && data[..4].SequenceEqual("RIFF"u8) && data[8..12].SequenceEqual("WEBP"u8);
 
@@ -37,12 +52,16 @@ public static class SkiaDecoder
             ?? throw new InvalidImageException(name, opened == SKCodecResult.IncompleteInput ? "it is truncated (its header is incomplete)." : $"Skia cannot read it ({opened}).");
         var info = codec.Info;
         limits.Check(name, info.Width, info.Height);
+        // Every 8×8 JPEG block costs at least a bit: a frame the file cannot fill is refused before allocating for it.
+        if (codec.EncodedFormat == SKEncodedImageFormat.Jpeg && (long)info.Width * info.Height > 512L * data.Length)
+            throw new InvalidImageException(name, $"its {info.Width}×{info.Height} frame needs more data than the file's {data.Length} bytes can hold.");
         var size = new SKSizeI(info.Width, info.Height);
+        int reduction = 1;
         foreach (int d in (ReadOnlySpan<int>)[8, 4, 2])
         {
             if (minSide <= 0 || codec.EncodedFormat != SKEncodedImageFormat.Jpeg) break;
             var scaled = codec.GetScaledDimensions(1f / d);
-            if (scaled.Width >= minSide && scaled.Height >= minSide) { size = scaled; break; }
+            if (scaled.Width >= minSide && scaled.Height >= minSide) { (size, reduction) = (scaled, d); break; }
         }
         bool gray = info.ColorType == SKColorType.Gray8;
         var target = new SKImageInfo(size.Width, size.Height, gray ? SKColorType.Gray8 : SKColorType.Rgba8888, gray ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
@@ -58,15 +77,23 @@ public static class SkiaDecoder
             handle.Free();
         }
         if (result == SKCodecResult.IncompleteInput) throw new InvalidImageException(name, "it is truncated (the image data ends early).");
+        // libjpeg-turbo reports a progressive JPEG cut short as invalid input: a JPEG without its end marker is truncated.
+        if (result != SKCodecResult.Success && codec.EncodedFormat == SKEncodedImageFormat.Jpeg && data.AsSpan().LastIndexOf([(byte)0xFF, (byte)0xD9]) < 0)
+            throw new InvalidImageException(name, $"it is truncated (the file ends before its end-of-image marker; Skia: {result}).");
         if (result != SKCodecResult.Success) throw new InvalidImageException(name, $"Skia could not decode it ({result}).");
-        if (gray) return new DecodedImage(target.Width, target.Height, 1, pixels);
-        var rgb = new byte[(long)target.Width * target.Height * 3];
-        for (long i = 0, n = (long)target.Width * target.Height; i < n; i++)
+        if (!gray)
         {
-            rgb[3 * i] = pixels[4 * i];
-            rgb[3 * i + 1] = pixels[4 * i + 1];
-            rgb[3 * i + 2] = pixels[4 * i + 2];
+            var rgb = new byte[(long)target.Width * target.Height * 3];
+            for (long i = 0, n = (long)target.Width * target.Height; i < n; i++)
+            {
+                rgb[3 * i] = pixels[4 * i];
+                rgb[3 * i + 1] = pixels[4 * i + 1];
+                rgb[3 * i + 2] = pixels[4 * i + 2];
+            }
+            pixels = rgb;
         }
-        return new DecodedImage(target.Width, target.Height, 3, rgb);
+        var image = new DecodedImage(target.Width, target.Height, gray ? 1 : 3, pixels) { Reduction = reduction, SourceWidth = info.Width, SourceHeight = info.Height };
+        // Skia reports the EXIF orientation and leaves applying it to us; SKEncodedOrigin numbers as EXIF does.
+        return DecodedImage.Oriented(image, (int)codec.EncodedOrigin is >= 1 and <= 8 and var o ? o : 1);
     }
 }
