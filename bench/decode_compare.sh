@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# JPEG decoding speed on one thread, side by side, alternating over ROUNDS rounds: our decoder and SkiaSharp through
-# `fasttrain bench --decode` (files read into memory first; three timed passes after a warm-up), libjpeg-turbo's
+# JPEG decoding speed on one thread, side by side, alternating over ROUNDS rounds: our managed decoder and SkiaSharp
+# through `fasttrain bench --decode` (files read into memory first; three timed passes after a warm-up), libjpeg-turbo's
 # djpeg and ImageMagick in a shell loop over the same files (one process per file, start-up included). Each at full
 # size and reduced for a 224 px and a 64 px target: the loaders reduce in the DCT domain to no less than twice the
 # target (448, 128 px a side); djpeg gets the same scale per file (-scale 1/N) and ImageMagick the size hint
@@ -48,7 +48,7 @@ echo "# $n JPEGs in $dir, one thread"
 for ((r = 1; r <= rounds; r++)); do
   for side in 0 448 128; do
     target=$([[ $side == 0 ]] && echo full || echo "for-$((side / 2))px")
-    echo "$r ours $target $(bench_rate ours "$side")"
+    echo "$r managed $target $(bench_rate managed "$side")"
     echo "$r skia $target $(bench_rate skia "$side")"
     echo "$r djpeg $target $(shell_rate djpeg "$side")"
     echo "$r imagemagick $target $(shell_rate imagemagick "$side")"

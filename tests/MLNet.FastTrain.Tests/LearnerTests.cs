@@ -17,6 +17,17 @@ public class LearnerTests
         return new Learner(net, train, valid, new Sgd(net.Parameters(), lr, momentum: 0.9), metrics);
     }
 
+    [Fact]
+    public void ATrainingSetSmallerThanOneBatchIsRefusedWithItsCounts()
+    {
+        var tiny = new Vision.Datasets.ImageDataset(new byte[10 * 16], [0, 1, 0, 1, 0, 1, 0, 1, 0, 1], 1, 4, 4, ["a", "b"]);
+        var e = Assert.Throws<ArgumentException>(() => Learner.ForImageClassification(tiny, null, "resnet", batchSize: 16));
+        Assert.Equal("train", e.ParamName);
+        Assert.Contains("its 10 images are fewer than one batch of 16", e.Message, StringComparison.Ordinal);
+        // One full batch is enough.
+        Assert.NotNull(Learner.ForImageClassification(tiny, null, "resnet", batchSize: 10));
+    }
+
     /// <summary>Writes down every event it sees.</summary>
     private sealed class EventLog(int order = 10) : Callback
     {

@@ -199,6 +199,25 @@ public sealed class ImageCacheTests : IDisposable
     }
 
     [Fact]
+    public void AFileThatChangesWhileTheCacheIsBuiltIsUsedButReadAgainNextTime()
+    {
+        // More images than one chunk (32 a core), so that a file of the second chunk can change after the first.
+        int chunk = 32 * Environment.ProcessorCount;
+        var written = Write(Enumerable.Range(0, chunk + 8).Select(i => Sources[i % Sources.Length]));
+        var late = written[^1];
+        var options = Cached();
+        options.Progress = (done, total) =>
+        {
+            if (done < total) File.SetLastWriteTimeUtc(late, DateTime.UtcNow.AddMinutes(5));
+        };
+        var (data, report) = ImageFiles.LoadAll(Photos, options);
+        Assert.Equal(chunk + 8, data.Count);
+        Assert.Contains(report.Cache!.Notes, n => n.Contains(late, StringComparison.Ordinal) && n.Contains("changed while it was read", StringComparison.Ordinal));
+        var again = ImageFiles.LoadAll(Photos, Cached()).Report.Cache!;
+        Assert.Equal((chunk + 7, 1), (again.Reused, again.Decoded));
+    }
+
+    [Fact]
     public void TheLoaderServesTheSameBatchesFromTheCacheAsFromMemory()
     {
         Write(Sources);

@@ -128,6 +128,44 @@ public sealed class ImageFilesTests : IDisposable
     }
 
     [Fact]
+    public void LinksAreFollowedButLoopsAndSecondLinksToOneFolderAreNot()
+    {
+        var a = Path.Combine(_root, "a");
+        var b = Path.Combine(_root, "b");
+        var elsewhere = Directory.CreateTempSubdirectory("fasttrain-elsewhere-").FullName;
+        try
+        {
+            Directory.CreateDirectory(a);
+            Directory.CreateDirectory(b);
+            File.Copy(DecoderFixtures.Get("chelsea-2x2.jpg"), Path.Combine(a, "1.jpg"));
+            File.Copy(DecoderFixtures.Get("coffee-2x2.jpg"), Path.Combine(b, "1.jpg"));
+            File.Copy(DecoderFixtures.Get("odd-2x2.jpg"), Path.Combine(elsewhere, "linked.jpg"));
+            Directory.CreateSymbolicLink(Path.Combine(a, "up"), _root);          // a loop: would reach b's images too
+            Directory.CreateSymbolicLink(Path.Combine(a, "self"), a);            // a loop onto the folder itself
+            Directory.CreateSymbolicLink(Path.Combine(a, "more"), elsewhere);    // followed
+            Directory.CreateSymbolicLink(Path.Combine(a, "again"), elsewhere);   // the same folder a second time
+            File.CreateSymbolicLink(Path.Combine(b, "2.jpg"), Path.Combine(elsewhere, "linked.jpg"));   // a linked photo
+            File.CreateSymbolicLink(Path.Combine(b, "dead.jpg"), Path.Combine(elsewhere, "gone.jpg"));  // a link to nothing
+
+            var underA = ImageFiles.ImagesUnder(a);
+            Assert.Equal(2, underA.Count);
+            Assert.Contains(Path.Combine(a, "1.jpg"), underA);
+            Assert.Single(underA, p => p.EndsWith("linked.jpg", StringComparison.Ordinal));
+            Assert.Equal(3, ImageFiles.ImagesUnder(b).Count);
+
+            var e = Assert.Throws<InvalidDatasetException>(() => ImageFiles.LoadAll(_root, new ImageFiles.Options { Size = 16 }));
+            Assert.Equal(Path.Combine(b, "dead.jpg"), e.Path);
+            var (data, report) = ImageFiles.LoadAll(_root, new ImageFiles.Options { Size = 16, SkipInvalid = true });
+            Assert.Equal(4, data.Count);
+            Assert.Equal(Path.Combine(b, "dead.jpg"), Assert.Single(report.Skipped).Path);
+        }
+        finally
+        {
+            Directory.Delete(elsewhere, recursive: true);
+        }
+    }
+
+    [Fact]
     public void FitCropsTheCentreOfTheLongerSide()
     {
         // A 6×2 gray image whose columns are 0..5: fitting to 2×2 keeps the centre columns 2 and 3.

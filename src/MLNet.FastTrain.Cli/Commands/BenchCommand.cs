@@ -32,8 +32,12 @@ internal static class BenchCommand
         var lr = new Option<double>("--lr") { Description = "learning rate", DefaultValueFactory = _ => 0.05 };
         var gemm = new Option<int?>("--gemm") { Description = "time an N×N×N SGEMM instead of training" };
         var decode = new Option<string?>("--decode") { Description = "time decoding every image of a folder instead of training (images/s, megapixels/s)" };
-        var decoder = new Option<string>("--decoder") { Description = "with --decode: ours (the loaders' decoders) or skia (every format through SkiaSharp)", DefaultValueFactory = _ => "ours" };
-        decoder.AcceptOnlyFromAmong("ours", "skia");
+        var decoder = new Option<string>("--decoder")
+        {
+            Description = "with --decode: auto (the loaders' choice: JPEG, WebP and GIF through Skia), managed (our own decoders for JPEG, PNG, BMP, PNM) or skia (every format through SkiaSharp)",
+            DefaultValueFactory = _ => "auto",
+        };
+        decoder.AcceptOnlyFromAmong("auto", "managed", "skia");
         var minSide = new Option<int>("--min-side") { Description = "with --decode: decode JPEGs in the DCT domain at the smallest scale (1/2, 1/4, 1/8) whose sides stay at least this long, as the loader does for --size", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var (backend, device) = CliSupport.EngineOptions();
@@ -52,7 +56,7 @@ internal static class BenchCommand
                 Console.Error.WriteLine($"error: --decode '{folder}' is not a folder.");
                 return 1;
             }
-            var result = r.GetValue(decode) is { } dir ? Decode(dir, t, r.GetValue(minSide), r.GetValue(decoder) == "skia")
+            var result = r.GetValue(decode) is { } dir ? Decode(dir, t, r.GetValue(minSide), r.GetValue(decoder)!)
                 : r.GetValue(gemm) is int n ? Gemm(n, t)
                 : Train(r.GetValue(model)!, t, b, s, r.GetValue(lr), r.GetValue(size), new Engines.EngineChoice(r.GetValue(backend)!, r.GetValue(device)!, t));
             Print(result, r.GetValue(json));
@@ -65,12 +69,13 @@ internal static class BenchCommand
     /// Decodes every image of a folder (files read into memory first), once to warm up and three times timed; with
     /// minSide, JPEGs at the smallest DCT scale that keeps both sides at least that long. Megapixels are the files'.
     /// </summary>
-    private static Dictionary<string, object> Decode(string folder, int threads, int minSide, bool skia)
+    private static Dictionary<string, object> Decode(string folder, int threads, int minSide, string decoder)
     {
+        bool skia = decoder == "skia";
+        if (decoder == "managed") Vision.Decoders.ImageDecoder.Jpeg = Vision.Decoders.JpegDecoding.Managed;
         Vision.Decoders.DecodedImage DecodeOne(byte[] data, string name, int side) =>
             skia ? Vision.Decoders.SkiaDecoder.Decode(data, name, minSide: side) : Vision.Decoders.ImageDecoder.Decode(data, name, minSide: side);
-        var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Where(Vision.Datasets.ImageFiles.IsImageFile)
-            .Order(StringComparer.Ordinal).Select(File.ReadAllBytes).ToArray();
+        var files = Vision.Datasets.ImageFiles.ImagesUnder(folder).Select(File.ReadAllBytes).ToArray();
         if (files.Length == 0) return new() { ["error"] = $"no images in {folder}" };
         long pixels = 0, decodedPixels = 0;
         void All(bool count) => Parallel.For(0, files.Length, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
@@ -90,7 +95,7 @@ internal static class BenchCommand
         {
             ["engine"] = Engine(), ["files"] = files.Length, ["threads"] = threads, ["megabytes"] = Math.Round(files.Sum(f => f.Length) / 1e6, 2),
             ["images_per_s"] = Math.Round(files.Length / seconds, 1), ["megapixels_per_s"] = Math.Round(pixels / seconds / 1e6, 1),
-            ["min_side"] = minSide, ["decoded_megapixels"] = Math.Round(decodedPixels / 1e6, 2), ["decoder"] = skia ? "skia" : "ours",
+            ["min_side"] = minSide, ["decoded_megapixels"] = Math.Round(decodedPixels / 1e6, 2), ["decoder"] = decoder,
         };
     }
 

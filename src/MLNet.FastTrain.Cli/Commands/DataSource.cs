@@ -96,7 +96,7 @@ internal static class DataSource
             foreach (var note in cache.Notes.Take(20)) log($"  {note}");
         }
         if (report.Skipped.Count == 0) return;
-        log($"{report.Skipped.Count} files skipped (not decodable images):");
+        log($"{report.Skipped.Count} file{(report.Skipped.Count == 1 ? "" : "s")} skipped (not decodable images):");
         foreach (var (path, reason) in report.Skipped.Take(20)) log($"  {path}: {reason}");
         if (report.Skipped.Count > 20) log($"  ... and {report.Skipped.Count - 20} more");
     }

@@ -20,7 +20,7 @@ internal static class PredictCommand
             string target = p.GetValue(input)!;
             string[] files;
             if (Directory.Exists(target))
-                files = Directory.EnumerateFiles(target, "*", SearchOption.AllDirectories).Where(ImageFiles.IsImageFile).Order(StringComparer.Ordinal).ToArray();
+                files = [.. ImageFiles.ImagesUnder(target)];
             else if (File.Exists(target))
                 files = [target];
             else

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using MLNet.FastTrain.Vision.Decoders;
 using MLNet.FastTrain.Vision.Transforms;
 
@@ -17,7 +18,7 @@ public sealed record ImageLoadReport(int Loaded, IReadOnlyList<(string Path, str
 /// channels, and resized to one size (the shorter side to the target, then a centred crop, as fastai's default
 /// resize), so the dataset lives in memory as 8-bit pixels at that size.
 /// </summary>
-public static class ImageFiles
+public static partial class ImageFiles
 {
     /// <summary>Loading settings.</summary>
     public sealed class Options
@@ -249,6 +250,60 @@ public static class ImageFiles
         return classes;
     }
 
+    /// <summary>
+    /// Every image file under a folder, at any depth, in ordinal order of their paths. Links are followed (a linked
+    /// photo or folder is read), but each real folder once, and never a link back to the folder or above it (a loop,
+    /// which would also reach its siblings: another class's images): two links to one folder add nothing twice. A
+    /// link to nothing is listed, and fails when read, like any unreadable file.
+    /// </summary>
+    /// <exception cref="InvalidDatasetException">A folder under it cannot be read; the message names it.</exception>
+    public static IReadOnlyList<string> ImagesUnder(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        var files = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<string>();
+        pending.Push(folder);
+        string? top = null;
+        while (pending.TryPop(out var dir))
+        {
+            try
+            {
+                string real = RealPath(dir);
+                top ??= real;
+                bool upward = top.StartsWith(real, StringComparison.Ordinal) && (top.Length == real.Length || top[real.Length] == '/' || real == "/");
+                if (top != real && upward || !seen.Add(real)) continue;
+                files.AddRange(Directory.EnumerateFiles(dir).Where(IsImageFile));
+                foreach (var sub in Directory.EnumerateDirectories(dir)) pending.Push(sub);
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                throw new InvalidDatasetException(dir, $"the folder cannot be read ({e.Message}).");
+            }
+        }
+        files.Sort(StringComparer.Ordinal);
+        return files;
+    }
+
+    /// <summary>A folder's path with every link resolved: realpath(3) on Unix; elsewhere the folder's own link target.</summary>
+    private static string RealPath(string dir)
+    {
+        if (OperatingSystem.IsWindows()) return Path.GetFullPath(new DirectoryInfo(dir).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? dir);
+        nint resolved = LibcRealPath(dir, 0);
+        if (resolved == 0) throw new IOException($"realpath failed (errno {Marshal.GetLastPInvokeError()}).");
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved)!;
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(resolved);   // allocated by libc's malloc; FreeHGlobal is libc's free on Unix
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial nint LibcRealPath(string path, nint resolved);
+
     private static List<(string Path, int Label)> Items(string root, List<string> classes)
     {
         var items = new List<(string, int)>();
@@ -256,8 +311,7 @@ public static class ImageFiles
         {
             var dir = Path.Combine(root, classes[label]);
             if (!Directory.Exists(dir)) continue;
-            foreach (var file in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Where(IsImageFile).Order(StringComparer.Ordinal))
-                items.Add((file, label));
+            foreach (var file in ImagesUnder(dir)) items.Add((file, label));
         }
         if (items.Count == 0) throw new InvalidDatasetException(root, $"its class folders hold no images ({string.Join(", ", ImageDecoder.Extensions)}).");
         return items;

@@ -45,6 +45,13 @@ public sealed class Learner
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
+        if (train.BatchCount == 0)
+        {
+            string what = train is DataLoader loader
+                ? $"its {loader.Dataset.Count} images are fewer than one batch of {loader.BatchSize}{(loader.DropLast ? " (a last partial batch is dropped)" : "")}"
+                : $"it has no batch of {train.BatchSize}";
+            throw new ArgumentException($"The training data yields no batch: {what}. Use a smaller batch size (--batch) or more images.", nameof(train));
+        }
         _engine = new ManagedEngine(model, optimizer ?? new AdamW(model.Parameters(), learningRate: 1e-3, weightDecay: 0.01));
         TrainData = train;
         ValidData = valid;
