@@ -148,7 +148,7 @@ public sealed class CliTests : IDisposable
         string model = Path.Combine(_dir, "kinds.ftm");
         (code, var output, err) = Run("train", "--data", root, "--skip-invalid", "--model", "simple", "--recipe", "one-cycle", "--epochs", "1", "--lr", "0.01", "--size", "28", "--out", model);
         Assert.True(code == 0, err);
-        Assert.Contains("1 files skipped", output, StringComparison.Ordinal);
+        Assert.Contains("1 file skipped", output, StringComparison.Ordinal);
         Assert.Contains(broken, output, StringComparison.Ordinal);
 
         (code, output, err) = Run("predict", "--model", model, Path.Combine(root, "kind0"), "--json");
@@ -164,6 +164,20 @@ public sealed class CliTests : IDisposable
             Assert.Equal(1.0, score.Sum(), 3);
             Assert.Equal(trained.Classes[Array.IndexOf(score, score.Max())], prediction.GetProperty("label").GetString());
         }
+
+        // A large folder is scored 256 images at a time, each result written as it comes: a broken file after the
+        // first chunk stops predict with its name, and the first chunk's results are already out.
+        string many = Path.Combine(_dir, "many");
+        Directory.CreateDirectory(many);
+        var png = File.ReadAllBytes(Directory.GetFiles(Path.Combine(root, "kind0"))[0]);
+        for (int i = 0; i < 300; i++) File.WriteAllBytes(Path.Combine(many, $"{i:D3}.png"), png);
+        File.WriteAllBytes(Path.Combine(many, "zz-broken.png"), png[..40]);
+        (code, output, err) = Run("predict", "--model", model, many);
+        Assert.Equal(1, code);
+        Assert.Contains("zz-broken.png", err, StringComparison.Ordinal);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(256, lines.Length);
+        Assert.EndsWith("000.png", lines[0].Split('\t')[0], StringComparison.Ordinal);
 
         // A separate validation folder: all of --data trains, all of --valid validates, in the training classes' order.
         string validRoot = Path.Combine(_dir, "valid");
