@@ -39,9 +39,17 @@ internal static class BenchCommand
         };
         decoder.AcceptOnlyFromAmong("auto", "managed", "skia");
         var minSide = new Option<int>("--min-side") { Description = "with --decode: decode JPEGs in the DCT domain at the smallest scale (1/2, 1/4, 1/8) whose sides stay at least this long, as the loader does for --size", DefaultValueFactory = _ => 0 };
+        var loaderFolder = new Option<string?>("--loader")
+        {
+            Description = "time the loader over an image folder through the on-disk cache at --size instead of training: uint8 rows read in a shuffled order, and float batches of --batch with the recipes' augmentation (images/s)",
+        };
+        var cache = new Option<string?>("--cache") { Description = "with --loader: the cache folder (built if missing; default a temporary one)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var (backend, device) = CliSupport.EngineOptions();
-        var command = new Command("bench", "Measure training and inference throughput, or SGEMM speed.") { model, threads, batch, steps, lr, gemm, decode, decoder, minSide, json, size, backend, device };
+        var command = new Command("bench", "Measure training and inference throughput, or SGEMM speed.")
+        {
+            model, threads, batch, steps, lr, gemm, decode, decoder, minSide, loaderFolder, cache, json, size, backend, device,
+        };
         command.SetAction(r =>
         {
             int t = r.GetValue(threads), b = r.GetValue(batch), s = r.GetValue(steps);
@@ -51,12 +59,14 @@ internal static class BenchCommand
                 return 2;
             }
             EngineSettings.Threads = t;
-            if (r.GetValue(decode) is { } folder && !Directory.Exists(folder))
+            foreach (var (name, folder) in new[] { ("--decode", r.GetValue(decode)), ("--loader", r.GetValue(loaderFolder)) })
             {
-                Console.Error.WriteLine($"error: --decode '{folder}' is not a folder.");
+                if (folder is null || Directory.Exists(folder)) continue;
+                Console.Error.WriteLine($"error: {name} '{folder}' is not a folder.");
                 return 1;
             }
             var result = r.GetValue(decode) is { } dir ? Decode(dir, t, r.GetValue(minSide), r.GetValue(decoder)!)
+                : r.GetValue(loaderFolder) is { } images ? Loader(images, r.GetValue(cache), r.GetValue(size), b)
                 : r.GetValue(gemm) is int n ? Gemm(n, t)
                 : Train(r.GetValue(model)!, t, b, s, r.GetValue(lr), r.GetValue(size), new Engines.EngineChoice(r.GetValue(backend)!, r.GetValue(device)!, t));
             Print(result, r.GetValue(json));
@@ -97,6 +107,47 @@ internal static class BenchCommand
             ["images_per_s"] = Math.Round(files.Length / seconds, 1), ["megapixels_per_s"] = Math.Round(pixels / seconds / 1e6, 1),
             ["min_side"] = minSide, ["decoded_megapixels"] = Math.Round(decodedPixels / 1e6, 2), ["decoder"] = decoder,
         };
+    }
+
+    /// <summary>
+    /// The loader over a folder through the on-disk cache at <paramref name="size"/> px: the cache built or reused,
+    /// then an epoch's rows read in a shuffled order into a batch buffer (uint8, as an on-device augmentation would
+    /// take them), then float batches with the recipes' augmentation, normalised, as the managed engine trains on them.
+    /// </summary>
+    private static Dictionary<string, object> Loader(string folder, string? cacheFolder, int size, int batch)
+    {
+        string cache = cacheFolder ?? Directory.CreateTempSubdirectory("fasttrain-bench-cache-").FullName;
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var (data, report) = Vision.Datasets.ImageFiles.LoadAll(folder, new Vision.Datasets.ImageFiles.Options { Size = size, CacheFolder = cache, SkipInvalid = true });
+            double loadSeconds = clock.Elapsed.TotalSeconds;
+            var order = Vision.Datasets.Shuffling.Order(data.Count, shuffle: true, seed: 1, epoch: 0);
+            var rows = new byte[batch * data.ImageSize];
+            clock.Restart();
+            for (int i = 0; i < order.Length; i++) data.Pixels(order[i], rows.AsSpan(i % batch * data.ImageSize, data.ImageSize));
+            double rowSeconds = clock.Elapsed.TotalSeconds;
+            var loader = new Vision.Datasets.DataLoader(data, Math.Min(batch, data.Count), shuffle: true, seed: 1, dropLast: true)
+            {
+                BatchTransform = Vision.Transforms.Augmentations.BySize(),
+            };
+            int loaded = 0;
+            clock.Restart();
+            foreach (var b in loader.Epoch(0)) loaded += b.Labels.Length;
+            double floatSeconds = clock.Elapsed.TotalSeconds;
+            return new()
+            {
+                ["engine"] = Engine(), ["files"] = data.Count, ["size"] = size, ["batch"] = loader.BatchSize, ["threads"] = EngineSettings.Threads,
+                ["cache_seconds"] = Math.Round(loadSeconds, 2), ["cache_reused"] = report.Cache!.Reused, ["cache_decoded"] = report.Cache.Decoded,
+                ["cache_megabytes"] = Math.Round(new FileInfo(report.Cache.File).Length / 1e6, 1),
+                ["uint8_images_per_s"] = Math.Round(data.Count / rowSeconds, 1),
+                ["loader_images_per_s"] = Math.Round(loaded / floatSeconds, 1),
+            };
+        }
+        finally
+        {
+            if (cacheFolder is null) Directory.Delete(cache, recursive: true);
+        }
     }
 
     private static Dictionary<string, object> Gemm(int n, int threads)
