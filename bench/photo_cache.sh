@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A photo folder at 224 px: one epoch of one-cycle on the small ResNet, through the on-disk cache (first run builds
-# it, second reuses it) and held in memory, each under /usr/bin/time. Prints, per run, the seconds spent loading
+# A photo folder at 224 px: one-cycle on the small ResNet at batch 32 for at most a minute (peak memory comes early),
+# through the on-disk cache (first run builds it, second reuses it) and held in memory, each under /usr/bin/time.
+# Prints, per run, the seconds spent loading
 # (load_seconds: decoding, or reading the cache's index, until the first batch can be served), the whole run's
 # seconds and its peak resident memory, then the cache's size on disk.
 #   bash bench/photo_cache.sh PHOTO_DIR [FASTTRAIN_DLL]     (bench/photo_folder.sh makes a photo folder)
@@ -15,7 +16,7 @@ trap 'rm -rf "$cache"' EXIT
 run() { # LABEL, then extra options
   local label=$1 out; shift
   out=$( { /usr/bin/time -f '%M %e' dotnet "$cli" train --data "$dir" --size 224 --model resnet --recipe one-cycle --epochs 1 \
-      --lr 0.01 --tta false --json "$@" 2>&1 1>&3 | tail -n 1; } 3>&1 )
+      --batch 32 --time-budget 60s --lr 0.01 --tta false --json "$@" 2>&1 1>&3 | tail -n 1; } 3>&1 )
   /usr/bin/python3 - "$label" "$out" <<'PY'
 import json, sys
 label, text = sys.argv[1], sys.argv[2].strip().splitlines()
