@@ -24,6 +24,19 @@ internal static class DecoderFixtures
 
     public static string Get(string file) => Path.Combine(Folder, file);
 
+    /// <summary>
+    /// Asserts that <paramref name="actual"/> has the shape of <paramref name="expected"/> and at least
+    /// <paramref name="minDb"/> of PSNR against it; logs "what: PSNR … dB against …, largest difference …".
+    /// </summary>
+    public static void AssertClose(DecodedImage actual, DecodedImage expected, double minDb, string what, string against, Xunit.Abstractions.ITestOutputHelper log)
+    {
+        Xunit.Assert.Equal((expected.Width, expected.Height, expected.Channels), (actual.Width, actual.Height, actual.Channels));
+        double psnr = Psnr(actual, expected);
+        int largest = actual.Pixels.Zip(expected.Pixels).Max(p => Math.Abs(p.First - p.Second));
+        log.WriteLine($"{what}: PSNR {psnr:F1} dB against {against}, largest difference {largest}");
+        Xunit.Assert.True(psnr >= minDb, $"{what}: PSNR {psnr:F1} dB against {against}");
+    }
+
     /// <summary>Peak signal-to-noise ratio of two 8-bit images of the same shape, in dB (infinity when equal).</summary>
     public static double Psnr(DecodedImage a, DecodedImage b)
     {

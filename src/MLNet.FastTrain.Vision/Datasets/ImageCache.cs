@@ -9,7 +9,7 @@ namespace MLNet.FastTrain.Vision.Datasets;
 /// <summary>What building or reusing a cache did.</summary>
 /// <param name="File">The cache file.</param>
 /// <param name="Reused">Images found in the cache, not decoded.</param>
-/// <param name="Decoded">Images decoded and added to it.</param>
+/// <param name="Decoded">Images decoded for it (those that failed too: they are listed as skipped, or stop loading).</param>
 /// <param name="Notes">What was found and done about it: a cache rebuilt, a damaged tail dropped, a file that changed while read.</param>
 public sealed record ImageCacheReport(string File, int Reused, int Decoded, IReadOnlyList<string> Notes);
 
@@ -165,16 +165,7 @@ public static class ImageCache
         }
 
         // The loading report, and the dataset over the rows of the kept items.
-        var skipped = new List<(string, string)>();
-        for (int i = 0; i < items.Count; i++)
-        {
-            if (errors[i] is null) continue;
-            if (!options.SkipInvalid)
-                throw new InvalidDatasetException(items[i].Path, $"{errors[i]} (set SkipInvalid, or --skip-invalid, to leave such files out and report them).");
-            skipped.Add((items[i].Path, errors[i]!));
-        }
-        var kept = Enumerable.Range(0, items.Count).Where(i => errors[i] is null).ToArray();
-        if (kept.Length == 0) throw new InvalidDatasetException(items[0].Path, "no image could be decoded.");
+        var (kept, skipped) = ImageFiles.Kept(items, errors, options.SkipInvalid);
         file.Dispose();
         var reader = new Rows(path, recordSize, kept.Select(i => row[i]).ToArray());
         int channels = options.Channels ?? (kept.All(i => gray[i] || reader.SourceChannels(row[i]) == 1) ? 1 : 3);

@@ -351,16 +351,7 @@ public static partial class ImageFiles
                 errors[i] = Reason(e);
             }
         });
-        var skipped = new List<(string, string)>();
-        for (int i = 0; i < items.Count; i++)
-        {
-            if (errors[i] is null) continue;
-            if (!options.SkipInvalid)
-                throw new InvalidDatasetException(items[i].Path, $"{errors[i]} (set SkipInvalid, or --skip-invalid, to leave such files out and report them).");
-            skipped.Add((items[i].Path, errors[i]!));
-        }
-        var kept = Enumerable.Range(0, items.Count).Where(i => fitted[i] is not null).ToArray();
-        if (kept.Length == 0) throw new InvalidDatasetException(items[0].Path, "no image could be decoded.");
+        var (kept, skipped) = Kept(items, errors, options.SkipInvalid);
         int plane = size * size;
         int channels = options.Channels ?? (kept.All(i => fitted[i]!.Length == plane) ? 1 : 3);
         int bytes = channels * plane;
@@ -378,6 +369,25 @@ public static partial class ImageFiles
             labels[k] = items[kept[k]].Label;
         });
         return new Loaded(new ImageDataset(pixels, labels, channels, size, size, classes), kept, new ImageLoadReport(kept.Length, skipped));
+    }
+
+    /// <summary>
+    /// The items that loaded (those without an error) and the skipped ones with their reasons; the first failure, in
+    /// item order, is thrown instead unless failures are skipped, and so is a set where nothing loaded.
+    /// </summary>
+    internal static (int[] Kept, List<(string Path, string Reason)> Skipped) Kept(IReadOnlyList<(string Path, int Label)> items, string?[] errors, bool skipInvalid)
+    {
+        var skipped = new List<(string, string)>();
+        for (int i = 0; i < items.Count; i++)
+        {
+            if (errors[i] is null) continue;
+            if (!skipInvalid)
+                throw new InvalidDatasetException(items[i].Path, $"{errors[i]} (set SkipInvalid, or --skip-invalid, to leave such files out and report them).");
+            skipped.Add((items[i].Path, errors[i]!));
+        }
+        var kept = Enumerable.Range(0, items.Count).Where(i => errors[i] is null).ToArray();
+        if (kept.Length == 0) throw new InvalidDatasetException(items[0].Path, "no image could be decoded.");
+        return (kept, skipped);
     }
 
     internal static void CheckOptions(Options options)
