@@ -60,8 +60,11 @@ public static class SkiaDecoder
         foreach (int d in (ReadOnlySpan<int>)[8, 4, 2])
         {
             if (minSide <= 0 || codec.EncodedFormat != SKEncodedImageFormat.Jpeg) break;
+            // A scale counts only when Skia gives its exact size (the file's sides divided by d, rounded up), as
+            // DecodedImage.Reduction promises; a scale it cannot do comes back at another size and is passed over.
             var scaled = codec.GetScaledDimensions(1f / d);
-            if (scaled.Width >= minSide && scaled.Height >= minSide) { (size, reduction) = (scaled, d); break; }
+            bool exact = scaled.Width == (info.Width + d - 1) / d && scaled.Height == (info.Height + d - 1) / d;
+            if (exact && scaled.Width >= minSide && scaled.Height >= minSide) { (size, reduction) = (scaled, d); break; }
         }
         bool gray = info.ColorType == SKColorType.Gray8;
         var target = new SKImageInfo(size.Width, size.Height, gray ? SKColorType.Gray8 : SKColorType.Rgba8888, gray ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
