@@ -97,8 +97,8 @@ public static class ImageCache
         // Unbuffered: each record is one write, so that after a failed one the file can be cut back without a
         // buffer left to flush.
         using var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
-        var known = Open(file, path, header, recordSize, notes);
-        long rows = (file.Length - HeaderSize) / recordSize;
+        // The source channel count of every row, read while checking the records and kept as rows are appended.
+        var (known, rowChannels) = Open(file, path, header, recordSize, notes);
 
         // Which items the cache already holds, by their files' present length and time.
         var keys = new (ulong Hash, long Length, long Time)?[items.Count];
@@ -114,7 +114,6 @@ public static class ImageCache
         int reused = items.Count - missing.Count - errors.Count(e => e is not null);
 
         // Decode what is missing, a chunk at a time, and append it; each chunk flushed before the next.
-        var gray = new bool[items.Count];
         int chunk = ChunkPerThread * Environment.ProcessorCount, done = reused;
         var record = new byte[recordSize];
         for (int start = 0; start < missing.Count; start += chunk)
@@ -148,10 +147,11 @@ public static class ImageCache
                         notes.Add($"'{items[i].Path}' changed while it was read; it will be read again next time.");
                         key = (0, -1, -1);  // a key no file has
                     }
-                    gray[i] = image.Length == size * size && stored == 3;
-                    WriteRecord(record, key, gray[i] ? 1 : stored == 3 ? 3 : 1, image, size);
+                    byte imageChannels = (byte)(image.Length / (size * size));
+                    WriteRecord(record, key, imageChannels, image, size);
                     file.Write(record);
-                    row[i] = rows++;
+                    row[i] = rowChannels.Count;
+                    rowChannels.Add(imageChannels);
                 }
                 file.Flush(flushToDisk: true);
             }
@@ -168,7 +168,7 @@ public static class ImageCache
         var (kept, skipped) = ImageFiles.Kept(items, errors, options.SkipInvalid);
         file.Dispose();
         var reader = new Rows(path, recordSize, kept.Select(i => row[i]).ToArray());
-        int channels = options.Channels ?? (kept.All(i => gray[i] || reader.SourceChannels(row[i]) == 1) ? 1 : 3);
+        int channels = options.Channels ?? (kept.All(i => rowChannels[(int)row[i]] == 1) ? 1 : 3);
         var data = new ImageDataset(reader, kept.Select(i => items[i].Label).ToArray(), channels, size, classes);
         return (data, kept, new ImageLoadReport(kept.Length, skipped) { Cache = new ImageCacheReport(path, reused, missing.Count, notes) });
     }
@@ -190,12 +190,14 @@ public static class ImageCache
     }
 
     /// <summary>
-    /// Checks the header and the records already there: returns the key → row map of the whole records, after
-    /// cutting off a damaged tail; a file with another header is emptied and started again. Each step is noted.
+    /// Checks the header and the records already there: returns the key → row map of the whole records and each
+    /// row's source channel count, after cutting off a damaged tail; a file with another header is emptied and started
+    /// again. Each step is noted.
     /// </summary>
-    private static Dictionary<(ulong, long, long), long> Open(FileStream file, string path, byte[] header, int recordSize, List<string> notes)
+    private static (Dictionary<(ulong, long, long), long> Known, List<byte> RowChannels) Open(FileStream file, string path, byte[] header, int recordSize, List<string> notes)
     {
         var known = new Dictionary<(ulong, long, long), long>();
+        var rowChannels = new List<byte>();
         var found = new byte[HeaderSize];
         if (file.Length >= HeaderSize) file.ReadExactly(found);
         if (file.Length > 0 && !found.AsSpan().SequenceEqual(header))
@@ -209,7 +211,7 @@ public static class ImageCache
         {
             file.Write(header);
             file.Flush(flushToDisk: true);
-            return known;
+            return (known, rowChannels);
         }
         long whole = (file.Length - HeaderSize) / recordSize;
         var record = new byte[recordSize];
@@ -223,6 +225,7 @@ public static class ImageCache
             var key = (BinaryPrimitives.ReadUInt64LittleEndian(record.AsSpan(8)), BinaryPrimitives.ReadInt64LittleEndian(record.AsSpan(16)),
                 BinaryPrimitives.ReadInt64LittleEndian(record.AsSpan(24)));
             known[key] = r;   // a later record of the same file and time wins
+            rowChannels.Add(record[32]);
         }
         long end = HeaderSize + r * recordSize;
         if (end != file.Length)
@@ -231,10 +234,10 @@ public static class ImageCache
                 $"'{path}' ended in a damaged or unfinished record (an interrupted build); its {r} whole records are kept and the rest rebuilt."));
             file.SetLength(end);
         }
-        return known;
+        return (known, rowChannels);
     }
 
-    private static void WriteRecord(byte[] record, (ulong Hash, long Length, long Time) key, int sourceChannels, byte[] image, int size)
+    private static void WriteRecord(byte[] record, (ulong Hash, long Length, long Time) key, byte sourceChannels, byte[] image, int size)
     {
         var pixels = record.AsSpan(KeySize);
         int plane = size * size;
@@ -245,7 +248,7 @@ public static class ImageCache
         BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(16), key.Length);
         BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(24), key.Time);
         record.AsSpan(32, 8).Clear();
-        record[32] = (byte)sourceChannels;
+        record[32] = sourceChannels;
         BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), Crc32.Compute(record.AsSpan(8)));
     }
 
@@ -286,20 +289,10 @@ public static class ImageCache
         public Rows Select(IReadOnlyList<int> items) => new(path, recordSize, items.Select(i => Index[i]).ToArray());
 
         /// <summary>Reads a row's first destination.Length pixel bytes (its first plane alone for a gray set stored as RGB).</summary>
-        public void Read(long row, Span<byte> destination) => ReadAt(HeaderSize + row * recordSize + KeySize, destination);
-
-        /// <summary>The channel count of the image a row was made from.</summary>
-        public int SourceChannels(long row)
-        {
-            Span<byte> b = stackalloc byte[1];
-            ReadAt(HeaderSize + row * recordSize + 32, b);
-            return b[0];
-        }
-
-        private void ReadAt(long offset, Span<byte> destination)
+        public void Read(long row, Span<byte> destination)
         {
             using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            if (RandomAccess.Read(handle, destination, offset) != destination.Length)
+            if (RandomAccess.Read(handle, destination, HeaderSize + row * recordSize + KeySize) != destination.Length)
                 throw new InvalidDatasetException(path, "the image cache was cut short while a dataset read it (rebuilt or truncated by another process?).");
         }
     }
