@@ -12,7 +12,7 @@ internal static class ImageCommand
     {
         var input = new Argument<string>("IN") { Description = "a PNG, JPEG, BMP, PGM or PPM file" };
         var output = new Argument<string>("OUT") { Description = "OUT.png, or OUT.ppm / OUT.pgm (PPM for RGB, PGM for gray; 8-bit)" };
-        var scale = new Option<string>("--scale") { Description = "JPEG only: decode at 1/2, 1/4 or 1/8 of the size in the DCT domain, as djpeg -scale", DefaultValueFactory = _ => "1/1" };
+        var scale = new Option<string>("--scale") { Description = "JPEG only: decode at 1/2, 1/4 or 1/8 of the size in the DCT domain, as djpeg -scale, with our managed decoder (without --scale a JPEG is decoded as the loaders do it, through Skia where it loads)", DefaultValueFactory = _ => "1/1" };
         scale.AcceptOnlyFromAmong("1/1", "1/2", "1/4", "1/8");
         var convert = new Command("convert", "Decode an image and write the decoded 8-bit samples as PNG or PPM/PGM.") { input, output, scale };
         convert.SetAction(p => CliSupport.Run(p, _ =>

@@ -24,9 +24,7 @@ public sealed class ImageDataset
         if (pixels.Length != expected)
             throw new ArgumentException($"{labels.Length} images of {channels}×{height}×{width} need {expected} pixel bytes, not {pixels.Length}.", nameof(pixels));
         if (classes.Count == 0) throw new ArgumentException("A dataset needs at least one class name.", nameof(classes));
-        for (int i = 0; i < labels.Length; i++)
-            if ((uint)labels[i] >= (uint)classes.Count)
-                throw new ArgumentException($"Label {labels[i]} of item {i} is not an index into the {classes.Count} classes.", nameof(labels));
+        CheckLabels(labels, classes.Count);
         _pixels = pixels;
         _labels = labels;
         Channels = channels;
@@ -40,11 +38,16 @@ public sealed class ImageDataset
         : this([], [], channels, size, size, classes)
     {
         if (rows.Index.Length != labels.Length) throw new ArgumentException($"{rows.Index.Length} rows for {labels.Length} labels.", nameof(rows));
-        for (int i = 0; i < labels.Length; i++)
-            if ((uint)labels[i] >= (uint)Classes.Count)
-                throw new ArgumentException($"Label {labels[i]} of item {i} is not an index into the {Classes.Count} classes.", nameof(labels));
+        CheckLabels(labels, Classes.Count);
         _rows = rows;
         _labels = labels;
+    }
+
+    private static void CheckLabels(int[] labels, int classes)
+    {
+        for (int i = 0; i < labels.Length; i++)
+            if ((uint)labels[i] >= (uint)classes)
+                throw new ArgumentException($"Label {labels[i]} of item {i} is not an index into the {classes} classes.", nameof(labels));
     }
 
     /// <summary>Whether the pixels are read from a cache file rather than held in memory.</summary>

@@ -78,29 +78,15 @@ public static class Resize
     /// </summary>
     internal static (int Index, float Weight)[][] Weights(int inSize, int outSize)
     {
+        if (inSize > outSize) return Weights(inSize, outSize, 0, inSize);
         var result = new (int, float)[outSize][];
         double scale = (double)inSize / outSize;
         for (int o = 0; o < outSize; o++)
         {
-            var list = new List<(int, float)>();
-            if (scale <= 1)
-            {
-                double centre = (o + 0.5) * scale - 0.5;
-                int i0 = (int)Math.Floor(centre);
-                double f = centre - i0;
-                list.Add((Math.Clamp(i0, 0, inSize - 1), (float)(1 - f)));
-                list.Add((Math.Clamp(i0 + 1, 0, inSize - 1), (float)f));
-            }
-            else
-            {
-                double start = o * scale, end = (o + 1) * scale;
-                for (int i = (int)Math.Floor(start); i < Math.Ceiling(end - 1e-12); i++)
-                {
-                    double overlap = Math.Min(end, i + 1) - Math.Max(start, i);
-                    if (overlap > 0) list.Add((Math.Min(i, inSize - 1), (float)(overlap / scale)));
-                }
-            }
-            result[o] = list.ToArray();
+            double centre = (o + 0.5) * scale - 0.5;
+            int i0 = (int)Math.Floor(centre);
+            double f = centre - i0;
+            result[o] = [(Math.Clamp(i0, 0, inSize - 1), (float)(1 - f)), (Math.Clamp(i0 + 1, 0, inSize - 1), (float)f)];
         }
         return result;
     }
