@@ -195,6 +195,10 @@ public class SixteenBitGrayTests
     {
         var overrun = Assert.Throws<InvalidImageException>(() => BmpDecoder.Decode(Rle8Bmp(0, 0, 0, 0, 0, 0, 0, 0, 0, 0), "rows.bmp"));
         Assert.Contains("past its 3 rows", overrun.Reason, StringComparison.Ordinal);
+        // A line that runs far past the width (here 100,000 runs of 255) keeps its first four pixels and drops the rest.
+        var longLine = Enumerable.Repeat(new byte[] { 255, 2 }, 100_000).SelectMany(p => p).Concat(new byte[] { 0, 1 }).ToArray();
+        var image = BmpDecoder.Decode(Rle8Bmp(longLine), "long.bmp");
+        Assert.Equal(new byte[] { 0, 255, 0, 0, 255, 0, 0, 255, 0, 0, 255, 0 }, image.Pixels[^12..]);
         var cut = Assert.Throws<InvalidImageException>(() => BmpDecoder.Decode(Rle8Bmp(4, 1, 0, 3, 1), "cut.bmp"));
         Assert.Equal("cut.bmp", cut.Path);
         Assert.Contains("truncated", cut.Reason, StringComparison.Ordinal);

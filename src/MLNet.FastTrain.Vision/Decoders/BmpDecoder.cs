@@ -148,11 +148,13 @@ public static class BmpDecoder
     private static byte[] Rle(ReadOnlySpan<byte> src, int w, int ht, int bits, string name)
     {
         var indices = new byte[(long)w * ht];
-        int x = 0, row = 0, at = 0;   // row counts from the bottom, as the file stores it
+        // row counts from the bottom, as the file stores it; x stops at w (pixels past a row's end are dropped), so
+        // however long a hostile line runs it cannot overflow.
+        int x = 0, row = 0, at = 0;
         void Put(Span<byte> output, int index)
         {
             if (x < w && row < ht) output[(ht - 1 - row) * w + x] = (byte)index;
-            x++;
+            x = Math.Min(x + 1, w);
         }
         while (true)
         {
@@ -170,7 +172,7 @@ public static class BmpDecoder
                 case 1: return indices;
                 case 2:
                     if (at + 2 > src.Length) throw new InvalidImageException(name, "it is truncated inside a run-length move.");
-                    x += src[at];
+                    x = Math.Min(x + src[at], w);
                     row += src[at + 1];
                     at += 2;
                     break;
