@@ -41,6 +41,7 @@ public sealed class TorchEngine : TrainingEngine
     {
         TorchRuntime.EnsureLoaded(threads);
         _device = ResolveDevice(device);
+        PrepareOnDevice = _device.type == DeviceType.CUDA;
         _net = TorchModules.Build(model);
         _net.to(_device);
         _state = _net.state_dict();
@@ -190,7 +191,7 @@ public sealed class TorchEngine : TrainingEngine
         _batchSize = batch.Labels.Length;
         return OnDevice(() =>
         {
-            var x = ToDevice(batch.Images);
+            var x = Inputs(batch);
             var y = Labels(batch.Labels);
             _loss = F.cross_entropy(_net.call(x), y);
             return _loss.item<float>();
@@ -230,12 +231,63 @@ public sealed class TorchEngine : TrainingEngine
     public override Managed.Tensor Logits(Managed.Tensor images)
     {
         ArgumentNullException.ThrowIfNull(images);
+        return LogitsOf(() => ToDevice(images), images.Shape[0]);
+    }
+
+    /// <inheritdoc />
+    public override Managed.Tensor Logits(Batch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        return LogitsOf(() => Inputs(batch), batch.Labels.Length);
+    }
+
+    private Managed.Tensor LogitsOf(Func<Tensor> inputs, int batchSize)
+    {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         ApplyMode(Training);
-        _batchSize = images.Shape[0];
-        return OnDevice(() => ToHost(_net.call(ToDevice(images))));
+        _batchSize = batchSize;
+        return OnDevice(() => ToHost(_net.call(inputs())));
     }
+
+    /// <inheritdoc />
+    public override Managed.Tensor BodyOutput(Batch batch, int children)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        Body(children); // checks the description and the count
+        var body = _net.named_children().Take(children).Select(kv => (nn.Module<Tensor, Tensor>)kv.module).ToList();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        _batchSize = batch.Labels.Length;
+        try
+        {
+            foreach (var m in body) m.eval();
+            return OnDevice(() =>
+            {
+                var x = Inputs(batch);
+                foreach (var m in body) x = m.call(x);
+                return ToHost(x);
+            });
+        }
+        finally
+        {
+            _mode = null; // the next step puts every module back in its mode
+        }
+    }
+
+    /// <summary>
+    /// Whether batches of pixels are normalised and augmented on the engine's device (docs/design.md §9). Default:
+    /// on a CUDA device yes; on the CPU no, where the loader's background thread prepares the next batch while this
+    /// one trains (docs/performance.md, "Batches on the device").
+    /// </summary>
+    public bool PrepareOnDevice { get; set; }
+
+    /// <inheritdoc />
+    public override bool PreparesBatches => PrepareOnDevice;
+
+    // A batch of pixels is uploaded as uint8 and prepared on the device; a batch of host images is uploaded as it is.
+    private Tensor Inputs(Batch batch) =>
+        batch.Pixels is { } pixels && !batch.HasImages ? DeviceBatches.Prepare(pixels, _device) : ToDevice(batch.Images);
 
     /// <inheritdoc />
     public override StateDict ModelState()

@@ -49,7 +49,7 @@ public class PrecomputeTests(ITestOutputHelper output)
     public void Precompute_refuses_augmented_data_and_splits_only_sequential_heads()
     {
         var loader = Loader();
-        loader.BatchTransform = (x, _) => x;
+        loader.BatchTransform = Vision.Transforms.BatchTransform.Of((x, _) => x);
         var model = ModelZoo.ResNetSmall();
         var (body, _) = new DifferentialFineTune(model).SplitBodyHead();
         var e = Assert.Throws<InvalidOperationException>(() => PrecomputedActivations.Compute(body, loader));

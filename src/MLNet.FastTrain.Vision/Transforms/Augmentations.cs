@@ -2,12 +2,70 @@ using MLNet.FastTrain.Engine;
 
 namespace MLNet.FastTrain.Vision.Transforms;
 
-/// <summary>A transform of a whole batch of images [B, C, H, W], drawing its random choices from the generator.</summary>
-public delegate Tensor BatchTransform(Tensor images, Generator generator);
+/// <summary>A transform of a whole batch of images [B, C, H, W], drawing its random choices from a generator.</summary>
+public abstract class BatchTransform
+{
+    /// <summary>Transforms normalised float32 images [B, C, H, W] on the host.</summary>
+    public abstract Tensor Apply(Tensor images, Generator generator);
+
+    /// <summary>
+    /// A transform given as a function. It runs on the host only: a loader whose transform is a function hands over
+    /// host float batches to every engine (an <see cref="Augmentation"/> can be applied on an engine's device).
+    /// </summary>
+    public static BatchTransform Of(Func<Tensor, Generator, Tensor> function)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        return new FunctionTransform(function);
+    }
+
+    private sealed class FunctionTransform(Func<Tensor, Generator, Tensor> function) : BatchTransform
+    {
+        public override Tensor Apply(Tensor images, Generator generator) => function(images, generator);
+    }
+}
+
+/// <summary>
+/// A batch augmentation in two parts: <see cref="Plan"/> draws every random choice for a batch, and the plan's
+/// stages apply them, on the host or on an engine's device (docs/design.md §9, "Batches on the device").
+/// </summary>
+public abstract class Augmentation : BatchTransform
+{
+    /// <summary>Appends this augmentation's stages, with their random choices, to <paramref name="plan"/>.</summary>
+    public abstract void Draw(AugmentationPlan plan, Generator generator);
+
+    /// <summary>The random choices for a batch of <paramref name="count"/> images of the given size.</summary>
+    public AugmentationPlan Plan(int count, int channels, int height, int width, Generator generator)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        var plan = new AugmentationPlan(count, channels, height, width);
+        Draw(plan, generator);
+        return plan;
+    }
+
+    /// <inheritdoc />
+    public sealed override Tensor Apply(Tensor images, Generator generator)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.Rank != 4 || images.DType != DType.Float32)
+            throw new ArgumentException($"Augmentations take float32 batches [B, C, H, W]; got {images.DType} of shape {string.Join("×", images.ShapeArray())}.", nameof(images));
+        return Plan(images.Size(0), images.Size(1), images.Size(2), images.Size(3), generator).Apply(images);
+    }
+
+    /// <summary>An augmentation whose drawing is a function.</summary>
+    internal sealed class Drawn(Action<AugmentationPlan, Generator> draw) : Augmentation
+    {
+        public override void Draw(AugmentationPlan plan, Generator generator)
+        {
+            ArgumentNullException.ThrowIfNull(plan);
+            ArgumentNullException.ThrowIfNull(generator);
+            draw(plan, generator);
+        }
+    }
+}
 
 /// <summary>
 /// Batch augmentations applied to normalised images, in the style of fastai's batch transforms. Every random choice
-/// comes from the generator passed in, so the same seed gives the same augmented batch.
+/// comes from the generator passed in, so the same seed gives the same augmented batch, on either engine.
 /// </summary>
 public static class Augmentations
 {
@@ -15,7 +73,7 @@ public static class Augmentations
     /// fastai's aug_transforms defaults: horizontal flip with p 0.5; rotation up to ±10°, zoom 1–1.1 and perspective
     /// warp 0.2, each with p 0.75, in one resampling; brightness and contrast (lighting 0.2) with p 0.75.
     /// </summary>
-    public static BatchTransform Default(double maxRotate = 10, double maxZoom = 1.1, double maxLighting = 0.2, double maxWarp = 0.2, double pAffine = 0.75, double pLighting = 0.75) =>
+    public static Augmentation Default(double maxRotate = 10, double maxZoom = 1.1, double maxLighting = 0.2, double maxWarp = 0.2, double pAffine = 0.75, double pLighting = 0.75) =>
         Compose(Flip(0.5), Geometric(maxRotate, 1.0, maxZoom, maxWarp, pAffine), Lighting(maxLighting, pLighting));
 
     /// <summary>
@@ -25,66 +83,51 @@ public static class Augmentations
     /// larger ones get <see cref="Default"/>. On full Fashion-MNIST the lighter preset gave the ResNet-9 0.7 points more
     /// after 7 epochs than <see cref="Default"/>'s rotations and warps, at less CPU time (docs/default-recipe.md).
     /// </summary>
-    public static BatchTransform BySize(int smallSide = 32)
+    public static Augmentation BySize(int smallSide = 32)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(smallSide, 1);
         var large = Default();
         var flip = Flip(0.5);
-        return (images, g) =>
+        return new Augmentation.Drawn((plan, g) =>
         {
-            Check(images);
-            int side = Math.Min(images.Size(2), images.Size(3));
-            if (side > smallSide) return large(images, g);
-            return PadCrop(Math.Max(1, (int)Math.Round(side / 14.0)))(flip(images, g), g);
-        };
+            int side = Math.Min(plan.Height, plan.Width);
+            if (side > smallSide)
+            {
+                large.Draw(plan, g);
+                return;
+            }
+            flip.Draw(plan, g);
+            PadCrop(Math.Max(1, (int)Math.Round(side / 14.0))).Draw(plan, g);
+        });
     }
 
-    /// <summary>Applies transforms in order.</summary>
+    /// <summary>Applies augmentations in order.</summary>
+    public static Augmentation Compose(params Augmentation[] augmentations)
+    {
+        ArgumentNullException.ThrowIfNull(augmentations);
+        return new Augmentation.Drawn((plan, g) =>
+        {
+            foreach (var a in augmentations) a.Draw(plan, g);
+        });
+    }
+
+    /// <summary>Applies transforms in order (host only when any of them is a function).</summary>
     public static BatchTransform Compose(params BatchTransform[] transforms)
     {
         ArgumentNullException.ThrowIfNull(transforms);
-        return (images, g) =>
+        if (transforms.All(t => t is Augmentation)) return Compose(transforms.Cast<Augmentation>().ToArray());
+        return BatchTransform.Of((images, g) =>
         {
-            foreach (var t in transforms) images = t(images, g);
+            foreach (var t in transforms) images = t.Apply(images, g);
             return images;
-        };
+        });
     }
 
     /// <summary>Flips each image left–right with probability <paramref name="p"/>.</summary>
-    public static BatchTransform Flip(double p = 0.5) => (images, g) =>
-    {
-        Check(images);
-        var y = Copy(images);
-        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
-        var s = y.AsSpan();
-        for (int i = 0; i < b; i++)
-        {
-            if (g.NextDouble() >= p) continue;
-            for (int ch = 0; ch < c; ch++)
-                for (int r = 0; r < h; r++) s.Slice(((i * c + ch) * h + r) * w, w).Reverse();
-        }
-        return y;
-    };
+    public static Augmentation Flip(double p = 0.5) => new Augmentation.Drawn((plan, g) => plan.Add(new FlipStage(false, Coins(plan.Count, p, g))));
 
     /// <summary>Flips each image upside down with probability <paramref name="p"/>.</summary>
-    public static BatchTransform FlipVertical(double p = 0.5) => (images, g) =>
-    {
-        Check(images);
-        var y = Copy(images);
-        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
-        var src = images.AsSpan();
-        var dst = y.AsSpan();
-        for (int i = 0; i < b; i++)
-        {
-            if (g.NextDouble() >= p) continue;
-            for (int ch = 0; ch < c; ch++)
-            {
-                int plane = (i * c + ch) * h * w;
-                for (int r = 0; r < h; r++) src.Slice(plane + (h - 1 - r) * w, w).CopyTo(dst.Slice(plane + r * w, w));
-            }
-        }
-        return y;
-    };
+    public static Augmentation FlipVertical(double p = 0.5) => new Augmentation.Drawn((plan, g) => plan.Add(new FlipStage(true, Coins(plan.Count, p, g))));
 
     /// <summary>
     /// Crops a random window of each image — an area fraction in [<paramref name="minScale"/>, 1] of the image and an
@@ -92,203 +135,142 @@ public static class Augmentations
     /// to the image's size bilinearly, as torchvision's and fastai's RandomResizedCrop. After 10 draws that do not fit,
     /// the whole image is kept.
     /// </summary>
-    public static BatchTransform RandomResizedCrop(double minScale = 0.08, double minRatio = 3.0 / 4, double maxRatio = 4.0 / 3) => (images, g) =>
+    public static Augmentation RandomResizedCrop(double minScale = 0.08, double minRatio = 3.0 / 4, double maxRatio = 4.0 / 3)
     {
-        Check(images);
         if (!(minScale > 0 && minScale <= 1) || !(minRatio > 0) || maxRatio < minRatio)
             throw new ArgumentOutOfRangeException(nameof(minScale), $"Scale [{minScale}, 1] and ratio [{minRatio}, {maxRatio}] must be positive ranges.");
-        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
-        var y = Tensor.Zeros(images.ShapeArray());
-        var src = images.AsSpan();
-        var dst = y.AsSpan();
-        for (int i = 0; i < b; i++)
+        return new Augmentation.Drawn((plan, g) =>
         {
-            double cw = w, ch = h, x0 = 0, y0 = 0;
-            for (int attempt = 0; attempt < 10; attempt++)
+            int h = plan.Height, w = plan.Width;
+            var maps = new PixelMap?[plan.Count];
+            for (int i = 0; i < plan.Count; i++)
             {
-                double area = h * w * (minScale + g.NextDouble() * (1 - minScale));
-                double ratio = Math.Exp(Math.Log(minRatio) + g.NextDouble() * (Math.Log(maxRatio) - Math.Log(minRatio)));
-                double tw = Math.Sqrt(area * ratio), th = Math.Sqrt(area / ratio);
-                double fx = g.NextDouble(), fy = g.NextDouble();
-                if (tw > w || th > h) continue;
-                (cw, ch, x0, y0) = (tw, th, fx * (w - tw), fy * (h - th));
-                break;
+                double cw = w, ch = h, x0 = 0, y0 = 0;
+                for (int attempt = 0; attempt < 10; attempt++)
+                {
+                    double area = h * w * (minScale + g.NextDouble() * (1 - minScale));
+                    double ratio = Math.Exp(Math.Log(minRatio) + g.NextDouble() * (Math.Log(maxRatio) - Math.Log(minRatio)));
+                    double tw = Math.Sqrt(area * ratio), th = Math.Sqrt(area / ratio);
+                    double fx = g.NextDouble(), fy = g.NextDouble();
+                    if (tw > w || th > h) continue;
+                    (cw, ch, x0, y0) = (tw, th, fx * (w - tw), fy * (h - th));
+                    break;
+                }
+                // Output pixel centre (r + ½)/h of the window, in source pixels.
+                double sy = ch / h, sx = cw / w;
+                maps[i] = PixelMap.Affine(sy, 0, y0 + 0.5 * sy - 0.5, 0, sx, x0 + 0.5 * sx - 0.5);
             }
-            for (int ch2 = 0; ch2 < c; ch2++)
-            {
-                int plane = (i * c + ch2) * h * w;
-                var source = src.Slice(plane, h * w);
-                for (int r = 0; r < h; r++)
-                    for (int col = 0; col < w; col++)
-                        dst[plane + r * w + col] = Bilinear(source, h, w, y0 + (r + 0.5) * ch / h - 0.5, x0 + (col + 0.5) * cw / w - 0.5);
-            }
-        }
-        return y;
-    };
+            plan.Add(new ResampleStage(maps));
+        });
+    }
 
     /// <summary>
     /// Perspective warp as fastai's: with probability <paramref name="p"/> per image, the corners move by up to
     /// <paramref name="magnitude"/> of the half-size, tilting the image about its horizontal and vertical axes.
     /// </summary>
-    public static BatchTransform Warp(double magnitude = 0.2, double p = 0.75) => Geometric(0, 1, 1, magnitude, p);
+    public static Augmentation Warp(double magnitude = 0.2, double p = 0.75) => Geometric(0, 1, 1, magnitude, p);
 
     /// <summary>
     /// Rotation (±<paramref name="maxRotate"/> degrees), zoom ([<paramref name="minZoom"/>, <paramref name="maxZoom"/>])
     /// and perspective warp (corner shifts up to <paramref name="maxWarp"/>), each applied with probability
     /// <paramref name="p"/> per image, combined into one projective map and sampled once (bilinear, reflected borders).
     /// </summary>
-    public static BatchTransform Geometric(double maxRotate = 10, double minZoom = 1.0, double maxZoom = 1.1, double maxWarp = 0.2, double p = 0.75) => (images, g) =>
+    public static Augmentation Geometric(double maxRotate = 10, double minZoom = 1.0, double maxZoom = 1.1, double maxWarp = 0.2, double p = 0.75)
     {
-        Check(images);
         if (!(minZoom > 0) || maxZoom < minZoom) throw new ArgumentOutOfRangeException(nameof(minZoom), $"Zoom range [{minZoom}, {maxZoom}] is invalid.");
         if (maxWarp is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(maxWarp), $"Warp magnitude must be in [0, 1), not {maxWarp}.");
-        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
-        var y = Copy(images);
-        var src = images.AsSpan();
-        var dst = y.AsSpan();
-        double cy = (h - 1) / 2.0, cx = (w - 1) / 2.0, sy = Math.Max(cy, 0.5), sx = Math.Max(cx, 0.5);
-        for (int i = 0; i < b; i++)
+        return new Augmentation.Drawn((plan, g) =>
         {
-            // Every value is drawn whether or not it is used, so one image's choices never shift another's.
-            bool rotate = g.NextDouble() < p, zoomIt = g.NextDouble() < p, warpIt = g.NextDouble() < p;
-            double angle = (2 * g.NextDouble() - 1) * maxRotate * Math.PI / 180;
-            double zoom = minZoom + g.NextDouble() * (maxZoom - minZoom);
-            double wx = (2 * g.NextDouble() - 1) * maxWarp, wy = (2 * g.NextDouble() - 1) * maxWarp;
-            if (!rotate) angle = 0;
-            if (!zoomIt) zoom = 1;
-            if (!warpIt) wx = wy = 0;
-            if (angle == 0 && zoom == 1 && wx == 0 && wy == 0) continue;
-            // Output → source, in coordinates normalised to [-1, 1]: the warp's homography, then the inverse rotation and zoom.
-            var warp = Homography.FromCorners([(-1 - wy, -1 - wx), (-1 + wy, 1 + wx), (1 + wy, -1 + wx), (1 - wy, 1 - wx)]);
-            double cos = Math.Cos(angle) / zoom, sin = Math.Sin(angle) / zoom;
-            for (int r = 0; r < h; r++)
-                for (int col = 0; col < w; col++)
-                {
-                    var (vy, vx) = warp.Apply((r - cy) / sy, (col - cx) / sx);
-                    double py = (cos * vy - sin * vx) * sy + cy, px = (sin * vy + cos * vx) * sx + cx;
-                    for (int ch = 0; ch < c; ch++)
-                    {
-                        int plane = (i * c + ch) * h * w;
-                        dst[plane + r * w + col] = Bilinear(src.Slice(plane, h * w), h, w, py, px);
-                    }
-                }
-        }
-        return y;
-    };
+            int h = plan.Height, w = plan.Width;
+            double cy = (h - 1) / 2.0, cx = (w - 1) / 2.0, sy = Math.Max(cy, 0.5), sx = Math.Max(cx, 0.5);
+            // Pixels to coordinates normalised to [-1, 1], and back.
+            var normalise = PixelMap.Affine(1 / sy, 0, -cy / sy, 0, 1 / sx, -cx / sx);
+            var maps = new PixelMap?[plan.Count];
+            for (int i = 0; i < plan.Count; i++)
+            {
+                // Every value is drawn whether or not it is used, so one image's choices never shift another's.
+                bool rotate = g.NextDouble() < p, zoomIt = g.NextDouble() < p, warpIt = g.NextDouble() < p;
+                double angle = (2 * g.NextDouble() - 1) * maxRotate * Math.PI / 180;
+                double zoom = minZoom + g.NextDouble() * (maxZoom - minZoom);
+                double wx = (2 * g.NextDouble() - 1) * maxWarp, wy = (2 * g.NextDouble() - 1) * maxWarp;
+                if (!rotate) angle = 0;
+                if (!zoomIt) zoom = 1;
+                if (!warpIt) wx = wy = 0;
+                if (angle == 0 && zoom == 1 && wx == 0 && wy == 0) continue;
+                // Output → source: the warp's homography, then the inverse rotation and zoom, back in pixels.
+                var warp = Homography.FromCorners([(-1 - wy, -1 - wx), (-1 + wy, 1 + wx), (1 + wy, -1 + wx), (1 - wy, 1 - wx)]).ToPixelMap();
+                double cos = Math.Cos(angle) / zoom, sin = Math.Sin(angle) / zoom;
+                var rotateBack = PixelMap.Affine(cos * sy, -sin * sy, cy, sin * sx, cos * sx, cx);
+                maps[i] = PixelMap.Compose(rotateBack, PixelMap.Compose(warp, normalise));
+            }
+            plan.Add(new ResampleStage(maps));
+        });
+    }
 
     /// <summary>Pads each image by <paramref name="padding"/> pixels with a mirror reflection, then crops a random window of the original size.</summary>
-    public static BatchTransform PadCrop(int padding = 4) => (images, g) =>
+    public static Augmentation PadCrop(int padding = 4)
     {
-        Check(images);
         ArgumentOutOfRangeException.ThrowIfNegative(padding);
-        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
-        var y = Tensor.Zeros(images.ShapeArray());
-        var src = images.AsSpan();
-        var dst = y.AsSpan();
-        for (int i = 0; i < b; i++)
+        return new Augmentation.Drawn((plan, g) =>
         {
-            int dy = g.NextInt(2 * padding + 1) - padding, dx = g.NextInt(2 * padding + 1) - padding;
-            for (int ch = 0; ch < c; ch++)
+            int[] dy = new int[plan.Count], dx = new int[plan.Count];
+            for (int i = 0; i < plan.Count; i++)
             {
-                int plane = (i * c + ch) * h * w;
-                for (int r = 0; r < h; r++)
-                    for (int col = 0; col < w; col++)
-                        dst[plane + r * w + col] = src[plane + Reflect(r + dy, h) * w + Reflect(col + dx, w)];
+                dy[i] = g.NextInt(2 * padding + 1) - padding;
+                dx[i] = g.NextInt(2 * padding + 1) - padding;
             }
-        }
-        return y;
-    };
+            plan.Add(new ShiftStage(dy, dx));
+        });
+    }
 
     /// <summary>
     /// With probability <paramref name="p"/> per image, rotates by an angle uniform in ±<paramref name="maxRotate"/>
     /// degrees and zooms by a factor uniform in [<paramref name="minZoom"/>, <paramref name="maxZoom"/>] about the
     /// centre, sampling bilinearly with reflection at the borders.
     /// </summary>
-    public static BatchTransform Affine(double maxRotate = 10, double minZoom = 1.0, double maxZoom = 1.1, double p = 0.75) => (images, g) =>
+    public static Augmentation Affine(double maxRotate = 10, double minZoom = 1.0, double maxZoom = 1.1, double p = 0.75)
     {
-        Check(images);
         if (!(minZoom > 0) || maxZoom < minZoom) throw new ArgumentOutOfRangeException(nameof(minZoom), $"Zoom range [{minZoom}, {maxZoom}] is invalid.");
-        int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
-        var y = Copy(images);
-        var src = images.AsSpan();
-        var dst = y.AsSpan();
-        for (int i = 0; i < b; i++)
+        return new Augmentation.Drawn((plan, g) =>
         {
-            // Draw every value even when the transform is skipped, so one item's choice never shifts another's.
-            bool apply = g.NextDouble() < p;
-            double angle = (2 * g.NextDouble() - 1) * maxRotate * Math.PI / 180;
-            double zoom = minZoom + g.NextDouble() * (maxZoom - minZoom);
-            if (!apply) continue;
-            // Inverse map: output pixel → source position, rotating by −angle and scaling by 1/zoom about the centre.
-            double cos = Math.Cos(angle) / zoom, sin = Math.Sin(angle) / zoom;
-            double cy = (h - 1) / 2.0, cx = (w - 1) / 2.0;
-            for (int r = 0; r < h; r++)
-                for (int col = 0; col < w; col++)
-                {
-                    double yy = r - cy, xx = col - cx;
-                    double sy = cos * yy - sin * xx + cy, sx = sin * yy + cos * xx + cx;
-                    for (int ch = 0; ch < c; ch++)
-                    {
-                        int plane = (i * c + ch) * h * w;
-                        dst[plane + r * w + col] = Bilinear(src.Slice(plane, h * w), h, w, sy, sx);
-                    }
-                }
-        }
-        return y;
-    };
+            double cy = (plan.Height - 1) / 2.0, cx = (plan.Width - 1) / 2.0;
+            var maps = new PixelMap?[plan.Count];
+            for (int i = 0; i < plan.Count; i++)
+            {
+                // Draw every value even when the transform is skipped, so one item's choice never shifts another's.
+                bool apply = g.NextDouble() < p;
+                double angle = (2 * g.NextDouble() - 1) * maxRotate * Math.PI / 180;
+                double zoom = minZoom + g.NextDouble() * (maxZoom - minZoom);
+                if (!apply) continue;
+                // Output pixel → source position, rotating by −angle and scaling by 1/zoom about the centre.
+                double cos = Math.Cos(angle) / zoom, sin = Math.Sin(angle) / zoom;
+                maps[i] = PixelMap.Affine(cos, -sin, cy - cos * cy + sin * cx, sin, cos, cx - sin * cy - cos * cx);
+            }
+            plan.Add(new ResampleStage(maps));
+        });
+    }
 
     /// <summary>
     /// With probability <paramref name="p"/> per image, changes brightness (a shift of up to ±<paramref name="maxLighting"/>
     /// standard deviations) and contrast (a scale in [1/(1+max), 1+max] about the image's mean).
     /// </summary>
-    public static BatchTransform Lighting(double maxLighting = 0.2, double p = 0.75) => (images, g) =>
+    public static Augmentation Lighting(double maxLighting = 0.2, double p = 0.75) => new Augmentation.Drawn((plan, g) =>
     {
-        Check(images);
-        int b = images.Size(0), per = images.Length / Math.Max(1, b);
-        var y = Copy(images);
-        var s = y.AsSpan();
-        for (int i = 0; i < b; i++)
+        var applied = new bool[plan.Count];
+        double[] scale = new double[plan.Count], shift = new double[plan.Count];
+        for (int i = 0; i < plan.Count; i++)
         {
-            bool apply = g.NextDouble() < p;
-            double shift = (2 * g.NextDouble() - 1) * maxLighting;
-            double scale = Math.Exp((2 * g.NextDouble() - 1) * Math.Log(1 + maxLighting));
-            if (!apply) continue;
-            var item = s.Slice(i * per, per);
-            float mean = System.Numerics.Tensors.TensorPrimitives.Sum<float>(item) / per;
-            for (int k = 0; k < item.Length; k++) item[k] = (float)((item[k] - mean) * scale + mean + shift);
+            applied[i] = g.NextDouble() < p;
+            shift[i] = (2 * g.NextDouble() - 1) * maxLighting;
+            scale[i] = Math.Exp((2 * g.NextDouble() - 1) * Math.Log(1 + maxLighting));
         }
-        return y;
-    };
+        plan.Add(new LightingStage(applied, scale, shift));
+    });
 
-    private static float Bilinear(ReadOnlySpan<float> plane, int h, int w, double y, double x)
+    private static bool[] Coins(int count, double p, Generator g)
     {
-        int y0 = (int)Math.Floor(y), x0 = (int)Math.Floor(x);
-        double fy = y - y0, fx = x - x0;
-        int r0 = Reflect(y0, h) * w, r1 = Reflect(y0 + 1, h) * w, c0 = Reflect(x0, w), c1 = Reflect(x0 + 1, w);
-        return (float)((1 - fy) * ((1 - fx) * plane[r0 + c0] + fx * plane[r0 + c1]) + fy * ((1 - fx) * plane[r1 + c0] + fx * plane[r1 + c1]));
-    }
-
-    /// <summary>Mirror-reflects an index into [0, n) (…, 2, 1, 0, 1, 2, …, n−2, n−1, n−2, …).</summary>
-    internal static int Reflect(int i, int n)
-    {
-        if (n == 1) return 0;
-        int period = 2 * (n - 1);
-        i %= period;
-        if (i < 0) i += period;
-        return i < n ? i : period - i;
-    }
-
-    private static Tensor Copy(Tensor images)
-    {
-        var y = Tensor.Zeros(images.ShapeArray());
-        y.CopyFrom(images);
-        return y;
-    }
-
-    private static void Check(Tensor images)
-    {
-        ArgumentNullException.ThrowIfNull(images);
-        if (images.Rank != 4 || images.DType != DType.Float32)
-            throw new ArgumentException($"Augmentations take float32 batches [B, C, H, W]; got {images.DType} of shape {string.Join("×", images.ShapeArray())}.", nameof(images));
+        var heads = new bool[count];
+        for (int i = 0; i < count; i++) heads[i] = g.NextDouble() < p;
+        return heads;
     }
 }

@@ -36,6 +36,9 @@ public readonly struct Homography
         return ((_a * y + _b * x + _c) / w, (_d * y + _e * x + _f) / w);
     }
 
+    /// <summary>The same map as a 3×3 <see cref="PixelMap"/> (its coordinates are whatever the corners' are).</summary>
+    public PixelMap ToPixelMap() => new(_a, _b, _c, _d, _e, _f, _g, _h, 1);
+
     /// <summary>Gaussian elimination with partial pivoting on an 8×9 augmented matrix.</summary>
     private static double[] Solve(double[,] m)
     {

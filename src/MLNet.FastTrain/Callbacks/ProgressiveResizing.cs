@@ -68,11 +68,12 @@ public sealed class ProgressiveResizing : Callback
     private void RefreshStatistics(Learner learner, DataLoader train)
     {
         learner.Engine.Train();
+        learner.OfferPixels(train);
         foreach (var batch in train.Epoch(learner.EpochsTrained).Take(RefreshBatches))
         {
             using var scope = TensorScope.Begin();
             batch.AdoptIntoScope();
-            learner.Engine.Logits(batch.Images);
+            learner.Engine.Logits(batch);
         }
     }
 }

@@ -88,4 +88,9 @@ public sealed class ManagedEngine(Module model, Optimizer optimizer) : TrainingE
 
     /// <inheritdoc />
     public override Module SyncDescription() => Description;
+
+    /// <summary>Nothing to copy: the description is the network.</summary>
+    public override void LoadDescription()
+    {
+    }
 }

@@ -86,6 +86,55 @@ public abstract class TrainingEngine
     /// <summary>Evaluation-mode-agnostic forward without gradients: logits [N, classes] on the host.</summary>
     public abstract Tensor Logits(Tensor images);
 
+    /// <summary>
+    /// <see cref="Logits(Tensor)"/> of a batch; an engine that <see cref="PreparesBatches"/> reads its pixels.
+    /// </summary>
+    public virtual Tensor Logits(Batch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        return Logits(batch.Images);
+    }
+
+    /// <summary>
+    /// The output of the described network's first <paramref name="children"/> top-level children (a body, as
+    /// precomputed activations take it) for a batch: evaluation mode, no gradients, on the host. The description must
+    /// be a <see cref="Sequential"/>.
+    /// </summary>
+    public virtual Tensor BodyOutput(Batch batch, int children)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var body = Body(children);
+        bool[] modes = [.. body.Select(m => m.Training)];
+        try
+        {
+            foreach (var m in body) m.Eval();
+            using var noGrad = Engine.Autograd.GradRecorder.NoGrad();
+            var x = batch.Images;
+            foreach (var m in body) x = m.Forward(x);
+            return x;
+        }
+        finally
+        {
+            for (int i = 0; i < body.Count; i++) body[i].Train(modes[i]);
+        }
+    }
+
+    /// <summary>The description's first <paramref name="children"/> top-level children.</summary>
+    protected IReadOnlyList<Module> Body(int children)
+    {
+        if (Description is not Sequential sequential)
+            throw new InvalidOperationException($"A body's output needs a Sequential network, not {Description.GetType().Name}.");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(children);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(children, sequential.Count);
+        return [.. sequential.NamedChildren().Take(children).Select(kv => kv.Value)];
+    }
+
+    /// <summary>
+    /// Whether the engine normalises and augments batches of uint8 pixels itself, on its device (docs/design.md §9,
+    /// "Batches on the device"); the learner then asks its loaders for <see cref="Batch.Pixels"/>.
+    /// </summary>
+    public virtual bool PreparesBatches => false;
+
     /// <summary>A copy of the network's weights and buffers (torch's names).</summary>
     public abstract StateDict ModelState();
 
@@ -105,6 +154,12 @@ public abstract class TrainingEngine
         Description.LoadStateDict(state);
         return Description;
     }
+
+    /// <summary>
+    /// Copies <see cref="Description"/>'s weights and buffers into the engine (a no-op on the managed engine), after
+    /// something trained the description directly, as the head trained on precomputed activations does.
+    /// </summary>
+    public virtual void LoadDescription() => LoadModelState(Description.StateDict());
 
     /// <summary>
     /// Frees the engine's native memory now instead of when it is collected (a no-op on the managed engine); the

@@ -292,6 +292,7 @@ public sealed class Learner
         TensorScope.TrimPoolUnderHeapLimit(); // validation's memory, under a memory budget
         _engine.Train();
         BatchIndex = skipBatches;
+        OfferPixels(TrainData);
         try
         {
             foreach (var batch in TrainData.Epoch(EpochsTrained, skipBatches, cancellationToken))
@@ -338,6 +339,7 @@ public sealed class Learner
         TensorScope.TrimPoolUnderHeapLimit(); // training's memory, under a memory budget
         bool wasTraining = _engine.Training;
         _engine.Train(false);
+        OfferPixels(data);
         foreach (var m in Metrics) m.Reset();
         double lossSum = 0;
         int items = 0;
@@ -348,7 +350,7 @@ public sealed class Learner
             {
                 using var scope = TensorScope.Begin();
                 batch.AdoptIntoScope();
-                var output = _engine.Logits(batch.Images);
+                var output = _engine.Logits(batch);
                 lossSum += LossFunction(output, batch.Labels).Item() * batch.Labels.Length;
                 items += batch.Labels.Length;
                 foreach (var m in Metrics) m.Accumulate(output, batch.Labels);
@@ -367,6 +369,7 @@ public sealed class Learner
         ArgumentNullException.ThrowIfNull(data);
         bool wasTraining = _engine.Training;
         _engine.Train(false);
+        OfferPixels(data);
         var rows = new List<float[]>();
         try
         {
@@ -375,7 +378,7 @@ public sealed class Learner
             {
                 using var scope = TensorScope.Begin();
                 batch.AdoptIntoScope();
-                var p = Functional.Softmax(_engine.Logits(batch.Images), 1);
+                var p = Functional.Softmax(_engine.Logits(batch), 1);
                 int c = p.Size(1);
                 var values = p.ToArray();
                 for (int i = 0; i < p.Size(0); i++) rows.Add(values.AsSpan(i * c, c).ToArray());
@@ -386,6 +389,15 @@ public sealed class Learner
             _engine.Train(wasTraining);
         }
         return [.. rows];
+    }
+
+    /// <summary>
+    /// Asks a loader for batches of uint8 pixels when the engine prepares batches on its device, and for host images
+    /// otherwise (docs/design.md §9, "Batches on the device").
+    /// </summary>
+    internal void OfferPixels(IBatchSource data)
+    {
+        if (data is DataLoader images) images.HandOverPixels = _engine.PreparesBatches;
     }
 
     /// <summary>Everything needed to put the learner back exactly: weights, buffers, optimizer state and hyperparameters, random state.</summary>
