@@ -164,6 +164,32 @@ public abstract class EngineContract : IDisposable
     }
 
     [Fact]
+    public void Precomputed_activations_come_from_the_engine_and_the_head_trained_on_them_goes_back_to_it()
+    {
+        var net = ModelZoo.ResNetSmall(1, 10, new Generator(1));
+        var fineTune = new DifferentialFineTune(net);
+        var learner = NewLearner(_ => new AdamW(fineTune.CreateParamGroups()), net);
+        var initialHead = learner.Engine.ModelState()["fc.weight"].ToArray();
+        var (body, _) = fineTune.SplitBodyHead();
+        var loader = (Vision.Datasets.DataLoader)learner.TrainData;
+        var onEngine = PrecomputedActivations.Compute(learner.Engine, body.Count, loader).Items.ToArray();
+        var described = PrecomputedActivations.Compute(body, loader).Items.ToArray();
+        double scale = described.Max(v => Math.Abs(v));
+        Assert.Equal(described.Length, onEngine.Length);
+        Assert.True(described.Zip(onEngine, (a, b) => Math.Abs(a - b)).Max() <= 1e-4 * scale);
+
+        // At a rate of 1e-12 the unfrozen stage moves nothing, so the engine's head is what the precomputed stage left.
+        var stages = FineTuneRecipe.Run(learner, fineTune, new FineTuneRecipe.Options
+        {
+            PrecomputedEpochs = 1, AugmentedHeadCycles = 0, Cycles = 1, HeadLearningRate = 1e-2, LearningRate = 1e-12,
+        });
+        Assert.Equal("precomputed head", stages[0].Name);
+        var head = learner.Engine.ModelState()["fc.weight"].ToArray();
+        double moved = head.Zip(initialHead, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(moved > 1e-3, $"the head trained on precomputed activations moved the engine's head by {moved:g3}");
+    }
+
+    [Fact]
     public void Sgdr_keeps_a_snapshot_per_cycle_and_the_last_is_the_final_weights()
     {
         var learner = NewLearner();

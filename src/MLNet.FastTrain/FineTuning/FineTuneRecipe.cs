@@ -92,13 +92,17 @@ public static class FineTuneRecipe
             double headLr = options.HeadLearningRate ?? double.NaN;
             if (options.PrecomputedEpochs > 0)
             {
+                // The body runs on the learner's engine; the head, a few thousand weights on cached features, trains on
+                // the managed engine, directly on the description's head modules, which then go back to the engine.
                 var (body, head) = fineTune.SplitBodyHead();
                 var cacheSource = new DataLoader(images.Dataset, images.BatchSize, images.Shuffle, images.Seed, images.DropLast, images.Normalization) { ImageSize = images.ImageSize };
-                var features = PrecomputedActivations.Compute(body, cacheSource, options.ActivationCacheDirectory, cancellationToken: cancellationToken);
-                var headLearner = new Learner(head, features, ValidFeatures(learner, body), new AdamW(head.Parameters()), learner.Metrics);
+                var features = PrecomputedActivations.Compute(learner.Engine, body.Count, cacheSource, options.ActivationCacheDirectory, cancellationToken: cancellationToken);
+                var validFeatures = learner.ValidData is DataLoader valid ? PrecomputedActivations.Compute(learner.Engine, body.Count, valid, cancellationToken: cancellationToken) : null;
+                var headLearner = new Learner(head, features, validFeatures, new AdamW(head.Parameters()), learner.Metrics);
                 headLearner.Log += (_, m) => learner.Write("head: " + m);
                 if (double.IsNaN(headLr)) headLr = Suggest(headLearner, null, options.Suggestion, cancellationToken);
                 headLearner.FitSgdr(options.PrecomputedEpochs, [headLr], cancellationToken: cancellationToken);
+                learner.Engine.LoadDescription();
                 stages.Add(Stage("precomputed head", headLr, options.PrecomputedEpochs, headLearner.LastValidation));
             }
             if (options.AugmentedHeadCycles > 0)
@@ -129,9 +133,6 @@ public static class FineTuneRecipe
 
     private static FineTuneStage Stage(string name, double lr, int epochs, ValidationResult? v) =>
         new(name, lr, epochs, v?.Loss, v?.Metrics.GetValueOrDefault("accuracy"));
-
-    private static TensorBatchSource? ValidFeatures(Learner learner, Engine.Modules.Module body) =>
-        learner.ValidData is DataLoader valid ? PrecomputedActivations.Compute(body, valid) : null;
 
     /// <summary>The LR finder's suggestion for the top group, ramping the other groups at their fixed ratios.</summary>
     private static double Suggest(Learner learner, double[]? ratios, LrSuggestion rule, CancellationToken cancellationToken)

@@ -33,6 +33,30 @@ public static class PrecomputedActivations
     public static TensorBatchSource Compute(Module body, DataLoader images, string? cacheDirectory, int? batchSize = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
+        return Compute(body, batch => EvaluateBody(body, batch), images, cacheDirectory, batchSize, configure: null, cancellationToken);
+    }
+
+    /// <summary>
+    /// As <see cref="Compute(Module, DataLoader, string?, int?, CancellationToken)"/> for the body made of the
+    /// first <paramref name="bodyChildren"/> top-level children of <paramref name="engine"/>'s network, run by the
+    /// engine (on its device, with batches prepared there when it does so).
+    /// </summary>
+    public static TensorBatchSource Compute(Engines.TrainingEngine engine, int bodyChildren, DataLoader images, string? cacheDirectory = null, int? batchSize = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        if (engine.SyncDescription() is not Sequential sequential)
+            throw new InvalidOperationException($"Precomputed activations need a Sequential network, not {engine.Description.GetType().Name}.");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bodyChildren);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(bodyChildren, sequential.Count);
+        var body = new Sequential([.. sequential.NamedChildren().Take(bodyChildren).Select(kv => (kv.Key, kv.Value))]);
+        return Compute(body, batch => engine.BodyOutput(batch, bodyChildren), images, cacheDirectory, batchSize,
+            loader => loader.HandOverPixels = engine.PreparesBatches, cancellationToken);
+    }
+
+    private static TensorBatchSource Compute(Module body, Func<Batch, Tensor> forward, DataLoader images, string? cacheDirectory, int? batchSize,
+        Action<DataLoader>? configure, CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(images);
         if (images.BatchTransform is not null)
             throw new InvalidOperationException("Precomputed activations need augmentation off: with it, the body sees different images every epoch. Train through the frozen body instead.");
@@ -52,7 +76,7 @@ public static class PrecomputedActivations
                 // a damaged or foreign file: computed again below and replaced
             }
         }
-        var source = ComputeInMemory(body, images, batchSize, cancellationToken);
+        var source = ComputeInMemory(forward, images, batchSize, configure, cancellationToken);
         if (file is not null)
         {
             Directory.CreateDirectory(cacheDirectory!);
@@ -86,37 +110,44 @@ public static class PrecomputedActivations
         return Convert.ToHexString(hash.GetHashAndReset())[..32].ToLowerInvariant();
     }
 
-    private static TensorBatchSource ComputeInMemory(Module body, DataLoader images, int? batchSize, CancellationToken cancellationToken)
+    private static Tensor EvaluateBody(Module body, Batch batch)
     {
-        var ordered = new DataLoader(images.Dataset, Math.Max(images.BatchSize, 256), shuffle: false, normalization: images.Normalization) { ImageSize = images.ImageSize };
-        Tensor? cache = null;
-        var labels = new int[images.Dataset.Count];
-        int row = 0;
         bool wasTraining = body.Training;
         body.Eval();
         try
         {
             using var noGrad = GradRecorder.NoGrad();
-            foreach (var batch in ordered.Epoch(0, cancellationToken: cancellationToken))
-            {
-                using var scope = TensorScope.Begin();
-                batch.AdoptIntoScope();
-                var features = body.Forward(batch.Images);
-                if (cache is null)
-                {
-                    using var keep = TensorScope.Suspend();
-                    var shape = features.ShapeArray();
-                    shape[0] = images.Dataset.Count;
-                    cache = Tensor.Zeros(shape, features.DType);
-                }
-                cache.Narrow(row, batch.Labels.Length).CopyFrom(features);
-                batch.Labels.CopyTo(labels, row);
-                row += batch.Labels.Length;
-            }
+            return body.Forward(batch.Images);
         }
         finally
         {
             body.Train(wasTraining);
+        }
+    }
+
+    private static TensorBatchSource ComputeInMemory(Func<Batch, Tensor> forward, DataLoader images, int? batchSize, Action<DataLoader>? configure,
+        CancellationToken cancellationToken)
+    {
+        var ordered = new DataLoader(images.Dataset, Math.Max(images.BatchSize, 256), shuffle: false, normalization: images.Normalization) { ImageSize = images.ImageSize };
+        configure?.Invoke(ordered);
+        Tensor? cache = null;
+        var labels = new int[images.Dataset.Count];
+        int row = 0;
+        foreach (var batch in ordered.Epoch(0, cancellationToken: cancellationToken))
+        {
+            using var scope = TensorScope.Begin();
+            batch.AdoptIntoScope();
+            var features = forward(batch);
+            if (cache is null)
+            {
+                using var keep = TensorScope.Suspend();
+                var shape = features.ShapeArray();
+                shape[0] = images.Dataset.Count;
+                cache = Tensor.Zeros(shape, features.DType);
+            }
+            cache.Narrow(row, batch.Labels.Length).CopyFrom(features);
+            batch.Labels.CopyTo(labels, row);
+            row += batch.Labels.Length;
         }
         if (cache is null) throw new InvalidOperationException("The dataset is empty: nothing to precompute.");
         return new TensorBatchSource(cache, labels, batchSize ?? images.BatchSize, images.Shuffle, images.Seed, images.DropLast);
