@@ -154,7 +154,7 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
         learner.Log += (_, m) => log(m);
         var (gpu, fallback) = CatalogContext.GpuSettings(Environment);
         string device = Settings.Device ?? (gpu is int id ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"cuda:{id}") : "auto");
-        string engine = new Engines.EngineChoice(Settings.Backend, device, FallbackToCpu: fallback).ApplyTo(learner, Settings.Architecture);
+        string engine = new Engines.EngineChoice(Settings.Backend, device, FallbackToCpu: fallback, Precision: Settings.Precision).ApplyTo(learner, Settings.Architecture);
         log($"Training on the {engine}.");
         if (Settings.Augment && learner.TrainData is DataLoader loader) loader.BatchTransform = Vision.Transforms.Augmentations.BySize();
         Learner = learner;

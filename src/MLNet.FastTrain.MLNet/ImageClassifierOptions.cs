@@ -82,6 +82,12 @@ public abstract class ImageClassifierOptions
     /// </summary>
     public string? Device { get; set; }
 
+    /// <summary>
+    /// "float32" (the default) or "bfloat16": the torch engine computes convolutions and linear layers in bfloat16
+    /// with float32 master weights (fast on CPUs with AMX and on GPUs); bfloat16 takes the torch engine.
+    /// </summary>
+    public string Precision { get; set; } = "float32";
+
     /// <summary>Seed of the network's initialisation, the shuffling and the augmentation. Default 1.</summary>
     public int Seed { get; set; } = 1;
 

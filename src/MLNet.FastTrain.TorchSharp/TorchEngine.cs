@@ -11,6 +11,20 @@ using Managed = MLNet.FastTrain.Engine;
 
 namespace MLNet.FastTrain.TorchSharp;
 
+/// <summary>The number format the torch engine computes in.</summary>
+public enum TorchPrecision
+{
+    /// <summary>IEEE single precision throughout (the default).</summary>
+    Float32,
+
+    /// <summary>
+    /// Mixed: convolutions and linear layers compute in bfloat16 on bfloat16 copies of their weights; batch norm,
+    /// the loss and the optimizer stay in float32, and the optimizer updates float32 master weights, which the
+    /// bfloat16 copies follow after every step. Faster where the CPU has bfloat16 matrix units (AMX) or on a GPU.
+    /// </summary>
+    BFloat16,
+}
+
 /// <summary>
 /// The torch engine: runs a described model on libtorch through TorchSharp, on the CPU or a CUDA device, with
 /// <c>torch.optim</c> following the description's parameter groups (docs/design.md §9).
@@ -30,24 +44,29 @@ public sealed class TorchEngine : TrainingEngine
     private bool[] _trainable = [];          // the trainability last copied into libtorch, per parameter
     private bool[] _frozenStatistics = [];   // the batch norms last put in evaluation mode during training
     private bool? _mode;                     // the mode last applied to the network
+    private readonly List<(Parameter Master, Parameter Compute)> _lowered = []; // bfloat16: float32 masters and their bfloat16 copies
 
     /// <summary>Builds the engine: the TorchSharp network with the description's weights, on <paramref name="device"/>.</summary>
     /// <param name="model">The description.</param>
     /// <param name="optimizer">The described optimizer (AdamW, Adam or SGD).</param>
     /// <param name="device">"cpu", "cuda" or "cuda:N".</param>
     /// <param name="threads">libtorch's intra-op threads, or null for libtorch's default.</param>
+    /// <param name="precision">The number format of the convolutions and linear layers (<see cref="TorchPrecision"/>).</param>
     /// <exception cref="TorchEngineException">libtorch cannot load, the device is not there, or a layer has no counterpart.</exception>
-    public TorchEngine(Managed.Modules.Module model, Managed.Optimizers.Optimizer optimizer, string device = "cpu", int? threads = null) : base(model, optimizer)
+    public TorchEngine(Managed.Modules.Module model, Managed.Optimizers.Optimizer optimizer, string device = "cpu", int? threads = null,
+        TorchPrecision precision = TorchPrecision.Float32) : base(model, optimizer)
     {
         TorchRuntime.EnsureLoaded(threads);
         _device = ResolveDevice(device);
-        PrepareOnDevice = _device.type == DeviceType.CUDA;
+        Precision = precision;
         _net = TorchModules.Build(model);
         _net.to(_device);
+        var torchParameters = _net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        if (precision == TorchPrecision.BFloat16) LowerPrecision(torchParameters);
         _state = _net.state_dict();
+        foreach (var (name, master) in torchParameters) _state[name] = master; // the masters are the state
         var described = model.StateDict();
         _stateNames = described.Keys.ToList();
-        var torchParameters = _net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, p) in model.NamedParameters())
             _parameters.Add((p, torchParameters.TryGetValue(name, out var t) ? t
                 : throw new TorchEngineException($"The torch network has no parameter '{name}' (it has {string.Join(", ", torchParameters.Keys.Take(8))}…).")));
@@ -61,6 +80,40 @@ public sealed class TorchEngine : TrainingEngine
 
     /// <inheritdoc />
     public override string Name => "torch";
+
+    /// <summary>The number format of the convolutions and linear layers.</summary>
+    public TorchPrecision Precision { get; }
+
+    // Every layer with weights other than batch norm computes in bfloat16; its parameters in torchParameters are
+    // replaced by float32 masters, which the optimizer and the state dicts see.
+    private void LowerPrecision(Dictionary<string, Parameter> torchParameters)
+    {
+        foreach (var (name, module) in _net.named_modules())
+        {
+            if (module is BatchNorm2d || module.named_children().Any() || !module.named_parameters().Any()) continue;
+            module.to(ScalarType.BFloat16);
+            foreach (var (local, compute) in module.named_parameters())
+            {
+                string full = name.Length == 0 ? local : name + "." + local;
+                var master = new Parameter(compute.detach().to(ScalarType.Float32));
+                torchParameters[full] = master;
+                _lowered.Add((master, compute));
+            }
+        }
+    }
+
+    // After the optimizer moved the masters (or a state was loaded), the bfloat16 copies follow.
+    private void CopyMastersDown()
+    {
+        if (_lowered.Count == 0) return;
+        using var noGrad = no_grad();
+        foreach (var (master, compute) in _lowered) compute.copy_(master);
+    }
+
+    // The network's input in the format of its first layers; its output back in float32 for the loss.
+    private Tensor Compute(Tensor x) => _lowered.Count == 0 ? x : x.to(ScalarType.BFloat16);
+
+    private static Tensor Float32(Tensor x) => x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
 
     /// <inheritdoc />
     public override string Device => _device.type == DeviceType.CUDA ? $"cuda:{Math.Max(0, _device.index)}" : "cpu";
@@ -173,6 +226,11 @@ public sealed class TorchEngine : TrainingEngine
             t.requires_grad = _trainable[i] = described.RequiresGrad;
             if (!described.RequiresGrad) t.grad = null;
         }
+        foreach (var (master, compute) in _lowered)
+        {
+            compute.requires_grad = master.requires_grad;
+            if (!master.requires_grad) compute.grad = null;
+        }
     }
 
     /// <inheritdoc />
@@ -193,7 +251,7 @@ public sealed class TorchEngine : TrainingEngine
         {
             var x = Inputs(batch);
             var y = Labels(batch.Labels);
-            _loss = F.cross_entropy(_net.call(x), y);
+            _loss = F.cross_entropy(Float32(_net.call(Compute(x))), y);
             return _loss.item<float>();
         });
     }
@@ -210,6 +268,9 @@ public sealed class TorchEngine : TrainingEngine
             loss.backward();
             return 0.0;
         });
+        // bfloat16: the gradients reach the float32 masters, where clipping and the optimizer read them.
+        foreach (var (master, compute) in _lowered)
+            master.grad = compute.grad is { } g ? g.to(ScalarType.Float32) : null;
     }
 
     /// <inheritdoc />
@@ -225,6 +286,7 @@ public sealed class TorchEngine : TrainingEngine
     {
         ApplyHyperparameters();
         _optimizer.step();
+        CopyMastersDown();
     }
 
     /// <inheritdoc />
@@ -247,7 +309,7 @@ public sealed class TorchEngine : TrainingEngine
         using var noGrad = no_grad();
         ApplyMode(Training);
         _batchSize = batchSize;
-        return OnDevice(() => ToHost(_net.call(inputs())));
+        return OnDevice(() => ToHost(Float32(_net.call(Compute(inputs())))));
     }
 
     /// <inheritdoc />
@@ -264,9 +326,9 @@ public sealed class TorchEngine : TrainingEngine
             foreach (var m in body) m.eval();
             return OnDevice(() =>
             {
-                var x = Inputs(batch);
+                var x = Compute(Inputs(batch));
                 foreach (var m in body) x = m.call(x);
-                return ToHost(x);
+                return ToHost(Float32(x));
             });
         }
         finally
@@ -276,11 +338,66 @@ public sealed class TorchEngine : TrainingEngine
     }
 
     /// <summary>
-    /// Whether batches of pixels are normalised and augmented on the engine's device (docs/design.md §9). Default:
-    /// on a CUDA device yes; on the CPU no, where the loader's background thread prepares the next batch while this
-    /// one trains (docs/performance.md, "Batches on the device").
+    /// On the CPU, the process's peak resident growth over one step (Linux: free heap memory handed back first with
+    /// <c>malloc_trim</c>, the peak reset through <c>/proc/self/clear_refs</c>, read back as <c>VmHWM</c>). TorchSharp
+    /// 0.107 reports no CUDA memory statistics, so on a GPU it is refused: size the batch by hand there, and a step
+    /// that does not fit is a <see cref="DeviceOutOfMemoryException"/> with that advice.
     /// </summary>
-    public bool PrepareOnDevice { get; set; }
+    public override long ProbeStepBytes(int batch, (int Channels, int Height, int Width) input, int classes, bool training)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(classes);
+        if (_device.type != DeviceType.CPU)
+            throw new NotSupportedException($"The batch-size finder cannot measure {Device}'s memory: TorchSharp 0.107 reports no CUDA memory statistics. Give the batch size (--batch).");
+        if (!OperatingSystem.IsLinux()) throw new NotSupportedException("The torch engine's batch-size probe reads /proc and runs on Linux only.");
+        ApplyTrainability();
+        ApplyMode(training);
+        _batchSize = batch;
+        try
+        {
+            _ = TorchRuntime.TrimHeap();
+            File.WriteAllText("/proc/self/clear_refs", "5"); // resets the peak resident size to the current one
+            long before = StatusBytes("VmRSS:");
+            using (var scope = NewDisposeScope())
+            {
+                OnDevice(() =>
+                {
+                    var x = zeros([batch, input.Channels, input.Height, input.Width], device: _device);
+                    var y = Labels([.. Enumerable.Range(0, batch).Select(i => i % classes)]);
+                    if (!training)
+                    {
+                        using var noGrad = no_grad();
+                        return F.cross_entropy(Float32(_net.call(Compute(x))), y).item<float>();
+                    }
+                    F.cross_entropy(Float32(_net.call(Compute(x))), y).backward();
+                    return 0f;
+                });
+            }
+            return Math.Max(0, StatusBytes("VmHWM:") - before);
+        }
+        finally
+        {
+            _net.zero_grad(set_to_none: true);
+            _mode = null;
+            _ = TorchRuntime.TrimHeap(); // what the probe freed is not the process's any more
+        }
+    }
+
+    /// <summary>16 and 128: resident memory moves by whole pages and the heap reuses blocks, which blur small steps.</summary>
+    public override (int Small, int Large) ProbeBatchSizes => (16, 128);
+
+    private static long StatusBytes(string field)
+    {
+        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
+        return long.Parse(line.AsSpan(field.Length).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture) * 1024;
+    }
+
+    /// <summary>
+    /// Whether batches of pixels are normalised and augmented on the engine's device (docs/design.md §9). Default true,
+    /// on the CPU too, where libtorch does it in less CPU time than the managed kernels on the loader's thread
+    /// (docs/performance.md, "Batches on the device").
+    /// </summary>
+    public bool PrepareOnDevice { get; set; } = true;
 
     /// <inheritdoc />
     public override bool PreparesBatches => PrepareOnDevice;
@@ -310,6 +427,7 @@ public sealed class TorchEngine : TrainingEngine
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         foreach (var (name, value) in state) _state[name].copy_(ToDevice(value));
+        CopyMastersDown();
     }
 
     /// <inheritdoc />

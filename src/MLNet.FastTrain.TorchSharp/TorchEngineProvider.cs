@@ -30,5 +30,11 @@ public sealed class TorchEngineProvider : ITrainingEngineProvider
     }
 
     /// <inheritdoc />
-    public TrainingEngine Create(Module model, Optimizer optimizer, string device, int? threads) => new TorchEngine(model, optimizer, device, threads);
+    public TrainingEngine Create(Module model, Optimizer optimizer, string device, int? threads, string precision) =>
+        new TorchEngine(model, optimizer, device, threads, precision switch
+        {
+            "float32" => TorchPrecision.Float32,
+            "bfloat16" => TorchPrecision.BFloat16,
+            _ => throw new ArgumentException($"Unknown precision '{precision}': use float32 or bfloat16.", nameof(precision)),
+        });
 }

@@ -231,6 +231,23 @@ public static partial class TorchRuntime
         }
     }
 
+    /// <summary>Hands the C heap's free memory back to the kernel (glibc's <c>malloc_trim</c>); false where there is nothing to free or no glibc.</summary>
+    public static bool TrimHeap()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            return MallocTrim(0) == 1;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "malloc_trim")]
+    private static partial int MallocTrim(nuint pad);
+
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int MallOpt(int parameter, int value);
 

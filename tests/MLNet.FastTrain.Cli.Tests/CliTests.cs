@@ -462,6 +462,12 @@ public sealed class CliTests : IDisposable
         (code, _, stderr) = Run("train", "--backend", "jax", "--epochs", "1");
         Assert.Equal(2, code);
         Assert.Contains("Unknown backend 'jax'", stderr, StringComparison.Ordinal);
+        (code, _, stderr) = Run("train", "--precision", "half", "--epochs", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("Unknown precision 'half'", stderr, StringComparison.Ordinal);
+        (code, _, stderr) = Run("train", "--backend", "managed", "--precision", "bfloat16", "--epochs", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("float32 only", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -45,10 +45,10 @@ internal static class BenchCommand
         };
         var cache = new Option<string?>("--cache") { Description = "with --loader: the cache folder (built if missing; default a temporary one)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var (backend, device) = CliSupport.EngineOptions();
+        var (backend, device, precision) = CliSupport.EngineOptions();
         var command = new Command("bench", "Measure training and inference throughput, or SGEMM speed.")
         {
-            model, threads, batch, steps, lr, gemm, decode, decoder, minSide, loaderFolder, cache, json, size, backend, device,
+            model, threads, batch, steps, lr, gemm, decode, decoder, minSide, loaderFolder, cache, json, size, backend, device, precision,
         };
         command.SetAction(r =>
         {
@@ -68,7 +68,7 @@ internal static class BenchCommand
             var result = r.GetValue(decode) is { } dir ? Decode(dir, t, r.GetValue(minSide), r.GetValue(decoder)!)
                 : r.GetValue(loaderFolder) is { } images ? Loader(images, r.GetValue(cache), r.GetValue(size), b)
                 : r.GetValue(gemm) is int n ? Gemm(n, t)
-                : Train(r.GetValue(model)!, t, b, s, r.GetValue(lr), r.GetValue(size), new Engines.EngineChoice(r.GetValue(backend)!, r.GetValue(device)!, t));
+                : Train(r.GetValue(model)!, t, b, s, r.GetValue(lr), r.GetValue(size), new Engines.EngineChoice(r.GetValue(backend)!, r.GetValue(device)!, t, Precision: r.GetValue(precision)!));
             Print(result, r.GetValue(json));
             return 0;
         });

@@ -11,9 +11,14 @@ namespace MLNet.FastTrain.Cli.Commands;
 internal static class CliSupport
 {
     /// <summary>--backend and --device, shared by the commands that train.</summary>
-    public static (Option<string> Backend, Option<string> Device) EngineOptions() => (
+    public static (Option<string> Backend, Option<string> Device, Option<string> Precision) EngineOptions() => (
         new Option<string>("--backend") { Description = "auto, managed or torch (auto: torch on a usable GPU, otherwise managed)", DefaultValueFactory = _ => "auto" },
-        new Option<string>("--device") { Description = "auto, cpu, cuda or cuda:N (cuda needs --backend torch or auto and a CUDA libtorch)", DefaultValueFactory = _ => "auto" });
+        new Option<string>("--device") { Description = "auto, cpu, cuda or cuda:N (cuda needs --backend torch or auto and a CUDA libtorch)", DefaultValueFactory = _ => "auto" },
+        new Option<string>("--precision")
+        {
+            Description = "float32, or bfloat16 (torch engine: convolutions and linear layers in bfloat16 with float32 master weights; fast on CPUs with AMX and on GPUs)",
+            DefaultValueFactory = _ => "float32",
+        });
 
     public const int Success = 0;
     public const int UserError = 1;

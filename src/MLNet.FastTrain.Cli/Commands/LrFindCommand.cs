@@ -20,8 +20,8 @@ internal static class LrFindCommand
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
         var plot = new Option<string?>("--plot") { Description = "write the curve as SVG" };
         var json = new Option<bool>("--json");
-        var (backend, device) = CliSupport.EngineOptions();
-        var command = new Command("lr-find", "Run the learning-rate range test.") { data, model, batch, seed, threads, plot, json, backend, device };
+        var (backend, device, precision) = CliSupport.EngineOptions();
+        var command = new Command("lr-find", "Run the learning-rate range test.") { data, model, batch, seed, threads, plot, json, backend, device, precision };
         command.SetAction(p => CliSupport.Run(p, ct =>
         {
             if (p.GetValue(batch) is < 1 || p.GetValue(threads) < 1) throw new ArgumentException("--batch and --threads must be positive.");
@@ -30,7 +30,7 @@ internal static class LrFindCommand
             Generator.Default.ManualSeed(s);
             var (train, _, _) = DataSource.Load(p.GetValue(data), seed: s);
             var learner = Learner.ForImageClassification(train, null, p.GetValue(model)!, p.GetValue(batch), s);
-            new Engines.EngineChoice(p.GetValue(backend)!, p.GetValue(device)!, p.GetValue(threads)).ApplyTo(learner, p.GetValue(model));
+            new Engines.EngineChoice(p.GetValue(backend)!, p.GetValue(device)!, p.GetValue(threads), Precision: p.GetValue(precision)!).ApplyTo(learner, p.GetValue(model));
             var result = LrFinder.Run(learner, new LrFinder.Options(), ct);
             if (p.GetValue(plot) is { } path) Engine.Serialization.AtomicFile.WriteAllText(path, result.ToSvg());
             if (p.GetValue(json))

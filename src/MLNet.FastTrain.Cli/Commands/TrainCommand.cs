@@ -53,13 +53,13 @@ internal static class TrainCommand
         var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta); on by default, --tta false skips it", DefaultValueFactory = _ => true };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "cores to use (libtorch's threads too, on the torch engine)", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var (backend, device) = CliSupport.EngineOptions();
+        var (backend, device, precision) = CliSupport.EngineOptions();
         var output = new Option<string?>("--out") { Description = "write the trained model here: .ftm, .onnx (export), or .zip (an ML.NET model for mlContext.Model.Load)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, valid, size, skipInvalid, cache, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, backend, device, output, json, report,
+            data, valid, size, skipInvalid, cache, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, backend, device, precision, output, json, report,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
@@ -100,19 +100,30 @@ internal static class TrainCommand
             string? advice = null;
             Tuning.BatchSizeAdvice? sized = null;
             long outsideHeap = 0;
+            var engineChoice = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t, Precision: parse.GetValue(precision)!);
             if (parse.GetValue(budget) is { } text)
             {
                 outsideHeap = Tuning.BatchSizeFinder.OutsideManagedHeap(); // before the probes' buffers come and go
                 var probeNet = pretrained ?? Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
-                var found = Tuning.BatchSizeFinder.Find(probeNet, (trainSet.Channels, trainSize.Height, trainSize.Width), trainSet.Classes.Count,
-                    new Tuning.BatchSizeFinder.Options
-                    {
-                        MemoryBudgetBytes = CliSupport.ParseBytes(text, "--memory-budget"), MaxBatchSize = Math.Max(1, trainSet.Count / 4),
-                        // The validation loader's batches are 256 images, or all of a smaller validation set.
-                        ValidationBatchSize = Math.Min(256, validSet.Count),
-                    });
-                batchSize = found.BatchSize;
-                sized = found;
+                var finderOptions = new Tuning.BatchSizeFinder.Options
+                {
+                    MemoryBudgetBytes = CliSupport.ParseBytes(text, "--memory-budget"), MaxBatchSize = Math.Max(1, trainSet.Count / 4),
+                    // The validation loader's batches are 256 images, or all of a smaller validation set.
+                    ValidationBatchSize = Math.Min(256, validSet.Count),
+                };
+                var input = (trainSet.Channels, trainSize.Height, trainSize.Width);
+                // Another engine's steps are probed on that engine (libtorch's memory is its own allocator's).
+                var probeEngine = engineChoice.Resolve(out _, arch)?.Invoke(probeNet, new Engine.Optimizers.Sgd(probeNet.Parameters(), 0.01));
+                try
+                {
+                    sized = probeEngine is null ? Tuning.BatchSizeFinder.Find(probeNet, input, trainSet.Classes.Count, finderOptions)
+                        : Tuning.BatchSizeFinder.Find(probeEngine, input, trainSet.Classes.Count, finderOptions);
+                }
+                finally
+                {
+                    probeEngine?.Release();
+                }
+                batchSize = sized.BatchSize;
             }
             var fineTune = pretrained is null ? null : new DifferentialFineTune(pretrained);
             var learner = fineTune is null
@@ -125,12 +136,16 @@ internal static class TrainCommand
             }
             double loadSeconds = clock.Elapsed.TotalSeconds;
             long beforeEngine = sized is null ? 0 : Tuning.BatchSizeFinder.OutsideManagedHeap();
-            string engineText = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t).ApplyTo(learner, arch);
+            string engineText = engineChoice.ApplyTo(learner, arch);
             if (sized is not null)
             {
-                // After the engine is chosen: a native engine's libraries, once loaded, are part of what the heap cap leaves out.
-                long engineNative = Math.Max(0, Tuning.BatchSizeFinder.OutsideManagedHeap() - beforeEngine);
-                long heapCap = Tuning.BatchSizeFinder.CapManagedHeap(sized.BudgetBytes, outsideHeap + engineNative);
+                // After the engine is chosen: a native engine's libraries, once loaded, are part of what the heap cap leaves
+                // out, and so is what its steps will allocate natively (probed on it: the larger step, gradients, optimizer state).
+                long outside = learner.Engine.Name == "managed"
+                    ? outsideHeap + Math.Max(0, Tuning.BatchSizeFinder.OutsideManagedHeap() - beforeEngine)
+                    : Tuning.BatchSizeFinder.OutsideManagedHeap() + sized.GradientBytes + sized.OptimizerStateBytes
+                      + Math.Max(sized.FixedStepBytes + sized.BytesPerSample * sized.BatchSize, sized.ValidationStepBytes);
+                long heapCap = Tuning.BatchSizeFinder.CapManagedHeap(sized.BudgetBytes, outside);
                 advice = sized.Explanation + string.Create(CultureInfo.InvariantCulture, $"  the managed heap is capped at {heapCap / (1024.0 * 1024.0):F1} MB, the budget less what the process holds outside it\n");
             }
             int b = learner.TrainData.BatchSize;

@@ -13,8 +13,11 @@ public interface ITrainingEngineProvider
     /// <summary>Whether a GPU is usable by this engine here.</summary>
     bool GpuAvailable { get; }
 
-    /// <summary>Builds the engine for a description on <paramref name="device"/> ("cpu", "cuda", "cuda:N").</summary>
-    TrainingEngine Create(Module model, Optimizer optimizer, string device, int? threads);
+    /// <summary>
+    /// Builds the engine for a description on <paramref name="device"/> ("cpu", "cuda", "cuda:N"), computing in
+    /// <paramref name="precision"/> ("float32" or "bfloat16").
+    /// </summary>
+    TrainingEngine Create(Module model, Optimizer optimizer, string device, int? threads, string precision);
 }
 
 /// <summary>
@@ -26,8 +29,13 @@ public interface ITrainingEngineProvider
 /// <param name="Backend">"auto", "managed" or "torch".</param>
 /// <param name="Device">"auto", "cpu", "cuda" or "cuda:N".</param>
 /// <param name="Threads">CPU threads for the engine (libtorch's intra-op threads on the torch engine), or null.</param>
+/// <param name="Precision">
+/// "float32" (the default) or "bfloat16": the torch engine's convolutions and linear layers in bfloat16 with float32
+/// master weights (docs/performance.md, "bfloat16"); the managed engine computes in float32 only, so bfloat16 takes
+/// the torch engine under auto.
+/// </param>
 /// <param name="FallbackToCpu">When a GPU is asked for and none is usable: train on the CPU (true) or fail (false).</param>
-public sealed record EngineChoice(string Backend = "auto", string Device = "auto", int? Threads = null, bool FallbackToCpu = false)
+public sealed record EngineChoice(string Backend = "auto", string Device = "auto", int? Threads = null, bool FallbackToCpu = false, string Precision = "float32")
 {
     /// <summary>The torch engine's assembly and provider type, loaded only when it is asked for.</summary>
     public const string TorchAssembly = "MLNet.FastTrain.TorchSharp", TorchProvider = "MLNet.FastTrain.TorchSharp.TorchEngineProvider";
@@ -52,6 +60,13 @@ public sealed record EngineChoice(string Backend = "auto", string Device = "auto
         if (backend is not ("auto" or "managed" or "torch")) throw new ArgumentException($"Unknown backend '{Backend}': use auto, managed or torch.");
         bool gpu = device.StartsWith("cuda", StringComparison.Ordinal);
         if (device is not ("auto" or "cpu") && !gpu) throw new ArgumentException($"Unknown device '{Device}': use auto, cpu, cuda or cuda:N.");
+        string precision = Precision.Trim().ToLowerInvariant();
+        if (precision is not ("float32" or "bfloat16")) throw new ArgumentException($"Unknown precision '{Precision}': use float32 or bfloat16.");
+        if (precision == "bfloat16")
+        {
+            if (backend == "managed") throw new ArgumentException("The managed engine computes in float32 only; bfloat16 needs the torch engine (--backend torch or auto).");
+            backend = "torch";
+        }
         if (backend == "managed")
         {
             if (gpu) throw new ArgumentException($"The managed engine runs on the CPU only; for '{Device}' use the torch engine (--backend torch).");
@@ -97,9 +112,10 @@ public sealed record EngineChoice(string Backend = "auto", string Device = "auto
 
     private Func<Module, Optimizer, TrainingEngine> Torch(ITrainingEngineProvider provider, string device, string why, out string description)
     {
-        description = $"torch engine on {device} ({why})";
+        string precision = Precision.Trim().ToLowerInvariant();
+        description = $"torch engine on {device}{(precision == "float32" ? "" : " in " + precision)} ({why})";
         int? threads = Threads;
-        return (model, optimizer) => provider.Create(model, optimizer, device, threads);
+        return (model, optimizer) => provider.Create(model, optimizer, device, threads, precision);
     }
 
     private static ITrainingEngineProvider? FindTorch(bool required)

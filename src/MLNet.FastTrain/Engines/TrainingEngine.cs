@@ -130,6 +130,21 @@ public abstract class TrainingEngine
     }
 
     /// <summary>
+    /// The memory a step at <paramref name="batch"/> holds beyond the weights (activations kept for backward and
+    /// scratch), as the batch-size finder budgets it: a training step (forward and backward, no optimizer step) or an
+    /// evaluation step, on zero images of <paramref name="input"/>'s shape. The managed engine counts what its tensor
+    /// scope lends; another engine measures its own allocator. Batch-norm statistics move: save and restore the state.
+    /// </summary>
+    public virtual long ProbeStepBytes(int batch, (int Channels, int Height, int Width) input, int classes, bool training) =>
+        Tuning.BatchSizeFinder.ProbeStep(Description, input, classes, batch, training);
+
+    /// <summary>
+    /// The two batch sizes whose <see cref="ProbeStepBytes"/> give the batch-size finder its line (fixed + per image ×
+    /// batch): 1 and 2 where the count is exact, as on the managed engine.
+    /// </summary>
+    public virtual (int Small, int Large) ProbeBatchSizes => (1, 2);
+
+    /// <summary>
     /// Whether the engine normalises and augments batches of uint8 pixels itself, on its device (docs/design.md §9,
     /// "Batches on the device"); the learner then asks its loaders for <see cref="Batch.Pixels"/>.
     /// </summary>

@@ -79,6 +79,25 @@ public static class BatchSizeFinder
     public static BatchSizeAdvice Find(Module model, (int Channels, int Height, int Width) input, int classes, Options? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return Find(model, (batch, training) => ProbeStep(model, input, classes, batch, training), (1, 2), () => model.StateDict().Clone(), state => model.LoadStateDict(state),
+            input, options);
+    }
+
+    /// <summary>
+    /// As <see cref="Find(Module, ValueTuple{int, int, int}, int, Options?)"/>, with the steps probed on
+    /// <paramref name="engine"/> (<see cref="Engines.TrainingEngine.ProbeStepBytes"/>): on the torch engine, what libtorch
+    /// allocates. The engine's weights and buffers are put back afterwards.
+    /// </summary>
+    public static BatchSizeAdvice Find(Engines.TrainingEngine engine, (int Channels, int Height, int Width) input, int classes, Options? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        return Find(engine.Description, (batch, training) => engine.ProbeStepBytes(batch, input, classes, training), engine.ProbeBatchSizes, engine.ModelState,
+            engine.LoadModelState, input, options);
+    }
+
+    private static BatchSizeAdvice Find(Module model, Func<int, bool, long> probe, (int Small, int Large) sizes, Func<Engine.Serialization.StateDict> save,
+        Action<Engine.Serialization.StateDict> restore, (int Channels, int Height, int Width) input, Options? options)
+    {
         options ??= new Options();
         long budget = options.MemoryBudgetBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
         if (budget <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"The memory budget must be positive, not {budget} bytes.");
@@ -92,14 +111,15 @@ public static class BatchSizeFinder
         long optimizerState = gradients * options.OptimizerBuffersPerParameter;
         long staticBytes = parameters + gradients + optimizerState;
 
-        var saved = model.StateDict().Clone();   // probing in training mode moves batch-norm statistics
+        var saved = save();   // probing in training mode moves batch-norm statistics
         try
         {
-            long one = ProbeStep(model, input, classes, 1);
-            long two = ProbeStep(model, input, classes, 2);
-            long perSample = Math.Max(1, two - one);
-            long fixedStep = Math.Max(0, one - perSample);
-            long validation = options.ValidationBatchSize > 0 ? ProbeStep(model, input, classes, options.ValidationBatchSize, training: false) : 0;
+            // A step's memory is fixed + per image × batch: two probes give the line.
+            long small = probe(sizes.Small, true);
+            long large = probe(sizes.Large, true);
+            long perSample = Math.Max(1, (large - small) / (sizes.Large - sizes.Small));
+            long fixedStep = Math.Max(0, small - perSample * sizes.Small);
+            long validation = options.ValidationBatchSize > 0 ? probe(options.ValidationBatchSize, false) : 0;
             // budget ≥ baseline + (1 + margin)·(static + max(step, validation)) + loader; solved for the batch with
             // the training step as the larger, then checked with the validation step.
             long reserve = options.RuntimeReserveBytes ?? RuntimeReserve(budget);
@@ -120,7 +140,16 @@ public static class BatchSizeFinder
             long step = fixedStep + perSample * batch;
             long loader = loaderPerSample * batch;
             long estimate = baseline + reserve + (long)((staticBytes + Math.Max(step, validation)) * (1 + options.Margin)) + loader;
-            long measured = ProbeStep(model, input, classes, batch);
+            long measured = probe(batch, true);
+            // The line is an estimate: while the step measured at the chosen size does not fit, halve it.
+            while (batch > 1 && baseline + reserve + (long)((staticBytes + Math.Max(measured, validation)) * (1 + options.Margin)) + loaderPerSample * batch > budget)
+            {
+                batch /= 2;
+                measured = probe(batch, true);
+            }
+            step = fixedStep + perSample * batch;
+            loader = loaderPerSample * batch;
+            estimate = baseline + reserve + (long)((staticBytes + Math.Max(step, validation)) * (1 + options.Margin)) + loader;
             var why = new StringBuilder();
             why.AppendLine(string.Create(inv, $"batch size {batch} for a budget of {Mb(budget)} for the whole process ({options.Margin:P0} kept free beside the model):"));
             why.AppendLine(string.Create(inv, $"  the process so far {Mb(baseline),11}  (runtime, code, the data set in memory)"));
@@ -141,14 +170,14 @@ public static class BatchSizeFinder
         }
         finally
         {
-            model.LoadStateDict(saved);
+            restore(saved);
             model.ZeroGrad();
             TensorScope.TrimPool(); // the probed batch sizes' memory is not the chosen one's
         }
     }
 
     /// <summary>Bytes a training step at <paramref name="batch"/> holds in its scope (everything but parameter gradients).</summary>
-    private static long ProbeStep(Module model, (int Channels, int Height, int Width) input, int classes, int batch, bool training = true)
+    internal static long ProbeStep(Module model, (int Channels, int Height, int Width) input, int classes, int batch, bool training = true)
     {
         bool wasTraining = model.Training;
         model.Train(training);
@@ -177,7 +206,7 @@ public static class BatchSizeFinder
 
     /// <summary>
     /// What the process holds resident outside the managed heap now: the runtime, native libraries, code, thread stacks.
-    /// Measure it before large managed buffers come and go (before <see cref="Find"/> probes): memory the collector has
+    /// Measure it before large managed buffers come and go (before <see cref="Find(Module, ValueTuple{int, int, int}, int, Options?)"/> probes): memory the collector has
     /// just freed can stay resident for a while and would be counted here.
     /// </summary>
     public static long OutsideManagedHeap() => Math.Max(0, Environment.WorkingSet - GC.GetGCMemoryInfo().TotalCommittedBytes);
