@@ -44,6 +44,14 @@ public abstract record AugmentationStage
 {
     /// <summary>Applies the step to normalised float32 images [B, C, H, W] on the host, returning new images.</summary>
     public abstract Tensor Apply(Tensor images);
+
+    /// <summary>A copy of the images, for a step that changes some of them.</summary>
+    protected static Tensor CopyOf(Tensor images)
+    {
+        var copy = Tensor.Zeros(images.ShapeArray());
+        copy.CopyFrom(images);
+        return copy;
+    }
 }
 
 /// <summary>Mirrors the images marked in <paramref name="Flipped"/>: left–right, or upside down when <paramref name="Vertical"/>.</summary>
@@ -53,8 +61,7 @@ public sealed record FlipStage(bool Vertical, bool[] Flipped) : AugmentationStag
     public override Tensor Apply(Tensor images)
     {
         int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
-        var y = Tensor.Zeros(images.ShapeArray());
-        y.CopyFrom(images);
+        var y = CopyOf(images);
         var src = images.AsSpan();
         var dst = y.AsSpan();
         for (int i = 0; i < b; i++)
@@ -113,8 +120,7 @@ public sealed record ResampleStage(PixelMap?[] Maps) : AugmentationStage
     public override Tensor Apply(Tensor images)
     {
         int b = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
-        var y = Tensor.Zeros(images.ShapeArray());
-        y.CopyFrom(images);
+        var y = CopyOf(images);
         var src = images.AsSpan();
         var dst = y.AsSpan();
         for (int i = 0; i < b; i++)
@@ -154,8 +160,7 @@ public sealed record LightingStage(bool[] Applied, double[] Scale, double[] Shif
     public override Tensor Apply(Tensor images)
     {
         int b = images.Size(0), per = images.Length / Math.Max(1, b);
-        var y = Tensor.Zeros(images.ShapeArray());
-        y.CopyFrom(images);
+        var y = CopyOf(images);
         var s = y.AsSpan();
         for (int i = 0; i < b; i++)
         {
