@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # What the tests need beyond the .NET SDK: PyTorch (Debian's python3-torch) to export the ResNets the ONNX import
 # tests read; Node.js with npm to run ONNX Runtime (onnxruntime-node) on the models we export; libjpeg-turbo's
-# cjpeg/djpeg, ImageMagick, libwebp's dwebp and Pillow to encode real photographs in every format and decode the references.
+# cjpeg/djpeg, ImageMagick, libwebp's dwebp and Pillow to encode real photographs in every format and decode the references;
+# Open MPI's mpirun and libmpi for the data-parallel tests.
 missing=()
 command -v djpeg >/dev/null 2>&1 && command -v cjpeg >/dev/null 2>&1 || missing+=(libjpeg-turbo-progs)
 [[ -x /usr/bin/convert ]] || missing+=(imagemagick)
@@ -16,6 +17,7 @@ command -v dwebp >/dev/null 2>&1 || missing+=(webp)
 /usr/bin/python3 -c "import torch" >/dev/null 2>&1 || missing+=(python3-torch)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
 if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -289,6 +289,43 @@ public sealed class TorchEngine : TrainingEngine
         CopyMastersDown();
     }
 
+    private IEnumerable<Parameter> Trainable => _groups.SelectMany(g => g).Where(p => p.requires_grad);
+
+    /// <inheritdoc />
+    protected override int GradientLength() => checked((int)Trainable.Sum(p => p.numel()));
+
+    /// <inheritdoc />
+    protected override void ReadGradients(Span<float> bucket)
+    {
+        using var scope = NewDisposeScope();
+        int offset = 0;
+        foreach (var p in Trainable)
+        {
+            int n = (int)p.numel();
+            var slot = bucket.Slice(offset, n);
+            if (p.grad is { } g) MemoryMarshal.Cast<byte, float>(Float32(g).cpu().contiguous().bytes).CopyTo(slot);
+            else slot.Clear();
+            offset += n;
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void WriteGradients(ReadOnlySpan<float> bucket)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        int offset = 0;
+        foreach (var p in Trainable)
+        {
+            int n = (int)p.numel();
+            var host = empty(p.shape, ScalarType.Float32);
+            MemoryMarshal.AsBytes(bucket.Slice(offset, n)).CopyTo(host.bytes);
+            if (p.grad is { } g) g.copy_(host);
+            else p.grad = host.to(_device).DetachFromDisposeScope();
+            offset += n;
+        }
+    }
+
     /// <inheritdoc />
     public override Managed.Tensor Logits(Managed.Tensor images)
     {

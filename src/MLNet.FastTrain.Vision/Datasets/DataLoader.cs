@@ -189,15 +189,43 @@ public sealed class DataLoader : IBatchSource
     /// </summary>
     public (int Height, int Width)? ImageSize { get; set; }
 
-    /// <summary>Batches per epoch.</summary>
-    public int BatchCount => DropLast ? Dataset.Count / BatchSize : (Dataset.Count + BatchSize - 1) / BatchSize;
+    /// <summary>
+    /// This process's part of the data in data-parallel training: rank r of n reads items r, r + n, r + 2n, … of
+    /// each epoch's order (the same order on every rank), Dataset.Count / n of them, so every rank has as many batches.
+    /// Default (0, 1): all of it.
+    /// </summary>
+    public (int Rank, int Ranks) Shard
+    {
+        get => _shard;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value.Ranks, 1, nameof(Shard));
+            if (value.Rank < 0 || value.Rank >= value.Ranks) throw new ArgumentOutOfRangeException(nameof(Shard), $"Rank {value.Rank} is not one of {value.Ranks} ranks.");
+            if (Dataset.Count / value.Ranks == 0) throw new ArgumentException($"{Dataset.Count} items cannot be shared by {value.Ranks} ranks.", nameof(Shard));
+            _shard = value;
+        }
+    }
+
+    private (int Rank, int Ranks) _shard = (0, 1);
+
+    private int ItemsPerEpoch => _shard.Ranks == 1 ? Dataset.Count : Dataset.Count / _shard.Ranks;
+
+    /// <summary>Batches per epoch (of this rank's shard).</summary>
+    public int BatchCount => DropLast ? ItemsPerEpoch / BatchSize : (ItemsPerEpoch + BatchSize - 1) / BatchSize;
 
     /// <summary>A loader over the same data and settings with another batch size.</summary>
     public DataLoader WithBatchSize(int batchSize) =>
-        new(Dataset, batchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform, ImageSize = ImageSize, HandOverPixels = HandOverPixels };
+        new(Dataset, batchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform, ImageSize = ImageSize, HandOverPixels = HandOverPixels, Shard = Shard };
 
-    /// <summary>The item order of an epoch.</summary>
-    public int[] Order(int epoch) => Shuffling.Order(Dataset.Count, Shuffle, Seed, epoch);
+    /// <summary>The item order of an epoch (of this rank's shard).</summary>
+    public int[] Order(int epoch)
+    {
+        var order = Shuffling.Order(Dataset.Count, Shuffle, Seed, epoch);
+        if (_shard.Ranks == 1) return order;
+        var mine = new int[ItemsPerEpoch];
+        for (int i = 0; i < mine.Length; i++) mine[i] = order[_shard.Rank + i * _shard.Ranks];
+        return mine;
+    }
 
     /// <summary>The batches of one epoch, each built on a background thread one batch ahead.</summary>
     /// <param name="epoch">The epoch (selects the shuffle).</param>
@@ -214,7 +242,8 @@ public sealed class DataLoader : IBatchSource
         {
             try
             {
-                var augment = new Generator(Seed * 7919 + (ulong)epoch);
+                // Each rank of a sharded loader draws its own augmentation (rank 0 the unsharded loader's).
+                var augment = new Generator((Seed * 7919 + (ulong)epoch) ^ ((ulong)_shard.Rank * 0x9E3779B97F4A7C15UL));
                 for (int b = 0; b < batches && !stop.IsCancellationRequested; b++)
                 {
                     var batch = Build(order, b, augment);   // built even when skipped, so augmentation replays exactly

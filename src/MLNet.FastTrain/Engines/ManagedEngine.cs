@@ -67,6 +67,36 @@ public sealed class ManagedEngine(Module model, Optimizer optimizer) : TrainingE
     /// <inheritdoc />
     public override void Step() => Optimizer.Step();
 
+    private IEnumerable<Parameter> Trainable => Optimizer.Groups.SelectMany(g => g.Parameters).Where(p => p.RequiresGrad);
+
+    /// <inheritdoc />
+    protected override int GradientLength() => Trainable.Sum(p => p.Length);
+
+    /// <inheritdoc />
+    protected override void ReadGradients(Span<float> bucket)
+    {
+        int offset = 0;
+        foreach (var p in Trainable)
+        {
+            var slot = bucket.Slice(offset, p.Length);
+            if (p.Grad is null) slot.Clear();
+            else p.Grad.AsSpan().CopyTo(slot);
+            offset += p.Length;
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void WriteGradients(ReadOnlySpan<float> bucket)
+    {
+        int offset = 0;
+        foreach (var p in Trainable)
+        {
+            p.Grad ??= Tensor.Zeros(p.ShapeArray());
+            bucket.Slice(offset, p.Length).CopyTo(p.Grad.AsSpan());
+            offset += p.Length;
+        }
+    }
+
     /// <inheritdoc />
     public override Tensor Logits(Tensor images)
     {

@@ -83,6 +83,34 @@ public abstract class TrainingEngine
     /// <summary>One optimizer step with the described groups' current hyperparameters and trainability.</summary>
     public abstract void Step();
 
+    private float[] _bucket = [];
+
+    /// <summary>
+    /// Averages the trainable parameters' gradients over the ranks of <paramref name="collective"/> (docs/design.md
+    /// §11): they are copied into one flat host buffer, summed across ranks, divided by the rank count and written
+    /// back. Between <see cref="Backward"/> and clipping and <see cref="Step"/>; a collective of one does nothing.
+    /// </summary>
+    public void AllReduceGradients(Distributed.ICollective collective)
+    {
+        ArgumentNullException.ThrowIfNull(collective);
+        if (collective.Size == 1) return;
+        int length = GradientLength();
+        if (_bucket.Length != length) _bucket = new float[length];
+        ReadGradients(_bucket);
+        collective.AllReduceSum(_bucket);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(_bucket, 1f / collective.Size, _bucket);
+        WriteGradients(_bucket);
+    }
+
+    /// <summary>The number of trainable parameter values (the length of the gradient bucket).</summary>
+    protected abstract int GradientLength();
+
+    /// <summary>Copies the trainable parameters' gradients, in the optimizer's order, into <paramref name="bucket"/> (a missing gradient as zeros).</summary>
+    protected abstract void ReadGradients(Span<float> bucket);
+
+    /// <summary>Writes <paramref name="bucket"/> back as the trainable parameters' gradients, in the same order.</summary>
+    protected abstract void WriteGradients(ReadOnlySpan<float> bucket);
+
     /// <summary>Evaluation-mode-agnostic forward without gradients: logits [N, classes] on the host.</summary>
     public abstract Tensor Logits(Tensor images);
 
