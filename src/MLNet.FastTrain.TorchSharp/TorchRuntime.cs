@@ -121,7 +121,8 @@ public static partial class TorchRuntime
         try
         {
             // A new file renamed over the old one: the build output's copy changes, a hard link into the NuGet cache does not.
-            string temp = library + ".weakver.tmp";
+            // A temporary file of this process's own: ranks started together by mpirun may all apply the step at once.
+            string temp = library + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + ".weakver.tmp";
             File.WriteAllBytes(temp, image);
             File.Move(temp, library, overwrite: true);
         }

@@ -1,8 +1,8 @@
 // What each rank does in the MPI tests (run under mpirun by MLNet.FastTrain.Mpi.Tests).
 //   collectives OUT            sum-allreduce, broadcast and barrier checks; rank 0 writes "ok" to OUT
-//   train GLOBALBATCH STEPS OUT [THREADS]  data-parallel SGD of the simple net on the bundled subset, global batch
-//                              split over the ranks, for STEPS steps on the managed engine with THREADS threads
-//                              (default 1); rank 0 writes the weights to OUT
+//   train GLOBALBATCH STEPS OUT [THREADS] [ENGINE]  data-parallel SGD of the simple net on the bundled subset, global
+//                              batch split over the ranks, for STEPS steps on ENGINE (managed, the default, or torch)
+//                              with THREADS threads (default 1); rank 0 writes the weights to OUT
 using System.Globalization;
 using MLNet.FastTrain.Callbacks;
 using MLNet.FastTrain.Engine;
@@ -37,6 +37,7 @@ var (train, _) = IdxDataset.Load(Path.Combine(root, "data", "fashion-mnist-mini"
 var net = MLNet.FastTrain.Models.TrainedModel.CreateNetwork("simple", 1, 10, new Generator(1));
 var loader = new DataLoader(train, globalBatch / mpi.Size, shuffle: true, seed: 3, dropLast: true);
 var learner = new Learner(net, loader, null, new Sgd(net.Parameters(), 0.05, momentum: 0.9));
+if (args.Length > 5 && args[5] == "torch") learner.UseEngine((m, o) => new MLNet.FastTrain.TorchSharp.TorchEngine(m, o, "cpu", EngineSettings.Threads));
 learner.Add(new DataParallel(mpi));
 learner.Add(new StopAfter(steps));
 learner.Fit(1000);

@@ -51,17 +51,19 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Theory]
-    [InlineData(1, 1e-6)]
-    [InlineData(20, 1e-3)]
-    public void Two_ranks_of_batch_64_take_the_steps_of_one_rank_of_batch_128(int steps, double tolerance)
+    [InlineData("managed", 1, 1e-6)]
+    [InlineData("managed", 20, 1e-3)]
+    [InlineData("torch", 1, 1e-6)]
+    [InlineData("torch", 20, 1e-3)]
+    public void Two_ranks_of_batch_64_take_the_steps_of_one_rank_of_batch_128(string engine, int steps, double tolerance)
     {
         // After one step the two differ by float rounding alone (measured 9e-8 of the largest weight). Over 20 steps of
         // SGD with momentum the rounding grows as it does between any two summation orders: one process with 1 and with
         // 2 threads ends 3.1e-4 apart, and 2 ranks against 1 rank 2.8e-4 (the rank program's "train ... 2" runs both).
         string one = Path.Combine(_dir, "one.ftm"), two = Path.Combine(_dir, "two.ftm");
         string count = steps.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        MpiRun(1, "train", "128", count, one);
-        MpiRun(2, "train", "128", count, two);
+        MpiRun(1, "train", "128", count, one, "1", engine);
+        MpiRun(2, "train", "128", count, two, "1", engine);
         var (a, _) = ModelFile.Load(one);
         var (b, _) = ModelFile.Load(two);
         var initial = MLNet.FastTrain.Models.TrainedModel.CreateNetwork("simple", 1, 10, new Engine.Generator(1)).StateDict();
