@@ -77,10 +77,18 @@ public sealed unsafe class MpiCollective : ICollective, IDisposable
     /// <inheritdoc />
     public int Size { get; }
 
+    /// <summary>
+    /// How long a collective may wait for the other ranks before this rank ends the whole job (MPI_Abort) with a
+    /// message naming the operation: a rank that died is caught by mpirun, but one that hangs would hold every other
+    /// rank forever. Default 10 minutes; <see cref="Timeout.InfiniteTimeSpan"/> waits for ever.
+    /// </summary>
+    public TimeSpan CollectiveTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <inheritdoc />
     public void AllReduceSum(Span<float> values)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        using var watch = Watch("an allreduce");
         fixed (float* p = values) Check(_allreduce(InPlace, p, values.Length, _float, _sum, _world), "MPI_Allreduce");
     }
 
@@ -90,6 +98,7 @@ public sealed unsafe class MpiCollective : ICollective, IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(root);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(root, Size);
+        using var watch = Watch("a broadcast");
         fixed (byte* p = values) Check(_bcast(p, values.Length, _byte, root, _world), "MPI_Bcast");
     }
 
@@ -97,7 +106,20 @@ public sealed unsafe class MpiCollective : ICollective, IDisposable
     public void Barrier()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        using var watch = Watch("a barrier");
         Check(_barrier(_world), "MPI_Barrier");
+    }
+
+    // A timer that ends the job if the collective has not returned by the timeout.
+    private Timer? Watch(string operation)
+    {
+        if (CollectiveTimeout == Timeout.InfiniteTimeSpan) return null;
+        return new Timer(_ =>
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"error: rank {Rank} of {Size} waited {CollectiveTimeout.TotalSeconds:F0} s in {operation} for the other ranks; one has hung or lost its connection. Ending the job."));
+            Abort(1);
+        }, null, CollectiveTimeout, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>Ends every rank of the job with <paramref name="exitCode"/> (MPI_Abort): what a rank does when another has died.</summary>

@@ -1,5 +1,7 @@
 // What each rank does in the MPI tests (run under mpirun by MLNet.FastTrain.Mpi.Tests).
 //   collectives OUT            sum-allreduce, broadcast and barrier checks; rank 0 writes "ok" to OUT
+//   die                        the last rank exits with 3 before an allreduce the others wait in
+//   stall SECONDS              the last rank sleeps instead of joining; the others' allreduce times out after SECONDS
 //   train GLOBALBATCH STEPS OUT [THREADS] [ENGINE]  data-parallel SGD of the simple net on the bundled subset, global
 //                              batch split over the ranks, for STEPS steps on ENGINE (managed, the default, or torch)
 //                              with THREADS threads (default 1); rank 0 writes the weights to OUT
@@ -27,6 +29,18 @@ if (mode == "collectives")
     if (!ok) Console.Error.WriteLine($"rank {mpi.Rank}: sums {string.Join(",", values)}, broadcast {string.Join(",", message)}");
     if (mpi.Rank == 0 && ok) File.WriteAllText(args[1], $"ok {n}");
     return ok ? 0 : 1;
+}
+
+if (mode is "die" or "stall")
+{
+    if (mode == "stall") mpi.CollectiveTimeout = TimeSpan.FromSeconds(int.Parse(args[1], CultureInfo.InvariantCulture));
+    if (mpi.Rank == mpi.Size - 1)
+    {
+        if (mode == "die") Environment.Exit(3);
+        Thread.Sleep(TimeSpan.FromMinutes(5));
+    }
+    mpi.AllReduceSum(new float[4]);
+    return 0;
 }
 
 int globalBatch = int.Parse(args[1], CultureInfo.InvariantCulture), steps = int.Parse(args[2], CultureInfo.InvariantCulture);

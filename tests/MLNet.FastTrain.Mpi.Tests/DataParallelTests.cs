@@ -27,6 +27,12 @@ public sealed class DataParallelTests : IDisposable
 
     private static void MpiRun(int ranks, params string[] arguments)
     {
+        var (code, output) = MpiRunExit(ranks, TimeSpan.FromMinutes(3), arguments);
+        Assert.True(code == 0, $"mpirun -np {ranks} exited with {code}: {output}");
+    }
+
+    private static (int ExitCode, string Output) MpiRunExit(int ranks, TimeSpan limit, params string[] arguments)
+    {
         var start = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "--oversubscribe", "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "dotnet", RankProgram() }.Concat(arguments))
             start.ArgumentList.Add(a);
@@ -36,8 +42,31 @@ public sealed class DataParallelTests : IDisposable
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(3)), "mpirun did not finish in 3 minutes");
-        Assert.True(process.ExitCode == 0, $"mpirun -np {ranks} exited with {process.ExitCode}: {stdout.Result}{stderr.Result}");
+        if (!process.WaitForExit(limit))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"mpirun did not finish in {limit.TotalSeconds:F0} s");
+        }
+        return (process.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    [Fact]
+    public void A_rank_that_dies_ends_the_job_instead_of_leaving_the_others_waiting()
+    {
+        var clock = Stopwatch.StartNew();
+        var (code, output) = MpiRunExit(2, TimeSpan.FromSeconds(60), "die");
+        Assert.NotEqual(0, code);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), output);
+    }
+
+    [Fact]
+    public void A_rank_that_hangs_ends_the_job_at_the_collective_timeout_with_a_message()
+    {
+        var clock = Stopwatch.StartNew();
+        var (code, output) = MpiRunExit(2, TimeSpan.FromSeconds(90), "stall", "3");
+        Assert.NotEqual(0, code);
+        Assert.Contains("waited 3 s in an allreduce for the other ranks", output, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"{clock.Elapsed}: {output}");
     }
 
     [Theory]
