@@ -145,8 +145,10 @@ public sealed class TorchRuntimeTests : IDisposable
             foreach (var t in live) t.Dispose();
             lastRound = ThreadMinorFaults() - before;
         }
+        // Under the defaults the third round faults in every page again (12,256 of 12,288, measured with the mallopt
+        // calls removed); with the thresholds none alone, and 2,048 after the rest of the suite had used the heap.
         long pages = (long)Blocks * Size / Environment.SystemPageSize;
-        Assert.True(lastRound < pages / 8, $"{lastRound} page faults in the third round of {Blocks} × 4 MiB tensors ({pages} pages)");
+        Assert.True(lastRound < pages / 2, $"{lastRound} page faults in the third round of {Blocks} × 4 MiB tensors ({pages} pages)");
     }
 
     // getrusage(RUSAGE_THREAD): ru_minflt is the fifth long after the two timevals.
