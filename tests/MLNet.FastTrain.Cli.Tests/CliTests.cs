@@ -254,6 +254,7 @@ public sealed class CliTests : IDisposable
         var stderr = p.StandardError.ReadToEndAsync();
         var clock = Stopwatch.StartNew();
         while (!(Directory.Exists(dir) && Directory.GetFiles(dir, "*.ftc").Length > 0) && !p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2)) await Task.Delay(20);
+        await Task.Delay(300); // into the second epoch, so that the signal lands mid-epoch
         Assert.False(p.HasExited, "training ended before it could be interrupted");
         // The managed engine was chosen (auto, no GPU here) without loading libtorch to ask: it would hold ~130 MB.
         Assert.DoesNotContain("libtorch_cpu", File.ReadAllText($"/proc/{p.Id}/maps"), StringComparison.Ordinal);

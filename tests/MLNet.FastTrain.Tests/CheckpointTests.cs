@@ -1,3 +1,4 @@
+using MLNet.FastTrain.Callbacks;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Engine.Optimizers;
 using MLNet.FastTrain.Engine.Serialization;
@@ -44,6 +45,25 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(2, files.Length);
         Assert.EndsWith("checkpoint-000000036.ftc", Checkpoint.Latest(_dir), StringComparison.Ordinal);
         Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*"));
+    }
+
+    [Fact]
+    public void A_cancellation_between_epochs_stops_with_the_epoch_s_checkpoint_and_resumes_from_it()
+    {
+        using var stop = new CancellationTokenSource();
+        var checkpoints = new CheckpointCallback(_dir);
+        var learner = NewLearner();
+        // Cancelled right after the first epoch's checkpoint, before the second epoch's first batch.
+        learner.Fit(3, [checkpoints, new CancelOnRequest(stop.Token, checkpoints), new CancelAfterEpoch(stop)], cancellationToken: stop.Token);
+        Assert.Equal(1, learner.EpochsTrained);
+        Assert.Equal($"cancelled; checkpoint written to {Checkpoint.Latest(_dir)}", learner.StopReason);
+        Assert.Equal(1, Checkpoint.Load(Checkpoint.Latest(_dir)!).NextEpoch);
+    }
+
+    private sealed class CancelAfterEpoch(CancellationTokenSource stop) : Callback
+    {
+        public override int Order => 55; // after the checkpoint is written
+        public override void AfterEpoch(Learner learner) => stop.Cancel();
     }
 
     [Fact]

@@ -157,6 +157,9 @@ public sealed class CheckpointCallback(string directory, int everyBatches = 0, i
     /// <summary>Writes a checkpoint of the state after the current batch (call from a batch event) and returns its path.</summary>
     public string WriteAfterBatch(Learner learner) => Write(Checkpoint.Take(learner, afterEpoch: false));
 
+    /// <summary>The file this callback wrote last in this process, or null.</summary>
+    public string? LastWritten { get; private set; }
+
     private string Write(Checkpoint checkpoint)
     {
         System.IO.Directory.CreateDirectory(Directory);
@@ -164,7 +167,7 @@ public sealed class CheckpointCallback(string directory, int everyBatches = 0, i
         checkpoint.Save(path);
         foreach (var old in System.IO.Directory.GetFiles(Directory, "checkpoint-*.ftc").OrderByDescending(f => f, StringComparer.Ordinal).Skip(Keep))
             File.Delete(old);
-        return path;
+        return LastWritten = path;
     }
 }
 
@@ -179,6 +182,18 @@ public sealed class CancelOnRequest(CancellationToken token, CheckpointCallback?
 
     /// <inheritdoc />
     public override int Order => 60; // after the checkpoint callback
+
+    /// <summary>
+    /// A cancellation between epochs: the checkpoint written at the end of the last epoch holds this very state, so
+    /// the fit stops and names it (nothing has trained since).
+    /// </summary>
+    public override void BeforeEpoch(Learner learner)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        if (!token.IsCancellationRequested || checkpoints is not { EveryBatches: 0, LastWritten: { } last }) return;
+        WrittenCheckpoint = last;
+        throw new CancelFitException($"cancelled; checkpoint written to {WrittenCheckpoint}");
+    }
 
     /// <inheritdoc />
     public override void AfterBatch(Learner learner)

@@ -260,8 +260,8 @@ public sealed class Learner
             Run(c => c.BeforeFit(this));
             for (Epoch = firstEpoch; Epoch < epochs; Epoch++)
             {
+                Run(c => c.BeforeEpoch(this)); // first: a cancellation between epochs is reported with its checkpoint
                 cancellationToken.ThrowIfCancellationRequested();
-                Run(c => c.BeforeEpoch(this));
                 TrainEpoch(skipBatches, cancellationToken);
                 skipBatches = 0;
                 if (ValidData is not null)
