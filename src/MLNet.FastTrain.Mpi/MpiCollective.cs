@@ -87,32 +87,30 @@ public sealed unsafe class MpiCollective : ICollective, IDisposable
     /// <inheritdoc />
     public void AllReduceSum(Span<float> values)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        using var watch = Watch("an allreduce");
+        using var watch = Begin("an allreduce");
         fixed (float* p = values) Check(_allreduce(InPlace, p, values.Length, _float, _sum, _world), "MPI_Allreduce");
     }
 
     /// <inheritdoc />
     public void Broadcast(Span<byte> values, int root)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(root);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(root, Size);
-        using var watch = Watch("a broadcast");
+        using var watch = Begin("a broadcast");
         fixed (byte* p = values) Check(_bcast(p, values.Length, _byte, root, _world), "MPI_Bcast");
     }
 
     /// <inheritdoc />
     public void Barrier()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        using var watch = Watch("a barrier");
+        using var watch = Begin("a barrier");
         Check(_barrier(_world), "MPI_Barrier");
     }
 
-    // A timer that ends the job if the collective has not returned by the timeout.
-    private Timer? Watch(string operation)
+    // Starts a collective: refused after Dispose, and watched by a timer that ends the job if it has not returned by the timeout.
+    private Timer? Begin(string operation)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (CollectiveTimeout == Timeout.InfiniteTimeSpan) return null;
         return new Timer(_ =>
         {

@@ -115,6 +115,9 @@ public sealed class TorchEngine : TrainingEngine
 
     private static Tensor Float32(Tensor x) => x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
 
+    // The network's logits for device inputs, in float32 whatever the precision.
+    private Tensor NetworkLogits(Tensor x) => Float32(_net.call(Compute(x)));
+
     /// <inheritdoc />
     public override string Device => _device.type == DeviceType.CUDA ? $"cuda:{Math.Max(0, _device.index)}" : "cpu";
 
@@ -251,7 +254,7 @@ public sealed class TorchEngine : TrainingEngine
         {
             var x = Inputs(batch);
             var y = Labels(batch.Labels);
-            _loss = F.cross_entropy(Float32(_net.call(Compute(x))), y);
+            _loss = F.cross_entropy(NetworkLogits(x), y);
             return _loss.item<float>();
         });
     }
@@ -346,7 +349,7 @@ public sealed class TorchEngine : TrainingEngine
         using var noGrad = no_grad();
         ApplyMode(Training);
         _batchSize = batchSize;
-        return OnDevice(() => ToHost(Float32(_net.call(Compute(inputs())))));
+        return OnDevice(() => ToHost(NetworkLogits(inputs())));
     }
 
     /// <inheritdoc />
@@ -404,9 +407,9 @@ public sealed class TorchEngine : TrainingEngine
                     if (!training)
                     {
                         using var noGrad = no_grad();
-                        return F.cross_entropy(Float32(_net.call(Compute(x))), y).item<float>();
+                        return F.cross_entropy(NetworkLogits(x), y).item<float>();
                     }
-                    F.cross_entropy(Float32(_net.call(Compute(x))), y).backward();
+                    F.cross_entropy(NetworkLogits(x), y).backward();
                     return 0f;
                 });
             }

@@ -215,12 +215,18 @@ public sealed class AugmentationPlan
         _stages.Add(stage);
     }
 
-    /// <summary>Applies every stage to normalised float32 images [Count, Channels, Height, Width] on the host.</summary>
-    public Tensor Apply(Tensor images)
+    /// <summary>Throws unless <paramref name="images"/> is a float32 batch [B, C, H, W].</summary>
+    internal static void CheckImages(Tensor images)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Rank != 4 || images.DType != DType.Float32)
             throw new ArgumentException($"Augmentations take float32 batches [B, C, H, W]; got {images.DType} of shape {string.Join("×", images.ShapeArray())}.", nameof(images));
+    }
+
+    /// <summary>Applies every stage to normalised float32 images [Count, Channels, Height, Width] on the host.</summary>
+    public Tensor Apply(Tensor images)
+    {
+        CheckImages(images);
         if (images.Size(0) != Count || images.Size(1) != Channels || images.Size(2) != Height || images.Size(3) != Width)
             throw new ArgumentException($"The plan was drawn for {Count}×{Channels}×{Height}×{Width} images, not {string.Join("×", images.ShapeArray())}.", nameof(images));
         foreach (var stage in _stages) images = stage.Apply(images);

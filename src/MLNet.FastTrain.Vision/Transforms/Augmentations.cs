@@ -45,9 +45,7 @@ public abstract class Augmentation : BatchTransform
     /// <inheritdoc />
     public sealed override Tensor Apply(Tensor images, Generator generator)
     {
-        ArgumentNullException.ThrowIfNull(images);
-        if (images.Rank != 4 || images.DType != DType.Float32)
-            throw new ArgumentException($"Augmentations take float32 batches [B, C, H, W]; got {images.DType} of shape {string.Join("×", images.ShapeArray())}.", nameof(images));
+        AugmentationPlan.CheckImages(images);
         return Plan(images.Size(0), images.Size(1), images.Size(2), images.Size(3), generator).Apply(images);
     }
 

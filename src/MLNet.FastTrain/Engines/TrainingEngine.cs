@@ -131,19 +131,26 @@ public abstract class TrainingEngine
     public virtual Tensor BodyOutput(Batch batch, int children)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var body = Body(children);
-        bool[] modes = [.. body.Select(m => m.Training)];
+        return ForwardInEvaluation(Body(children), batch.Images);
+    }
+
+    /// <summary>
+    /// <paramref name="input"/> through <paramref name="layers"/> in turn, each in evaluation mode and without
+    /// gradients, every layer's mode put back afterwards.
+    /// </summary>
+    internal static Tensor ForwardInEvaluation(IReadOnlyList<Module> layers, Tensor input)
+    {
+        bool[] modes = [.. layers.Select(m => m.Training)];
         try
         {
-            foreach (var m in body) m.Eval();
+            foreach (var m in layers) m.Eval();
             using var noGrad = Engine.Autograd.GradRecorder.NoGrad();
-            var x = batch.Images;
-            foreach (var m in body) x = m.Forward(x);
-            return x;
+            foreach (var m in layers) input = m.Forward(input);
+            return input;
         }
         finally
         {
-            for (int i = 0; i < body.Count; i++) body[i].Train(modes[i]);
+            for (int i = 0; i < layers.Count; i++) layers[i].Train(modes[i]);
         }
     }
 

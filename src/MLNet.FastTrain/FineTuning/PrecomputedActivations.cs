@@ -33,7 +33,7 @@ public static class PrecomputedActivations
     public static TensorBatchSource Compute(Module body, DataLoader images, string? cacheDirectory, int? batchSize = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Compute(body, batch => EvaluateBody(body, batch), images, cacheDirectory, batchSize, configure: null, cancellationToken);
+        return Compute(body, batch => Engines.TrainingEngine.ForwardInEvaluation([body], batch.Images), images, cacheDirectory, batchSize, configure: null, cancellationToken);
     }
 
     /// <summary>
@@ -108,21 +108,6 @@ public static class PrecomputedActivations
         hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes<float>(std));
         Text($"size {images.ImageSize?.Height ?? data.Height}x{images.ImageSize?.Width ?? data.Width}");
         return Convert.ToHexString(hash.GetHashAndReset())[..32].ToLowerInvariant();
-    }
-
-    private static Tensor EvaluateBody(Module body, Batch batch)
-    {
-        bool wasTraining = body.Training;
-        body.Eval();
-        try
-        {
-            using var noGrad = GradRecorder.NoGrad();
-            return body.Forward(batch.Images);
-        }
-        finally
-        {
-            body.Train(wasTraining);
-        }
     }
 
     private static TensorBatchSource ComputeInMemory(Func<Batch, Tensor> forward, DataLoader images, int? batchSize, Action<DataLoader>? configure,

@@ -127,29 +127,28 @@ public static class BatchSizeFinder
             double usable = forModel / (1 + options.Margin) - staticBytes - fixedStep;
             long largest = usable <= 0 ? 0 : (long)(usable / (perSample + loaderPerSample / (1 + options.Margin)));
             if ((1 + options.Margin) * (staticBytes + validation) + baseline + reserve > budget) largest = 0;
+            // The whole process at a batch whose training step holds stepBytes.
+            long Total(long stepBytes, int batchSize) =>
+                baseline + reserve + (long)((staticBytes + Math.Max(stepBytes, validation)) * (1 + options.Margin)) + loaderPerSample * batchSize;
             var inv = CultureInfo.InvariantCulture;
             if (largest < 1)
             {
-                long needed = baseline + reserve + (long)((staticBytes + Math.Max(fixedStep + perSample, validation)) * (1 + options.Margin)) + loaderPerSample;
+                long needed = Total(fixedStep + perSample, 1);
                 throw new InsufficientMemoryBudgetException(string.Create(inv,
                     $"A memory budget of {Mb(budget)} cannot train this model even one image at a time: that needs about {Mb(needed)} " +
                     $"(the process so far {Mb(baseline)}, kept for the runtime's growth {Mb(reserve)}, weights {Mb(parameters)}, gradients {Mb(gradients)}, optimizer state {Mb(optimizerState)}, one image's step {Mb(fixedStep + perSample)}, " +
                     $"a validation step {Mb(validation)}, margin {options.Margin:P0}). Raise the budget or use a smaller model or image size."));
             }
             int batch = (int)Math.Min(options.MaxBatchSize, 1L << (63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)largest)));
-            long step = fixedStep + perSample * batch;
-            long loader = loaderPerSample * batch;
-            long estimate = baseline + reserve + (long)((staticBytes + Math.Max(step, validation)) * (1 + options.Margin)) + loader;
             long measured = probe(batch, true);
             // The line is an estimate: while the step measured at the chosen size does not fit, halve it.
-            while (batch > 1 && baseline + reserve + (long)((staticBytes + Math.Max(measured, validation)) * (1 + options.Margin)) + loaderPerSample * batch > budget)
+            while (batch > 1 && Total(measured, batch) > budget)
             {
                 batch /= 2;
                 measured = probe(batch, true);
             }
-            step = fixedStep + perSample * batch;
-            loader = loaderPerSample * batch;
-            estimate = baseline + reserve + (long)((staticBytes + Math.Max(step, validation)) * (1 + options.Margin)) + loader;
+            long loader = loaderPerSample * batch;
+            long estimate = Total(fixedStep + perSample * batch, batch);
             var why = new StringBuilder();
             why.AppendLine(string.Create(inv, $"batch size {batch} for a budget of {Mb(budget)} for the whole process ({options.Margin:P0} kept free beside the model):"));
             why.AppendLine(string.Create(inv, $"  the process so far {Mb(baseline),11}  (runtime, code, the data set in memory)"));
