@@ -157,6 +157,11 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
         string engine = new Engines.EngineChoice(Settings.Backend, device, FallbackToCpu: fallback, Precision: Settings.Precision).ApplyTo(learner, Settings.Architecture);
         log($"Training on the {engine}.");
         if (Settings.Augment && learner.TrainData is DataLoader loader) loader.BatchTransform = Vision.Transforms.Augmentations.BySize();
+        if (Settings.Distributed is { } distributed)
+        {
+            Callbacks.DataParallel.Attach(learner, distributed);
+            log($"Data-parallel: rank {learner.Collective.Rank} of {learner.Collective.Size}.");
+        }
         Learner = learner;
     }
 

@@ -88,6 +88,14 @@ public abstract class ImageClassifierOptions
     /// </summary>
     public string Precision { get; set; } = "float32";
 
+    /// <summary>
+    /// Train data-parallel with the other processes of an MPI job (docs/design.md §11; start the collective with
+    /// MLNet.FastTrain.Mpi's <c>MpiCollective.Start()</c> and the program with <c>mpirun -np N</c>): each process
+    /// trains on its shard with <see cref="BatchSize"/> images a batch and the gradients are averaged; the LR finder
+    /// runs once. Every rank returns the same model; save it on rank 0. Null (the default): this process alone.
+    /// </summary>
+    public Callbacks.DataParallelOptions? Distributed { get; set; }
+
     /// <summary>Seed of the network's initialisation, the shuffling and the augmentation. Default 1.</summary>
     public int Seed { get; set; } = 1;
 

@@ -5,7 +5,14 @@
 //   train GLOBALBATCH STEPS OUT [THREADS] [ENGINE]  data-parallel SGD of the simple net on the bundled subset, global
 //                              batch split over the ranks, for STEPS steps on ENGINE (managed, the default, or torch)
 //                              with THREADS threads (default 1); rank 0 writes the weights to OUT
+//   lrfind OUT                 the LR finder on a data-parallel learner of the small ResNet; each rank writes to
+//                              OUT.RANK how many fits it ran, the suggestion and its curve's length
+//   mlnet OUT                  the ML.NET SGDR trainer with the Distributed option (LR finder included) on pixel
+//                              vectors of the bundled subset; each rank writes its learning rate, its training steps
+//                              and the scores of the first 20 rows to OUT.RANK
 using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using MLNet.FastTrain.Callbacks;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Engine.Optimizers;
@@ -43,20 +50,77 @@ if (mode is "die" or "stall")
     return 0;
 }
 
+if (mode == "lrfind")
+{
+    EngineSettings.Threads = 1;
+    var (images, _) = IdxDataset.Load(Path.Combine(DataRoot(), "data", "fashion-mnist-mini"));
+    var finderLearner = Learner.ForImageClassification(images, null, "resnet", 16, seed: 1);
+    DataParallel.Attach(finderLearner, new DataParallelOptions { Collective = mpi });
+    var fits = new CountFits();
+    finderLearner.Add(fits);
+    var before = finderLearner.Model.StateDict().Clone();
+    var result = MLNet.FastTrain.Tuning.LrFinder.Run(finderLearner, new MLNet.FastTrain.Tuning.LrFinder.Options { Iterations = 30 });
+    bool restored = finderLearner.Model.StateDict().All(kv => kv.Value.ToArray().SequenceEqual(before[kv.Key].ToArray()));
+    File.WriteAllText($"{args[1]}.{mpi.Rank}", FormattableString.Invariant($"{fits.Count} {result.Suggested:R} {result.Points.Count} {restored}"));
+    return 0;
+}
+
+if (mode == "mlnet")
+{
+    EngineSettings.Threads = 1;
+    var (images, _) = IdxDataset.Load(Path.Combine(DataRoot(), "data", "fashion-mnist-mini"));
+    var rows = Enumerable.Range(0, images.Count).Select(i => new PixelRow
+    {
+        Features = [.. images.Pixels(i).ToArray().Select(b => b / 255f)],
+        Label = images.Classes[images.LabelOf(i)],
+    }).ToList();
+    var ml = new Microsoft.ML.MLContext(seed: 1);
+    var data = ml.Data.LoadFromEnumerable(rows);
+    var trainer = ml.MulticlassClassification.Trainers.Sgdr(new MLNet.FastTrain.MLNet.SgdrEstimator.Options
+    {
+        Architecture = "simple", Cycles = 1, BatchSize = 16, Augment = false,
+        Distributed = new DataParallelOptions { Collective = mpi },
+    });
+    var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer).Fit(data);
+    var scores = model.Transform(data).GetColumn<float[]>("Score").Take(20).SelectMany(v => v);
+    File.WriteAllText($"{args[1]}.{mpi.Rank}", FormattableString.Invariant($"{trainer.LearningRate:R}\n{trainer.Learner!.Recorder.Batches.Count}\n{string.Join(" ", scores.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}"));
+    return 0;
+}
+
 int globalBatch = int.Parse(args[1], CultureInfo.InvariantCulture), steps = int.Parse(args[2], CultureInfo.InvariantCulture);
 EngineSettings.Threads = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
-string root = AppContext.BaseDirectory;
-while (!Directory.Exists(Path.Combine(root, "data", "fashion-mnist-mini"))) root = Path.GetDirectoryName(root) ?? throw new DirectoryNotFoundException("data/fashion-mnist-mini");
-var (train, _) = IdxDataset.Load(Path.Combine(root, "data", "fashion-mnist-mini"));
+var (train, _) = IdxDataset.Load(Path.Combine(DataRoot(), "data", "fashion-mnist-mini"));
 var net = MLNet.FastTrain.Models.TrainedModel.CreateNetwork("simple", 1, 10, new Generator(1));
 var loader = new DataLoader(train, globalBatch / mpi.Size, shuffle: true, seed: 3, dropLast: true);
 var learner = new Learner(net, loader, null, new Sgd(net.Parameters(), 0.05, momentum: 0.9));
 if (args.Length > 5 && args[5] == "torch") learner.UseEngine((m, o) => new MLNet.FastTrain.TorchSharp.TorchEngine(m, o, "cpu", EngineSettings.Threads));
-learner.Add(new DataParallel(mpi));
+DataParallel.Attach(learner, new DataParallelOptions { Collective = mpi, ScaleLearningRate = false });
 learner.Add(new StopAfter(steps));
 learner.Fit(1000);
 if (mpi.Rank == 0) MLNet.FastTrain.Engine.Serialization.ModelFile.Save(args[3], learner.Model.StateDict(), new Dictionary<string, string> { ["ranks"] = mpi.Size.ToString(CultureInfo.InvariantCulture) });
 return 0;
+
+static string DataRoot()
+{
+    string root = AppContext.BaseDirectory;
+    while (!Directory.Exists(Path.Combine(root, "data", "fashion-mnist-mini"))) root = Path.GetDirectoryName(root) ?? throw new DirectoryNotFoundException("data/fashion-mnist-mini");
+    return root;
+}
+
+sealed class PixelRow
+{
+    [VectorType(1, 28, 28)]
+    public float[] Features { get; set; } = [];
+
+    public string Label { get; set; } = "";
+}
+
+sealed class CountFits : Callback
+{
+    public int Count { get; private set; }
+
+    public override void BeforeFit(Learner learner) => Count++;
+}
 
 sealed class StopAfter(int steps) : Callback
 {

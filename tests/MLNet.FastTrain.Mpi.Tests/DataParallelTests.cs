@@ -16,7 +16,7 @@ public sealed class DataParallelTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static string RankProgram()
+    internal static string RankProgram()
     {
         // The rank program is built beside this project, in the same configuration.
         string configuration = AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release";
@@ -25,29 +25,39 @@ public sealed class DataParallelTests : IDisposable
         return path;
     }
 
-    private static void MpiRun(int ranks, params string[] arguments)
+    internal static void MpiRun(int ranks, params string[] arguments)
     {
         var (code, output) = MpiRunExit(ranks, TimeSpan.FromMinutes(3), arguments);
         Assert.True(code == 0, $"mpirun -np {ranks} exited with {code}: {output}");
     }
 
-    private static (int ExitCode, string Output) MpiRunExit(int ranks, TimeSpan limit, params string[] arguments)
+    private static (int ExitCode, string Output) MpiRunExit(int ranks, TimeSpan limit, params string[] arguments) =>
+        MpiRunProgram(ranks, limit, RankProgram(), arguments);
+
+    /// <summary>Runs a .NET program under mpirun on this machine and returns its exit code and output.</summary>
+    internal static (int ExitCode, string Output) MpiRunProgram(int ranks, TimeSpan limit, string program, IEnumerable<string> arguments, Action<Process>? whileRunning = null)
     {
-        var start = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "--oversubscribe", "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "dotnet", RankProgram() }.Concat(arguments))
-            start.ArgumentList.Add(a);
-        // CI runs as root; Open MPI refuses root unless told twice.
-        start.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
-        start.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
-        using var process = Process.Start(start)!;
+        using var process = StartMpiRun(ranks, program, arguments);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
+        whileRunning?.Invoke(process);
         if (!process.WaitForExit(limit))
         {
             process.Kill(entireProcessTree: true);
             Assert.Fail($"mpirun did not finish in {limit.TotalSeconds:F0} s");
         }
         return (process.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    private static Process StartMpiRun(int ranks, string program, IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "--oversubscribe", "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "dotnet", program }.Concat(arguments))
+            start.ArgumentList.Add(a);
+        // CI runs as root; Open MPI refuses root unless told twice.
+        start.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
+        start.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+        return Process.Start(start)!;
     }
 
     [Fact]
@@ -105,6 +115,34 @@ public sealed class DataParallelTests : IDisposable
             Assert.True(worst <= tolerance * scale, $"{name}: {worst:g3} apart (largest value {scale:g3})");
             if (!name.EndsWith("bias", StringComparison.Ordinal)) Assert.NotEqual(initial[name].ToArray(), x);      // the weights did train
         }
+    }
+
+    [Fact]
+    public void The_LR_finder_runs_once_on_rank_0_and_every_rank_gets_its_answer()
+    {
+        string result = Path.Combine(_dir, "lrfind");
+        MpiRun(2, "lrfind", result);
+        var ranks = Enumerable.Range(0, 2).Select(r => File.ReadAllText($"{result}.{r}").Split(' ')).ToArray();
+        Assert.Equal("1", ranks[0][0]);                  // rank 0 ran the range test's fit
+        Assert.Equal("0", ranks[1][0]);                  // rank 1 did not train at all
+        Assert.Equal(ranks[0][1], ranks[1][1]);          // the same suggestion, to the last bit
+        Assert.Equal("30", ranks[1][2]);                 // and the whole curve
+        Assert.True(double.Parse(ranks[1][1], System.Globalization.CultureInfo.InvariantCulture) > 0);
+        Assert.All(ranks, r => Assert.Equal("True", r[3])); // the weights put back on both
+    }
+
+    [Fact]
+    public void The_MLNet_trainer_with_the_Distributed_option_gives_every_rank_the_same_model()
+    {
+        string result = Path.Combine(_dir, "mlnet");
+        MpiRun(2, "mlnet", result);
+        var ranks = Enumerable.Range(0, 2).Select(r => File.ReadAllLines($"{result}.{r}")).ToArray();
+        Assert.Equal(ranks[0][0], ranks[1][0]);                 // one LR finder's answer
+        // Each rank took its half of the epoch: 540 training rows (a tenth held out) over 2 ranks × 16 a batch.
+        Assert.All(ranks, r => Assert.Equal("16", r[1]));
+        Assert.Equal(ranks[0][2], ranks[1][2]);                 // the same scores, to the last bit
+        Assert.Equal(200, ranks[0][2].Split(' ').Length);       // 20 rows × 10 classes
+        Assert.NotEqual(1, ranks[0][2].Split(' ').Distinct().Count());
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using MLNet.FastTrain.Distributed;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Engine.Modules;
 using MLNet.FastTrain.FineTuning;
@@ -52,18 +53,28 @@ internal static class TrainCommand
         var timeBudget = new Option<string?>("--time-budget") { Description = "stop cleanly after this long, keeping the best model (e.g. 10m, 90s, 1h)" };
         var tta = new Option<bool>("--tta") { Description = "also report accuracy with test-time augmentation (accuracy_tta); on by default, --tta false skips it", DefaultValueFactory = _ => true };
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
-        var threads = new Option<int>("--threads") { Description = "cores to use (libtorch's threads too, on the torch engine)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var threads = new Option<int>("--threads") { Description = "cores to use (libtorch's threads too, on the torch engine); under mpirun, the cores over the ranks on this machine", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount / LocalRanks()) };
+        var distributed = new Option<bool>("--distributed") { Description = "train data-parallel with the other ranks of an MPI job (mpirun -np N fasttrain train --distributed ...); --batch is each rank's" };
+        var scaleLr = new Option<bool>("--scale-lr") { Description = "with --distributed, train at the rank count times the learning rate (linear scaling rule); --scale-lr false keeps it", DefaultValueFactory = _ => true };
+        var warmup = new Option<double>("--warmup-epochs") { Description = "with --distributed, reach the scaled learning rate linearly over this many epochs of each fit", DefaultValueFactory = _ => 0 };
         var (backend, device, precision) = CliSupport.EngineOptions();
         var output = new Option<string?>("--out") { Description = "write the trained model here: .ftm, .onnx (export), or .zip (an ML.NET model for mlContext.Model.Load)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results" };
         var report = new Option<string?>("--report") { Description = "write a self-contained HTML report here (charts, confusion matrix, top losses)" };
         var command = new Command("train", "Train a classifier with fast.ai's recipe.")
         {
-            data, valid, size, skipInvalid, cache, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, backend, device, precision, output, json, report,
+            data, valid, size, skipInvalid, cache, checkpointDir, resume, model, scratch, recipe, epochs, cycles, cycleLen, cycleMult, lr, suggest, batch, budget, timeBudget, tta, seed, threads, distributed, scaleLr, warmup, backend, device, precision, output, json, report,
         };
         command.SetAction(parse => CliSupport.Run(parse, ct =>
         {
             var clock = Stopwatch.StartNew();
+            if (parse.GetValue(warmup) is var w && !(w >= 0)) throw new ArgumentException($"--warmup-epochs must be zero or more, not {w}.");
+            // Data-parallel (docs/design.md §11): rank 0 decides what is decided once and writes every file; the
+            // other ranks print nothing (their errors still reach stderr).
+            using var mpi = parse.GetValue(distributed) ? Mpi.MpiCollective.Start() : null;
+            ICollective world = mpi is null ? SingleProcess.Instance : mpi;
+            bool root = world.Rank == 0;
+            if (!root) Console.SetOut(TextWriter.Null);
             int t = parse.GetValue(threads);
             int? givenBatch = ParseBatch(parse.GetValue(batch)!);
             if (t < 1) throw new ArgumentException($"--threads must be positive, not {t}.");
@@ -101,7 +112,11 @@ internal static class TrainCommand
             Tuning.BatchSizeAdvice? sized = null;
             long outsideHeap = 0;
             var engineChoice = new Engines.EngineChoice(parse.GetValue(backend)!, parse.GetValue(device)!, t, Precision: parse.GetValue(precision)!);
-            if (parse.GetValue(budget) is { } text)
+            if (parse.GetValue(budget) is not null && !root)
+            {
+                batchSize = (int)world.Broadcast(0.0); // rank 0 probes, on this machine's memory, for every rank
+            }
+            else if (parse.GetValue(budget) is { } text)
             {
                 outsideHeap = Tuning.BatchSizeFinder.OutsideManagedHeap(); // before the probes' buffers come and go
                 var probeNet = pretrained ?? Models.TrainedModel.CreateNetwork(arch, trainSet.Channels, trainSet.Classes.Count);
@@ -124,6 +139,7 @@ internal static class TrainCommand
                     probeEngine?.Release();
                 }
                 batchSize = sized.BatchSize;
+                world.Broadcast(batchSize.Value);
             }
             var fineTune = pretrained is null ? null : new DifferentialFineTune(pretrained);
             var learner = fineTune is null
@@ -134,6 +150,8 @@ internal static class TrainCommand
                 if (learner.TrainData is DataLoader trainLoader) trainLoader.ImageSize = trainSize;
                 if (learner.ValidData is DataLoader validLoader) validLoader.ImageSize = trainSize;
             }
+            if (mpi is not null)
+                Callbacks.DataParallel.Attach(learner, new Callbacks.DataParallelOptions { Collective = world, ScaleLearningRate = parse.GetValue(scaleLr), WarmupEpochs = parse.GetValue(warmup) });
             double loadSeconds = clock.Elapsed.TotalSeconds;
             long beforeEngine = sized is null ? 0 : Tuning.BatchSizeFinder.OutsideManagedHeap();
             string engineText = engineChoice.ApplyTo(learner, arch);
@@ -155,6 +173,9 @@ internal static class TrainCommand
             if (!asJson) learner.Log += (_, m) => { if (live) held.Add(m); else Console.WriteLine(m); };
             if (!asJson && advice is not null) Console.Write(advice);
             if (!asJson) Console.WriteLine($"{trainSet.Count} training and {validSet.Count} validation images from {folder}; {arch}, batch {b}, {t} threads, seed {s}; {engineText}");
+            if (!asJson && mpi is not null)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"data-parallel: {world.Size} ranks × batch {b} = {world.Size * b} a step; ")
+                    + (parse.GetValue(scaleLr) && world.Size > 1 ? string.Create(CultureInfo.InvariantCulture, $"learning rates × {world.Size} (linear scaling, warm-up {parse.GetValue(warmup):G3} epochs)") : "learning rates as found or given"));
 
             var options = new RecipeOptions
             {
@@ -197,6 +218,7 @@ internal static class TrainCommand
                 foreach (var m in held) Console.WriteLine(m);
             }
             var trained = new TrainedModel(learner.Model, arch, trainSet.Classes, learner.Normalization!.Value, (trainSet.Channels, trainSize.Height, trainSize.Width));
+            if (!root) return CliSupport.Success; // the ranks hold the same model: rank 0 evaluates it and writes the files
             string? consumption = null;
             if (parse.GetValue(output) is { } path)
             {
@@ -237,7 +259,7 @@ internal static class TrainCommand
                     Validation = validSet,
                     Tta = ttaReport,
                     Seconds = clock.Elapsed.TotalSeconds,
-                    ImagesTrained = (long)learner.Recorder.Batches.Count * b,
+                    ImagesTrained = (long)learner.Recorder.Batches.Count * b * world.Size,
                 }.Save(reportPath);
                 if (!asJson) Console.WriteLine($"report written to {reportPath}");
             }
@@ -258,6 +280,10 @@ internal static class TrainCommand
                     ["tta_seconds"] = ttaSeconds is double ts ? Math.Round(ts, 1) : null,
                     ["epochs"] = result.Epochs,
                     ["batch_size"] = b,
+                    ["ranks"] = world.Size,
+                    // Data-parallel: the gradients' allreduce (waits for a slower rank included) and their copies to and from its bucket.
+                    ["allreduce_seconds"] = world.Size > 1 ? Math.Round(learner.Engine.AllReduceTime.TotalSeconds, 2) : null,
+                    ["gradient_copy_seconds"] = world.Size > 1 ? Math.Round(learner.Engine.GradientCopyTime.TotalSeconds, 2) : null,
                     ["train_images"] = trainSet.Count,
                     ["valid_images"] = validSet.Count,
                     ["lr"] = result.LearningRate,
@@ -291,6 +317,10 @@ internal static class TrainCommand
         }));
         return command;
     }
+
+    /// <summary>The ranks mpirun started on this machine (1 outside mpirun), which share its cores.</summary>
+    private static int LocalRanks() =>
+        int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0 ? n : 1;
 
     /// <summary>--batch: "auto" (null: the learner's default) or a positive number.</summary>
     private static int? ParseBatch(string text)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using MLNet.FastTrain.Distributed;
 using MLNet.FastTrain.Learning;
 
 namespace MLNet.FastTrain.Callbacks;
@@ -21,7 +22,8 @@ public sealed class TimeBudget(TimeSpan budget) : Callback
     /// <inheritdoc />
     public override void AfterBatch(Learner learner)
     {
-        if (_clock.Elapsed < Budget) return;
+        ArgumentNullException.ThrowIfNull(learner);
+        if (!learner.Collective.AnyRank(_clock.Elapsed >= Budget)) return; // data-parallel ranks stop at the same step
         Exhausted = true;
         throw new CancelFitException(string.Create(CultureInfo.InvariantCulture, $"Stopped at the time budget of {Budget.TotalSeconds:F0} s."));
     }

@@ -1,3 +1,4 @@
+using MLNet.FastTrain.Distributed;
 using MLNet.FastTrain.Learning;
 
 namespace MLNet.FastTrain.Callbacks;
@@ -43,7 +44,8 @@ public sealed class DivergenceGuard(double factor = 100) : Callback
     {
         ArgumentNullException.ThrowIfNull(learner);
         double loss = learner.LastLoss;
-        bool diverged = !double.IsFinite(loss) || (double.IsFinite(_best) && loss > Factor * _best);
+        // Each data-parallel rank sees its own shard's loss; they agree, so every rank restores and stops together.
+        bool diverged = learner.Collective.AnyRank(!double.IsFinite(loss) || (double.IsFinite(_best) && loss > Factor * _best));
         if (!diverged)
         {
             double smooth = learner.Recorder.SmoothLoss;

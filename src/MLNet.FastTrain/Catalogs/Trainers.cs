@@ -16,8 +16,11 @@ public abstract class TrainerOptions
     /// <summary>The peak learning rate; null (default) runs the LR finder.</summary>
     public double? LearningRate { get; set; }
 
-    /// <summary>Images per batch; null picks one from the data size.</summary>
+    /// <summary>Images per batch (each process's, when distributed); null picks one from the data size.</summary>
     public int? BatchSize { get; set; }
+
+    /// <summary>Train data-parallel with the other processes of an MPI job (docs/design.md §11); null (default): this process alone.</summary>
+    public DataParallelOptions? Distributed { get; set; }
 }
 
 /// <summary>What the trainers share: building the learner, finding the learning rate, wrapping the result.</summary>
@@ -47,6 +50,7 @@ public abstract class TrainerBase
     private protected (Learner Learner, double LearningRate) Prepare(ImageDataset train, ImageDataset? valid, TrainerOptions options, CancellationToken cancellationToken)
     {
         var learner = CreateLearner(Context, train, valid, options.Architecture, options.BatchSize);
+        if (options.Distributed is { } distributed) DataParallel.Attach(learner, distributed);
         LastLearner = learner;
         LastLearningRate = ResolveLearningRate(learner, options.LearningRate, cancellationToken);
         return (learner, LastLearningRate.Value);

@@ -96,11 +96,26 @@ public abstract class TrainingEngine
         if (collective.Size == 1) return;
         int length = GradientLength();
         if (_bucket.Length != length) _bucket = new float[length];
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         ReadGradients(_bucket);
+        long read = System.Diagnostics.Stopwatch.GetTimestamp();
         collective.AllReduceSum(_bucket);
+        long reduced = System.Diagnostics.Stopwatch.GetTimestamp();
         System.Numerics.Tensors.TensorPrimitives.Multiply(_bucket, 1f / collective.Size, _bucket);
         WriteGradients(_bucket);
+        long written = System.Diagnostics.Stopwatch.GetTimestamp();
+        AllReduceTime += System.Diagnostics.Stopwatch.GetElapsedTime(read, reduced);
+        GradientCopyTime += System.Diagnostics.Stopwatch.GetElapsedTime(start, read) + System.Diagnostics.Stopwatch.GetElapsedTime(reduced, written);
     }
+
+    /// <summary>
+    /// Time spent in the collective's allreduce by <see cref="AllReduceGradients"/> so far: the transfer and sum, and
+    /// any wait for a slower rank.
+    /// </summary>
+    public TimeSpan AllReduceTime { get; private set; }
+
+    /// <summary>Time <see cref="AllReduceGradients"/> spent copying the gradients into its host bucket and back (from and to the device on a GPU).</summary>
+    public TimeSpan GradientCopyTime { get; private set; }
 
     /// <summary>The number of trainable parameter values (the length of the gradient bucket).</summary>
     protected abstract int GradientLength();

@@ -1,5 +1,6 @@
 using System.Globalization;
 using MLNet.FastTrain.Callbacks;
+using MLNet.FastTrain.Distributed;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Engine.Serialization;
 
@@ -11,8 +12,9 @@ namespace MLNet.FastTrain.Learning;
 /// </summary>
 public sealed class Checkpoint
 {
-    private Checkpoint(StateDict model, StateDict optimizer, ulong[] random, int epochs, int nextEpoch, int nextBatch, int nextStep, int epochsTrainedAtEpochStart)
+    private Checkpoint(StateDict model, StateDict optimizer, ulong[] random, int epochs, int nextEpoch, int nextBatch, int nextStep, int epochsTrainedAtEpochStart, int ranks)
     {
+        Ranks = ranks;
         Model = model;
         Optimizer = optimizer;
         RandomState = random;
@@ -47,6 +49,9 @@ public sealed class Checkpoint
     /// <summary>The learner's lifetime epoch count when epoch <see cref="NextEpoch"/> started (selects its shuffle).</summary>
     public int EpochsTrainedAtEpochStart { get; }
 
+    /// <summary>The number of data-parallel processes of the run (1 for one process): a resume needs as many.</summary>
+    public int Ranks { get; }
+
     /// <summary>Takes a checkpoint of a learner after the current batch (or, with <paramref name="afterEpoch"/>, after the current epoch).</summary>
     public static Checkpoint Take(Learner learner, bool afterEpoch)
     {
@@ -59,7 +64,7 @@ public sealed class Checkpoint
         // During an epoch EpochsTrained still counts the epochs before it; after AfterEpoch it includes it.
         int epochsTrained = afterEpoch || !epochDone ? learner.EpochsTrained : learner.EpochsTrained + 1;
         return new Checkpoint(learner.Engine.ModelState(), learner.Engine.OptimizerState(), Generator.Default.GetState(),
-            learner.Epochs, nextEpoch, nextBatch, nextStep, epochsTrained);
+            learner.Epochs, nextEpoch, nextBatch, nextStep, epochsTrained, learner.Collective.Size);
     }
 
     internal void ApplyTo(Learner learner)
@@ -86,6 +91,7 @@ public sealed class Checkpoint
             ["next_batch"] = NextBatch.ToString(inv),
             ["next_step"] = NextStep.ToString(inv),
             ["epochs_trained"] = EpochsTrainedAtEpochStart.ToString(inv),
+            ["ranks"] = Ranks.ToString(inv),
         });
     }
 
@@ -109,7 +115,9 @@ public sealed class Checkpoint
                 else throw new FormatException($"unexpected entry '{k}'");
             }
             var random = meta["random"].Split(',').Select(v => ulong.Parse(v, inv)).ToArray();
-            return new Checkpoint(model, optimizer, random, Int("epochs"), Int("next_epoch"), Int("next_batch"), Int("next_step"), Int("epochs_trained"));
+            int ranks = meta.ContainsKey("ranks") ? Int("ranks") : 1; // written before data-parallel training: one process
+            if (ranks < 1) throw new FormatException($"ranks {ranks}");
+            return new Checkpoint(model, optimizer, random, Int("epochs"), Int("next_epoch"), Int("next_batch"), Int("next_step"), Int("epochs_trained"), ranks);
         }
         catch (Exception e) when (e is FormatException or KeyNotFoundException or OverflowException)
         {
@@ -144,26 +152,27 @@ public sealed class CheckpointCallback(string directory, int everyBatches = 0, i
     public override void AfterStep(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        if (EveryBatches > 0 && (learner.Step + 1) % EveryBatches == 0) Write(Checkpoint.Take(learner, afterEpoch: false));
+        if (EveryBatches > 0 && (learner.Step + 1) % EveryBatches == 0) Write(Checkpoint.Take(learner, afterEpoch: false), learner);
     }
 
     /// <inheritdoc />
     public override void AfterEpoch(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        if (EveryBatches == 0) Write(Checkpoint.Take(learner, afterEpoch: true));
+        if (EveryBatches == 0) Write(Checkpoint.Take(learner, afterEpoch: true), learner);
     }
 
     /// <summary>Writes a checkpoint of the state after the current batch (call from a batch event) and returns its path.</summary>
-    public string WriteAfterBatch(Learner learner) => Write(Checkpoint.Take(learner, afterEpoch: false));
+    public string WriteAfterBatch(Learner learner) => Write(Checkpoint.Take(learner, afterEpoch: false), learner);
 
     /// <summary>The file this callback wrote last in this process, or null.</summary>
     public string? LastWritten { get; private set; }
 
-    private string Write(Checkpoint checkpoint)
+    private string Write(Checkpoint checkpoint, Learner learner)
     {
-        System.IO.Directory.CreateDirectory(Directory);
         var path = Path.Combine(Directory, string.Create(CultureInfo.InvariantCulture, $"checkpoint-{checkpoint.NextStep:D9}.ftc"));
+        if (learner.Collective.Rank != 0) return LastWritten = path; // the ranks hold the same state; rank 0 writes it
+        System.IO.Directory.CreateDirectory(Directory);
         checkpoint.Save(path);
         foreach (var old in System.IO.Directory.GetFiles(Directory, "checkpoint-*.ftc").OrderByDescending(f => f, StringComparer.Ordinal).Skip(Keep))
             File.Delete(old);
@@ -190,7 +199,8 @@ public sealed class CancelOnRequest(CancellationToken token, CheckpointCallback?
     public override void BeforeEpoch(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        if (!token.IsCancellationRequested || checkpoints is not { EveryBatches: 0, LastWritten: { } last }) return;
+        // Data-parallel ranks stop together: a signal that reached one rank stops them all at the same point.
+        if (!learner.Collective.AnyRank(token.IsCancellationRequested) || checkpoints is not { EveryBatches: 0, LastWritten: { } last }) return;
         WrittenCheckpoint = last;
         throw new CancelFitException($"cancelled; checkpoint written to {WrittenCheckpoint}");
     }
@@ -199,7 +209,7 @@ public sealed class CancelOnRequest(CancellationToken token, CheckpointCallback?
     public override void AfterBatch(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        if (!token.IsCancellationRequested) return;
+        if (!learner.Collective.AnyRank(token.IsCancellationRequested)) return;
         if (checkpoints is not null) WrittenCheckpoint = checkpoints.WriteAfterBatch(learner);
         throw new CancelFitException(WrittenCheckpoint is null ? "cancelled" : $"cancelled; checkpoint written to {WrittenCheckpoint}");
     }

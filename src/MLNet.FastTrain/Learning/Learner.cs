@@ -207,10 +207,16 @@ public sealed class Learner
     public double LastLoss { get; private set; } = double.NaN;
 
     /// <summary>The latest validation.</summary>
-    public ValidationResult? LastValidation { get; private set; }
+    public ValidationResult? LastValidation { get; internal set; }
 
     /// <summary>Why the last fit stopped early, or null.</summary>
     public string? StopReason { get; private set; }
+
+    /// <summary>
+    /// The processes this learner trains with: a <see cref="DataParallel"/> callback's collective, or the single
+    /// process. What is done once (the LR finder, writing checkpoints) is done by its rank 0.
+    /// </summary>
+    public Distributed.ICollective Collective => _callbacks.OfType<DataParallel>().FirstOrDefault()?.Collective ?? Distributed.SingleProcess.Instance;
 
     /// <summary>Adds a callback (kept sorted by <see cref="Callback.Order"/>, stable).</summary>
     public Learner Add(Callback callback)
@@ -252,6 +258,8 @@ public sealed class Learner
         {
             if (resume.Epochs != epochs)
                 throw new ArgumentException($"The checkpoint belongs to a fit of {resume.Epochs} epochs, not {epochs}.", nameof(resume));
+            if (resume.Ranks != Collective.Size)
+                throw new ArgumentException($"The checkpoint was written by a run of {resume.Ranks} process(es); resume it with as many (mpirun -np {resume.Ranks}), not {Collective.Size}: each rank's share of every epoch depends on the count.", nameof(resume));
             resume.ApplyTo(this);
             (firstEpoch, skipBatches, Step) = (resume.NextEpoch, resume.NextBatch, resume.NextStep);
         }

@@ -1,4 +1,5 @@
 using MLNet.FastTrain.Callbacks;
+using MLNet.FastTrain.Distributed;
 using MLNet.FastTrain.Engine.Schedules;
 using MLNet.FastTrain.Learning;
 
@@ -67,11 +68,36 @@ public sealed class LrFinder
     /// <summary>Runs the test with default options.</summary>
     public static LrFinderResult Run(Learner learner) => Run(learner, new Options());
 
-    /// <summary>Runs the test.</summary>
+    /// <summary>
+    /// Runs the test. In data-parallel training (docs/design.md §11) it runs once, on rank 0 with its local batch
+    /// and without the other ranks, and every rank gets its curve.
+    /// </summary>
     public static LrFinderResult Run(Learner learner, Options options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(learner);
         ArgumentNullException.ThrowIfNull(options);
+        var collective = learner.Collective;
+        if (collective.Size == 1) return RunHere(learner, options, cancellationToken);
+        LrFinderResult? mine = null;
+        if (collective.Rank == 0)
+        {
+            // Alone: no gradient averaging, and the rates it tries are the rates (no scaling for the rank count).
+            var distributed = learner.Callbacks.Where(c => c is DataParallel or LinearLrScaling).ToList();
+            foreach (var c in distributed) learner.Remove(c);
+            try
+            {
+                mine = RunHere(learner, options, cancellationToken);
+            }
+            finally
+            {
+                foreach (var c in distributed) learner.Add(c);
+            }
+        }
+        return LrFinderResult.FromBytes(collective.BroadcastArray(mine?.ToBytes()), options);
+    }
+
+    private static LrFinderResult RunHere(Learner learner, Options options, CancellationToken cancellationToken)
+    {
         if (!(options.StartLr > 0) || !(options.EndLr > options.StartLr))
             throw new ArgumentOutOfRangeException(nameof(options), $"LR finder: need 0 < StartLr < EndLr, got {options.StartLr} and {options.EndLr}.");
         if (options.Iterations < 2) throw new ArgumentOutOfRangeException(nameof(options), $"LR finder: Iterations must be at least 2, not {options.Iterations}.");

@@ -71,6 +71,27 @@ public sealed class LrFinderResult
         }
     }
 
+    /// <summary>The curve as bytes, for data-parallel ranks to share the one range test rank 0 ran.</summary>
+    internal byte[] ToBytes()
+    {
+        var values = new double[2 + 3 * Points.Count];
+        (values[0], values[1]) = (Seconds, StoppedEarly ? 1 : 0);
+        for (int i = 0; i < Points.Count; i++)
+            (values[2 + 3 * i], values[3 + 3 * i], values[4 + 3 * i]) = (Points[i].LearningRate, Points[i].Loss, Points[i].SmoothLoss);
+        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+    }
+
+    /// <summary>The result <see cref="ToBytes"/> wrote, its suggestions read off again with <paramref name="options"/>.</summary>
+    internal static LrFinderResult FromBytes(byte[] bytes, LrFinder.Options options)
+    {
+        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(bytes);
+        if (bytes.Length % 8 != 0 || values.Length < 2 || (values.Length - 2) % 3 != 0)
+            throw new ArgumentException($"{bytes.Length} bytes are not a range test's curve.", nameof(bytes));
+        var points = new LrPoint[(values.Length - 2) / 3];
+        for (int i = 0; i < points.Length; i++) points[i] = new LrPoint(values[2 + 3 * i], values[3 + 3 * i], values[4 + 3 * i]);
+        return new LrFinderResult(points, values[1] != 0, options, values[0]);
+    }
+
     /// <summary>The recorded points, in order.</summary>
     public IReadOnlyList<LrPoint> Points { get; }
 
