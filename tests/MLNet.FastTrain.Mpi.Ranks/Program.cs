@@ -9,6 +9,7 @@
 //                              OUT.RANK how many fits it ran, the suggestion and its curve's length
 //   mlnet OUT                  the ML.NET SGDR trainer with the Distributed option (LR finder included) on pixel
 //                              vectors of the bundled subset; each rank writes its learning rate, its training steps
+//                              with the first and last step's rates,
 //                              and the scores of the first 20 rows to OUT.RANK
 using System.Globalization;
 using Microsoft.ML;
@@ -83,7 +84,7 @@ if (mode == "mlnet")
     });
     var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer).Fit(data);
     var scores = model.Transform(data).GetColumn<float[]>("Score").Take(20).SelectMany(v => v);
-    File.WriteAllText($"{args[1]}.{mpi.Rank}", FormattableString.Invariant($"{trainer.LearningRate:R}\n{trainer.Learner!.Recorder.Batches.Count}\n{string.Join(" ", scores.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}"));
+    File.WriteAllText($"{args[1]}.{mpi.Rank}", FormattableString.Invariant($"{trainer.LearningRate:R}\n{trainer.Learner!.Recorder.Batches.Count} {trainer.Learner.Recorder.Batches[0].LearningRates[0]:R} {trainer.Learner.Recorder.Batches[^1].LearningRates[0]:R}\n{string.Join(" ", scores.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}"));
     return 0;
 }
 

@@ -139,7 +139,14 @@ public sealed class DataParallelTests : IDisposable
         var ranks = Enumerable.Range(0, 2).Select(r => File.ReadAllLines($"{result}.{r}")).ToArray();
         Assert.Equal(ranks[0][0], ranks[1][0]);                 // one LR finder's answer
         // Each rank took its half of the epoch: 540 training rows (a tenth held out) over 2 ranks × 16 a batch.
-        Assert.All(ranks, r => Assert.Equal("16", r[1]));
+        // and its schedule covered those 16 steps: the cycle starts at twice the found rate (linear scaling for 2 ranks) and anneals to about 0.
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        foreach (var steps in ranks.Select(r => r[1].Split(' ')))
+        {
+            Assert.Equal("16", steps[0]);
+            Assert.Equal(2 * double.Parse(ranks[0][0], inv), double.Parse(steps[1], inv), 6);
+            Assert.True(double.Parse(steps[2], inv) < 0.02 * double.Parse(steps[1], inv), $"the last step trained at {steps[2]}, the first at {steps[1]}");
+        }
         Assert.Equal(ranks[0][2], ranks[1][2]);                 // the same scores, to the last bit
         Assert.Equal(200, ranks[0][2].Split(' ').Length);       // 20 rows × 10 classes
         Assert.NotEqual(1, ranks[0][2].Split(' ').Distinct().Count());

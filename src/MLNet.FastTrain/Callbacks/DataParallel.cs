@@ -13,9 +13,11 @@ namespace MLNet.FastTrain.Callbacks;
 /// rank) are averaged over the ranks, and rank 0's validation result is every rank's, so decisions taken on it
 /// (early stopping, the best epoch) are the same everywhere.
 /// </summary>
-public sealed class DataParallel(ICollective collective) : Callback
+public sealed class DataParallel : Callback
 {
-    private readonly ICollective _collective = collective ?? throw new ArgumentNullException(nameof(collective));
+    private readonly ICollective _collective;
+
+    private DataParallel(ICollective collective) => _collective = collective;
 
     /// <summary>After the recorder, before gradient clipping.</summary>
     public override int Order => 5;
@@ -34,6 +36,8 @@ public sealed class DataParallel(ICollective collective) : Callback
         var collective = options.Collective ?? throw new ArgumentException("DataParallelOptions.Collective is not set: start one (MpiCollective.Start()).", nameof(options));
         if (!(options.WarmupEpochs >= 0)) throw new ArgumentOutOfRangeException(nameof(options), options.WarmupEpochs, "DataParallelOptions.WarmupEpochs cannot be negative.");
         if (learner.Callbacks.OfType<DataParallel>().Any()) throw new InvalidOperationException("The learner already trains data-parallel.");
+        // Sharded now, before any fit: the schedules count an epoch's steps when a fit is set up.
+        Shard(learner, collective);
         learner.Add(new DataParallel(collective));
         if (options.ScaleLearningRate && collective.Size > 1)
         {
@@ -44,13 +48,19 @@ public sealed class DataParallel(ICollective collective) : Callback
         return learner;
     }
 
-    /// <summary>Shards the training loader (this rank reads its part of each epoch's order) and starts every rank from rank 0's weights.</summary>
+    // This rank reads its part of each epoch's order.
+    private static void Shard(Learner learner, ICollective collective)
+    {
+        if (learner.TrainData is not DataLoader loader)
+            throw new InvalidOperationException($"Data-parallel training shards a DataLoader; the training data is a {learner.TrainData.GetType().Name}.");
+        loader.Shard = (collective.Rank, collective.Size);
+    }
+
+    /// <summary>Keeps the training loader sharded (it may have been replaced) and starts every rank from rank 0's weights.</summary>
     public override void BeforeFit(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        if (learner.TrainData is not DataLoader loader)
-            throw new InvalidOperationException($"Data-parallel training shards a DataLoader; the training data is a {learner.TrainData.GetType().Name}.");
-        loader.Shard = (_collective.Rank, _collective.Size);
+        Shard(learner, _collective);
         if (_collective.Size == 1) return;
         var state = learner.Engine.ModelState();
         _collective.Broadcast(state);
