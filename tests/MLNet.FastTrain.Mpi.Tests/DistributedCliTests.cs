@@ -43,7 +43,7 @@ public sealed class DistributedCliTests : IDisposable
     }
 
     [Fact]
-    public void Killing_a_rank_mid_epoch_ends_every_rank_and_the_job_resumes_from_the_last_checkpoint_exactly()
+    public void A_rank_killed_or_stopped_by_a_signal_mid_epoch_ends_every_rank_and_the_job_resumes_from_the_last_checkpoint_exactly()
     {
         var (code, output) = DataParallelTests.MpiRunProgram(2, TimeSpan.FromMinutes(3), Tool(), Train("whole", "whole.ftm"));
         Assert.True(code == 0, output);
@@ -73,10 +73,39 @@ public sealed class DistributedCliTests : IDisposable
         (code, output) = DataParallelTests.MpiRunProgram(2, TimeSpan.FromMinutes(3), Tool(), Train("cut", "cut.ftm", "--resume"));
         Assert.True(code == 0, output);
         Assert.Contains("resuming from", output, StringComparison.Ordinal);
-        var (whole, _) = ModelFile.Load(Path.Combine(_dir, "whole.ftm"));
-        var (resumed, _) = ModelFile.Load(Path.Combine(_dir, "cut.ftm"));
-        foreach (var (name, tensor) in whole)
-            Assert.True(tensor.ToArray().SequenceEqual(resumed[name].ToArray()), $"{name} differs after the resume");
+        AssertSameWeights("whole.ftm", "cut.ftm");
+
+        // SIGTERM to rank 1 alone: both ranks stop after the same step, rank 0 writes that step's checkpoint, and the
+        // job resumes from it to the same weights.
+        (code, output) = DataParallelTests.MpiRunProgram(2, TimeSpan.FromMinutes(3), Tool(), Train("term", "term.ftm"), mpirun =>
+        {
+            string first = Path.Combine(_dir, "term", "checkpoint-000000037.ftc");
+            var wait = Stopwatch.StartNew();
+            while (!File.Exists(first))
+            {
+                Assert.True(wait.Elapsed < TimeSpan.FromMinutes(2) && !mpirun.HasExited, "no checkpoint was written");
+                Thread.Sleep(20);
+            }
+            Thread.Sleep(200); // into the second epoch
+            Assert.Equal(0, Kill(RankPid(mpirun.Id, 1), 15));
+        });
+        Assert.Equal(143, code);
+        var written = Directory.GetFiles(Path.Combine(_dir, "term"), "checkpoint-*.ftc").Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
+        Assert.True(written.Length == 2 && written[1] != "checkpoint-000000074.ftc", $"expected a checkpoint inside the second epoch: {string.Join(", ", written)}; {output}");
+        (code, output) = DataParallelTests.MpiRunProgram(2, TimeSpan.FromMinutes(3), Tool(), Train("term", "term.ftm", "--resume"));
+        Assert.True(code == 0, output);
+        AssertSameWeights("whole.ftm", "term.ftm");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+    private void AssertSameWeights(string expected, string actual)
+    {
+        var (a, _) = ModelFile.Load(Path.Combine(_dir, expected));
+        var (b, _) = ModelFile.Load(Path.Combine(_dir, actual));
+        foreach (var (name, tensor) in a)
+            Assert.True(tensor.ToArray().SequenceEqual(b[name].ToArray()), $"{name} differs after the resume");
     }
 
     [Fact]
@@ -91,6 +120,18 @@ public sealed class DistributedCliTests : IDisposable
         Assert.Equal(2, document.RootElement.GetProperty("ranks").GetInt32());
         Assert.Equal(150, document.RootElement.GetProperty("batch_size").GetInt32()); // a quarter of the 600 images, the finder's cap, fits in 2 GB
         Assert.Equal(1, Count(output, "\"ranks\""));
+    }
+
+    [Fact]
+    public void A_negative_warm_up_is_a_usage_error_that_names_the_option()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Tool(), "train", "--distributed", "--warmup-epochs", "-1", "--epochs", "1" }) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        string said = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("--warmup-epochs must be zero or more, not -1", said, StringComparison.Ordinal);
     }
 
     private static int Count(string text, string part)

@@ -210,7 +210,12 @@ public sealed class CancelOnRequest(CancellationToken token, CheckpointCallback?
     {
         ArgumentNullException.ThrowIfNull(learner);
         if (!learner.Collective.AnyRank(token.IsCancellationRequested)) return;
-        if (checkpoints is not null) WrittenCheckpoint = checkpoints.WriteAfterBatch(learner);
+        if (checkpoints is not null)
+        {
+            WrittenCheckpoint = checkpoints.WriteAfterBatch(learner);
+            // Data-parallel ranks leave together once rank 0 has written: mpirun ends the job when the first rank exits.
+            learner.Collective.Barrier();
+        }
         throw new CancelFitException(WrittenCheckpoint is null ? "cancelled" : $"cancelled; checkpoint written to {WrittenCheckpoint}");
     }
 }
