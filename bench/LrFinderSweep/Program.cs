@@ -4,10 +4,11 @@
 // each at the default rule's suggestion. A cell passes when the suggestion is within 3× of the grid's best rate (by
 // validation accuracy) or trains to within 0.5 accuracy points of it.
 //
-//   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide] [train-items|all] [data-dir]
+//   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide] [train-items|all] [data-dir] [rule]
 //
 // Defaults: resnet, 5000 items (validation: 2000 items; all 10,000 with "all"), /usr/share/datasets/fashion-mnist
-// (Debian's dataset-fashion-mnist). Prints one markdown table row per recipe.
+// (Debian's dataset-fashion-mnist), the Combined rule (or any LrSuggestion, e.g. ranked: its short runs are scored on
+// the first 1,000 validation images). Prints one markdown table row per recipe.
 using System.Globalization;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Learning;
@@ -20,6 +21,7 @@ string arch = args.Length > 0 ? args[0] : "resnet";
 bool all = args.Length > 1 && args[1] == "all";
 int items = all ? int.MaxValue : args.Length > 1 ? int.Parse(args[1], inv) : 5000;
 string dir = args.Length > 2 ? args[2] : "/usr/share/datasets/fashion-mnist";
+var rule = args.Length > 3 ? Enum.Parse<LrSuggestion>(args[3], ignoreCase: true) : LrSuggestion.Combined;
 const int Batch = 64;
 
 var (full, fullValid) = IdxDataset.Load(dir);
@@ -47,10 +49,11 @@ double Train(string recipe, double lr)
     return accuracy;
 }
 
-var finder = LrFinder.Run(NewLearner());
-double suggested = finder.Suggested;
+var finderLearner = NewLearner();
+finderLearner.Log += (_, m) => Console.Error.WriteLine("  " + m);
+var (suggested, finder) = LrFinder.Suggest(finderLearner, new LrFinder.Options { Suggestion = rule });
 double[] grid = Enumerable.Range(0, 9).Select(i => Math.Pow(10, -4 + 3.0 * i / 8)).ToArray();
-Console.WriteLine($"| net | images | recipe | best grid rate | its accuracy | suggestion (combined) | factor | accuracy at it | verdict | valley, steep, minimum, slide (factor from best) |");
+Console.WriteLine($"| net | images | recipe | best grid rate | its accuracy | suggestion ({rule.ToString().ToLowerInvariant()}) | factor | accuracy at it | verdict | valley, steep, minimum, slide (factor from best) |");
 foreach (string recipe in new[] { "one-cycle", "sgdr" })
 {
     var results = grid.Select(lr => (Lr: lr, Accuracy: Train(recipe, lr))).ToList();

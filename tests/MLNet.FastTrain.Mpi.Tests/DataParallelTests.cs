@@ -16,12 +16,14 @@ public sealed class DataParallelTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    internal static string RankProgram()
+    internal static string RankProgram() => Built("tests", "MLNet.FastTrain.Mpi.Ranks", "MLNet.FastTrain.Mpi.Ranks.dll");
+
+    /// <summary>A program the build put beside this project (a project reference), in the same configuration.</summary>
+    internal static string Built(string folder, string project, string assembly)
     {
-        // The rank program is built beside this project, in the same configuration.
         string configuration = AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release";
-        string path = RepoPaths.Get("tests", "MLNet.FastTrain.Mpi.Ranks", "bin", configuration, "net10.0", "MLNet.FastTrain.Mpi.Ranks.dll");
-        Assert.True(File.Exists(path), $"The rank program is not built: {path}");
+        string path = RepoPaths.Get(folder, project, "bin", configuration, "net10.0", assembly);
+        Assert.True(File.Exists(path), $"{assembly} is not built: {path}");
         return path;
     }
 

@@ -6,20 +6,14 @@ using Xunit;
 
 namespace MLNet.FastTrain.Mpi.Tests;
 
-/// <summary><c>mpirun -np N fasttrain train --distributed</c>: what rank 0 alone writes and prints, a rank killed mid-epoch, and resume.</summary>
+/// <summary><c>mpirun -np N fasttrain train --distributed</c>: what rank 0 alone writes and prints, a rank killed or signalled mid-epoch, and resume.</summary>
 public sealed class DistributedCliTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("mpi-cli-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static string Tool()
-    {
-        string configuration = AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release";
-        string path = RepoPaths.Get("src", "MLNet.FastTrain.Cli", "bin", configuration, "net10.0", "fasttrain.dll");
-        Assert.True(File.Exists(path), $"fasttrain is not built: {path}");
-        return path;
-    }
+    private static string Tool() => DataParallelTests.Built("src", "MLNet.FastTrain.Cli", "fasttrain.dll");
 
     // SGDR of two cycles (3 epochs) of the simple net on the bundled subset, 2 × 8 images a step: 37 steps an epoch.
     private string[] Train(string checkpoints, string model, params string[] more) =>

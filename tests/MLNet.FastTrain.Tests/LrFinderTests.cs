@@ -139,6 +139,64 @@ public class LrFinderTests
     }
 
     [Fact]
+    public void Ranked_rule_trains_each_candidate_briefly_takes_the_most_accurate_and_puts_everything_back()
+    {
+        var learner = NewLearner();
+        learner.Fit(1);
+        Generator.Default.ManualSeed(7);
+        var weights = learner.Model.StateDict().Clone();
+        var optimizer = learner.Optimizer.StateDict();
+        var random = Generator.Default.GetState();
+        int epochs = learner.EpochsTrained, records = learner.Recorder.Batches.Count;
+        var log = new List<string>();
+        learner.Log += (_, m) => log.Add(m);
+        var steps = new StepCounter();
+        learner.Add(steps);
+
+        var (lr, result) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = LrSuggestion.Ranked, RankingSteps = 6, RankingItems = 40 });
+
+        double valley = result.Suggestions[LrSuggestion.Valley], combined = result.Suggestions[LrSuggestion.Combined];
+        Assert.True(combined / valley >= 1.5, $"{valley} {combined}: this curve's valley and combined rate are far enough apart to rank three rates");
+        string line = Assert.Single(log, m => m.StartsWith("LR finder: ranked", StringComparison.Ordinal));
+        Assert.Contains("ranked 3 rates by 6 steps each, scored on 40 validation items", line, StringComparison.Ordinal);
+        // "(r1: s1, r2: s2, r3: s3); R wins": R is the rate with the highest score, and one of the three candidates.
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var scored = line[(line.IndexOf('(', StringComparison.Ordinal) + 1)..line.IndexOf(')', StringComparison.Ordinal)].Split(", ")
+            .Select(p => p.Split(": ")).Select(p => (Rate: double.Parse(p[0], inv), Score: double.Parse(p[1], inv))).ToList();
+        Assert.Equal(3, scored.Count);
+        Assert.Equal(scored.MaxBy(c => c.Score).Rate, double.Parse(lr.ToString("G3", inv), inv));
+        Assert.Contains(lr, new[] { valley, Math.Sqrt(valley * combined), combined });
+        Assert.Equal([result.Points.Count, 6, 6, 6], steps.PerFit);              // the range test, then three runs of 6 steps
+
+        foreach (var (name, t) in weights) Assert.Equal(t.ToArray(), learner.Model.StateDict()[name].ToArray());
+        var after = learner.Optimizer.StateDict();
+        foreach (var (name, t) in optimizer) Assert.Equal(t.ToDoubleArray(), after[name].ToDoubleArray());
+        Assert.Equal(random, Generator.Default.GetState());
+        Assert.Equal(epochs, learner.EpochsTrained);
+        Assert.Equal(records, learner.Recorder.Batches.Count);
+        Assert.NotNull(learner.ValidData);
+
+        // Without validation data there is nothing to rank by: the combined rule's rate, said so.
+        learner.ValidData = null;
+        var (fallback, again) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = LrSuggestion.Ranked, Iterations = 30 });
+        Assert.Equal(again.Suggestions[LrSuggestion.Combined], fallback);
+        Assert.Contains(log, m => m.Contains("the ranked rule needs validation images", StringComparison.Ordinal));
+    }
+
+    private sealed class StepCounter : Callbacks.Callback
+    {
+        private int _batches;
+
+        public List<int> PerFit { get; } = [];
+
+        public override void BeforeFit(Learner learner) => _batches = 0;
+
+        public override void BeforeBatch(Learner learner) => _batches++;
+
+        public override void AfterFit(Learner learner) => PerFit.Add(_batches);
+    }
+
+    [Fact]
     public void Svg_plot_marks_each_suggestion()
     {
         var result = LrFinder.Run(NewLearner());

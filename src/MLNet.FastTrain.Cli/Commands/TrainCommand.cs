@@ -40,10 +40,10 @@ internal static class TrainCommand
         var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
         var suggest = new Option<string>("--suggest")
         {
-            Description = "the LR finder's rule when --lr is auto: combined (the default: valley, lifted towards minimum by at most 10×), valley (fastai's), steep, minimum (the lowest loss's rate / 10) or slide",
+            Description = "the LR finder's rule when --lr is auto: combined (the default: valley, lifted towards minimum by at most 10×), valley (fastai's), steep, minimum (the lowest loss's rate / 10), slide, or ranked (short runs at the valley, the combined rate and between them, the most accurate wins)",
             DefaultValueFactory = _ => "combined",
         };
-        suggest.AcceptOnlyFromAmong("combined", "valley", "steep", "minimum", "slide");
+        suggest.AcceptOnlyFromAmong("combined", "valley", "steep", "minimum", "slide", "ranked");
         var batch = new Option<string>("--batch")
         {
             Description = "images per batch, or auto: a power of two near 1/16 of the training set, between 16 and 128",

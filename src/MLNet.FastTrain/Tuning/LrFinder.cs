@@ -45,6 +45,15 @@ public sealed class LrFinder
         public int? RankByValidationItems { get; set; }
 
         /// <summary>
+        /// <see cref="LrSuggestion.Ranked"/>: the training steps of each short run (null: one epoch of the training
+        /// loader, at most 300).
+        /// </summary>
+        public int? RankingSteps { get; set; }
+
+        /// <summary><see cref="LrSuggestion.Ranked"/>: the validation items (the first ones) each short run is scored on. Default 1,000.</summary>
+        public int RankingItems { get; set; } = 1000;
+
+        /// <summary>
         /// The rule <see cref="Suggest"/> takes. Default <see cref="LrSuggestion.Combined"/>: fastai's valley, kept from
         /// landing far left of the minimum on long, smoothly falling curves (wide or fresh networks).
         /// </summary>
@@ -62,7 +71,99 @@ public sealed class LrFinder
         options ??= new Options();
         var result = Run(learner, options, cancellationToken);
         if (result.Warning is not null) learner.Write("LR finder: " + result.Warning);
-        return (result.Suggestions.TryGetValue(options.Suggestion, out double lr) && double.IsFinite(lr) ? lr : 1e-3, result);
+        if (options.Suggestion == LrSuggestion.Ranked && result.Suggestions.Count > 0)
+        {
+            if (learner.ValidData is not Vision.Datasets.DataLoader)
+                learner.Write("LR finder: the ranked rule needs validation images; the combined rule's suggestion is used.");
+            else
+                return (OnRankZero(learner, () => Rank(learner, result, options, cancellationToken)), result);
+        }
+        var rule = options.Suggestion == LrSuggestion.Ranked ? LrSuggestion.Combined : options.Suggestion;
+        return (result.Suggestions.TryGetValue(rule, out double lr) && double.IsFinite(lr) ? lr : 1e-3, result);
+    }
+
+    /// <summary>
+    /// Smith's check of a reading by training (Smith, 2017, ranks rates by validation accuracy): the candidates run
+    /// from the valley to the combined rule's rate (the valley, their geometric middle, the combined rate); each
+    /// trains a short one-cycle from the same start, is scored on a fixed validation subset, and the most accurate
+    /// wins. The learner is put back exactly afterwards.
+    /// </summary>
+    private static double Rank(Learner learner, LrFinderResult result, Options options, CancellationToken cancellationToken)
+    {
+        double valley = result.Suggestions[LrSuggestion.Valley], combined = result.Suggestions[LrSuggestion.Combined];
+        double[] candidates = combined / valley < 1.5 ? [combined] : [valley, Math.Sqrt(valley * combined), combined];
+        if (candidates.Length == 1) return combined;
+        int steps = options.RankingSteps ?? Math.Min(learner.TrainData.BatchCount, 300);
+        ArgumentOutOfRangeException.ThrowIfLessThan(steps, 2, nameof(options.RankingSteps));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.RankingItems, 1, nameof(options.RankingItems));
+        var valid = (Vision.Datasets.DataLoader)learner.ValidData!;
+        var scoring = new Vision.Datasets.DataLoader(valid.Dataset.Subset(Enumerable.Range(0, Math.Min(options.RankingItems, valid.Dataset.Count)).ToArray()),
+            valid.BatchSize, shuffle: false, normalization: valid.Normalization);
+        // Each group trains at the candidate times its share of the range test's ramp (discriminative rates keep their ratios).
+        var ratios = Enumerable.Range(0, learner.Optimizer.Groups.Count).Select(g => options.PerGroup is { } pg ? pg[g].Start / pg[0].Start : 1).ToArray();
+        var before = learner.Capture();
+        learner.ValidData = null;
+        learner.Remove(learner.Recorder);
+        double best = combined, bestScore = double.NegativeInfinity;
+        var scores = new List<string>();
+        try
+        {
+            foreach (double lr in candidates)
+            {
+                learner.Restore(before);
+                var schedules = ratios.Select(r => new Engine.Schedules.OneCycleSchedule(lr * r, steps)).ToArray();
+                int epochs = (steps + learner.TrainData.BatchCount - 1) / learner.TrainData.BatchCount;
+                learner.Fit(epochs, [new ParamScheduler(schedules, schedules[0].Momentum), new StopAfterSteps(steps)], cancellationToken: cancellationToken);
+                var v = learner.Validate(scoring, cancellationToken);
+                // Accuracy decides; the loss (lower is better) where there is no accuracy metric.
+                double score = v.Metrics.TryGetValue("accuracy", out double accuracy) ? accuracy : -v.Loss;
+                scores.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{lr:G3}: {score:G4}"));
+                if (score > bestScore) (best, bestScore) = (lr, score);
+            }
+        }
+        finally
+        {
+            learner.ValidData = valid;
+            learner.Add(learner.Recorder);
+            learner.Restore(before);
+        }
+        learner.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"LR finder: ranked {candidates.Length} rates by {steps} steps each, scored on {scoring.Dataset.Count} validation items ({string.Join(", ", scores)}); {best:G3} wins."));
+        return best;
+    }
+
+    // Runs `work` on rank 0 alone (no gradient averaging, no rate scaling for the rank count) and gives every rank
+    // its answer; in one process it just runs it.
+    private static double OnRankZero(Learner learner, Func<double> work)
+    {
+        var collective = learner.Collective;
+        if (collective.Size == 1) return work();
+        double mine = double.NaN;
+        if (collective.Rank == 0) WithoutDistribution(learner, () => mine = work());
+        return collective.Broadcast(mine);
+    }
+
+    private static void WithoutDistribution(Learner learner, Action work)
+    {
+        var distributed = learner.Callbacks.Where(c => c is DataParallel or LinearLrScaling).ToList();
+        foreach (var c in distributed) learner.Remove(c);
+        try
+        {
+            work();
+        }
+        finally
+        {
+            foreach (var c in distributed) learner.Add(c);
+        }
+    }
+
+    /// <summary>Ends a fit after a number of steps.</summary>
+    private sealed class StopAfterSteps(int steps) : Callback
+    {
+        public override void AfterBatch(Learner learner)
+        {
+            if (learner.Step + 1 >= steps) throw new CancelFitException($"LR finder: ranking run of {steps} steps done.");
+        }
     }
 
     /// <summary>Runs the test with default options.</summary>
@@ -79,20 +180,7 @@ public sealed class LrFinder
         var collective = learner.Collective;
         if (collective.Size == 1) return RunHere(learner, options, cancellationToken);
         LrFinderResult? mine = null;
-        if (collective.Rank == 0)
-        {
-            // Alone: no gradient averaging, and the rates it tries are the rates (no scaling for the rank count).
-            var distributed = learner.Callbacks.Where(c => c is DataParallel or LinearLrScaling).ToList();
-            foreach (var c in distributed) learner.Remove(c);
-            try
-            {
-                mine = RunHere(learner, options, cancellationToken);
-            }
-            finally
-            {
-                foreach (var c in distributed) learner.Add(c);
-            }
-        }
+        if (collective.Rank == 0) WithoutDistribution(learner, () => mine = RunHere(learner, options, cancellationToken));
         return LrFinderResult.FromBytes(collective.BroadcastArray(mine?.ToBytes()), options);
     }
 

@@ -32,6 +32,14 @@ public enum LrSuggestion
     /// from one seed to the next. Where the valley is short, the valley stands.
     /// </summary>
     Combined,
+
+    /// <summary>
+    /// Smith's check by training: short one-cycle runs (an epoch, at most 300 steps) at the valley, the combined rule's
+    /// rate and their geometric middle, from the same start, scored by accuracy on a fixed validation subset; the
+    /// best wins. Three short trainings more than the other rules cost, and it needs validation data (without it,
+    /// <see cref="Combined"/>). Not one of <see cref="LrFinderResult.Suggestions"/>: <see cref="LrFinder.Suggest"/> computes it.
+    /// </summary>
+    Ranked,
 }
 
 /// <summary>The curve of a range test and the learning rates read off it.</summary>
