@@ -8,7 +8,8 @@
 //
 // Defaults: resnet, 5000 items (validation: 2000 items; all 10,000 with "all"), /usr/share/datasets/fashion-mnist
 // (Debian's dataset-fashion-mnist), the Combined rule (or any LrSuggestion, e.g. ranked: its short runs are scored on
-// the first 1,000 validation images). Prints one markdown table row per recipe.
+// the first 1,000 validation images). Prints one markdown table row per recipe. A fifth argument, "suggestion-only",
+// skips the grid and prints the suggestion and the accuracy it trains to (to set against a grid measured before).
 using System.Globalization;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Learning;
@@ -52,6 +53,14 @@ double Train(string recipe, double lr)
 var finderLearner = NewLearner();
 finderLearner.Log += (_, m) => Console.Error.WriteLine("  " + m);
 var (suggested, finder) = LrFinder.Suggest(finderLearner, new LrFinder.Options { Suggestion = rule });
+if (args.Length > 4 && args[4] == "suggestion-only")
+{
+    Console.WriteLine($"| net | images | recipe | suggestion ({rule.ToString().ToLowerInvariant()}) | accuracy at it |");
+    foreach (string recipe in new[] { "one-cycle", "sgdr" })
+        Console.WriteLine(string.Create(inv, $"| {arch} | {train.Count} | {recipe} | {suggested:G3} | {100 * Train(recipe, suggested):F2} % |"));
+    return;
+}
+
 double[] grid = Enumerable.Range(0, 9).Select(i => Math.Pow(10, -4 + 3.0 * i / 8)).ToArray();
 Console.WriteLine($"| net | images | recipe | best grid rate | its accuracy | suggestion ({rule.ToString().ToLowerInvariant()}) | factor | accuracy at it | verdict | valley, steep, minimum, slide (factor from best) |");
 foreach (string recipe in new[] { "one-cycle", "sgdr" })
