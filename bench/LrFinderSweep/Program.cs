@@ -7,7 +7,7 @@
 //   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide] [train-items|all] [data-dir] [rule]
 //
 // Defaults: resnet, 5000 items (validation: 2000 items; all 10,000 with "all"), /usr/share/datasets/fashion-mnist
-// (Debian's dataset-fashion-mnist), the Combined rule (or any LrSuggestion, e.g. ranked: its short runs are scored on
+// (Debian's dataset-fashion-mnist), the default rule, Auto (or any LrSuggestion, e.g. ranked: its short runs are scored on
 // the first 1,000 validation images). Prints one markdown table row per recipe. A fifth argument, "suggestion-only",
 // skips the grid and prints the suggestion and the accuracy it trains to (to set against a grid measured before).
 using System.Globalization;
@@ -22,7 +22,7 @@ string arch = args.Length > 0 ? args[0] : "resnet";
 bool all = args.Length > 1 && args[1] == "all";
 int items = all ? int.MaxValue : args.Length > 1 ? int.Parse(args[1], inv) : 5000;
 string dir = args.Length > 2 ? args[2] : "/usr/share/datasets/fashion-mnist";
-var rule = args.Length > 3 ? Enum.Parse<LrSuggestion>(args[3], ignoreCase: true) : LrSuggestion.Combined;
+var rule = args.Length > 3 ? Enum.Parse<LrSuggestion>(args[3], ignoreCase: true) : LrSuggestion.Auto;
 const int Batch = 64;
 
 var (full, fullValid) = IdxDataset.Load(dir);

@@ -51,8 +51,8 @@ public abstract class ImageClassifierOptions
     /// <summary>The peak learning rate; null (default) runs the LR finder first and takes its suggestion.</summary>
     public double? LearningRate { get; set; }
 
-    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Combined"/>.</summary>
-    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Combined;
+    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Auto"/>.</summary>
+    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Auto;
 
     /// <summary>Images per batch; null (default) picks one from the data size.</summary>
     public int? BatchSize { get; set; }

@@ -125,7 +125,7 @@ public class LrFinderTests
     public void Suggest_takes_the_chosen_rule()
     {
         var learner = NewLearner();
-        var (byDefault, result) = LrFinder.Suggest(learner);
+        var (byDefault, result) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = LrSuggestion.Combined });
         Assert.Equal(result.Suggestions[LrSuggestion.Combined], byDefault);
         int differing = 0;
         foreach (var rule in new[] { LrSuggestion.Valley, LrSuggestion.Minimum, LrSuggestion.Steep })
@@ -184,6 +184,23 @@ public class LrFinderTests
         Assert.Contains(log, m => m.Contains("the ranked rule needs validation images", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void The_default_rule_ranks_when_an_epoch_fits_in_the_ranking_runs_and_reads_the_curve_otherwise()
+    {
+        var learner = NewLearner();
+        Assert.Equal(LrSuggestion.Auto, new LrFinder.Options().Suggestion);
+        int epoch = learner.TrainData.BatchCount;
+        var log = new List<string>();
+        learner.Log += (_, m) => log.Add(m);
+        var (shortEpoch, _) = LrFinder.Suggest(learner, new LrFinder.Options { RankingSteps = epoch, RankingItems = 40 });
+        var (ranked, _) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = LrSuggestion.Ranked, RankingSteps = epoch, RankingItems = 40 });
+        Assert.Equal(ranked, shortEpoch);
+        Assert.Equal(2, log.Count(m => m.StartsWith("LR finder: ranked", StringComparison.Ordinal)));
+        var (longEpoch, result) = LrFinder.Suggest(learner, new LrFinder.Options { RankingSteps = epoch - 1, RankingItems = 40 });
+        Assert.Equal(result.Suggestions[LrSuggestion.Combined], longEpoch);
+        Assert.Equal(2, log.Count(m => m.StartsWith("LR finder: ranked", StringComparison.Ordinal))); // no ranking this time
+    }
+
     private sealed class StepCounter : Callbacks.Callback
     {
         private int _batches;
@@ -205,7 +222,7 @@ public class LrFinderTests
         Assert.StartsWith("<svg", svg, StringComparison.Ordinal);
         Assert.Contains("class=\"smooth-loss\"", svg, StringComparison.Ordinal);
         Assert.Equal(5, System.Text.RegularExpressions.Regex.Count(svg, "class=\"suggestion\""));
-        Assert.Contains("Combined (default): ", svg, StringComparison.Ordinal);
+        Assert.Contains("Combined: ", svg, StringComparison.Ordinal);
         Assert.Contains("Valley: ", svg, StringComparison.Ordinal);
         var doc = System.Xml.Linq.XDocument.Parse(svg);                          // well-formed
         Assert.Equal("svg", doc.Root!.Name.LocalName);

@@ -40,10 +40,10 @@ internal static class TrainCommand
         var lr = new Option<string>("--lr") { Description = "auto (LR finder), a number, or LOW:HIGH", DefaultValueFactory = _ => "auto" };
         var suggest = new Option<string>("--suggest")
         {
-            Description = "the LR finder's rule when --lr is auto: combined (the default: valley, lifted towards minimum by at most 10×), valley (fastai's), steep, minimum (the lowest loss's rate / 10), slide, or ranked (short runs at the valley, the combined rate and between them, the most accurate wins)",
-            DefaultValueFactory = _ => "combined",
+            Description = "the LR finder's rule when --lr is auto: auto (the default: ranked when an epoch has at most 300 steps, otherwise combined), combined (valley, lifted towards minimum by at most 10×), ranked (short runs at the valley, the combined rate and between them, scored on validation images), valley (fastai's), steep, minimum (the lowest loss's rate / 10) or slide",
+            DefaultValueFactory = _ => "auto",
         };
-        suggest.AcceptOnlyFromAmong("combined", "valley", "steep", "minimum", "slide", "ranked");
+        suggest.AcceptOnlyFromAmong("auto", "combined", "ranked", "valley", "steep", "minimum", "slide");
         var batch = new Option<string>("--batch")
         {
             Description = "images per batch, or auto: a power of two near 1/16 of the training set, between 16 and 128",

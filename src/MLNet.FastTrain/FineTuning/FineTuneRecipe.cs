@@ -62,8 +62,8 @@ public static class FineTuneRecipe
         /// <summary>The unfrozen stage's top (head) rate; null runs the LR finder again. Default null.</summary>
         public double? LearningRate { get; set; }
 
-        /// <summary>The LR finder's rule wherever a rate is left to it. Default <see cref="LrSuggestion.Combined"/>.</summary>
-        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Combined;
+        /// <summary>The LR finder's rule wherever a rate is left to it. Default <see cref="LrSuggestion.Auto"/>.</summary>
+        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Auto;
     }
 
     /// <summary>

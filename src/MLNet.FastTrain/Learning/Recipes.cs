@@ -47,8 +47,8 @@ public sealed class RecipeOptions
     /// <summary>The peak learning rate; null runs the LR finder and takes its suggestion.</summary>
     public double? LearningRate { get; set; }
 
-    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Combined"/>.</summary>
-    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Combined;
+    /// <summary>The LR finder's rule when <see cref="LearningRate"/> is null. Default <see cref="LrSuggestion.Auto"/>.</summary>
+    public LrSuggestion Suggestion { get; set; } = LrSuggestion.Auto;
 
     /// <summary>
     /// SGDR cycles whose end brings no validation improvement before fine-tuning stops (the best cycle's weights are

@@ -45,19 +45,20 @@ public sealed class LrFinder
         public int? RankByValidationItems { get; set; }
 
         /// <summary>
-        /// <see cref="LrSuggestion.Ranked"/>: the training steps of each short run (null: one epoch of the training
-        /// loader, at most 300).
+        /// <see cref="LrSuggestion.Ranked"/>: the most training steps of each short run (one epoch of the training
+        /// loader when it is shorter); <see cref="LrSuggestion.Auto"/> ranks when an epoch fits in them. Default 300.
         /// </summary>
-        public int? RankingSteps { get; set; }
+        public int RankingSteps { get; set; } = 300;
 
         /// <summary><see cref="LrSuggestion.Ranked"/>: the validation items (the first ones) each short run is scored on. Default 1,000.</summary>
         public int RankingItems { get; set; } = 1000;
 
         /// <summary>
-        /// The rule <see cref="Suggest"/> takes. Default <see cref="LrSuggestion.Combined"/>: fastai's valley, kept from
-        /// landing far left of the minimum on long, smoothly falling curves (wide or fresh networks).
+        /// The rule <see cref="Suggest"/> takes. Default <see cref="LrSuggestion.Auto"/>: short runs ranked by accuracy
+        /// when an epoch is short, otherwise <see cref="LrSuggestion.Combined"/> (fastai's valley, kept from landing far
+        /// left of the minimum on long, smoothly falling curves).
         /// </summary>
-        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Combined;
+        public LrSuggestion Suggestion { get; set; } = LrSuggestion.Auto;
     }
 
     /// <summary>
@@ -71,14 +72,16 @@ public sealed class LrFinder
         options ??= new Options();
         var result = Run(learner, options, cancellationToken);
         if (result.Warning is not null) learner.Write("LR finder: " + result.Warning);
-        if (options.Suggestion == LrSuggestion.Ranked && result.Suggestions.Count > 0)
+        bool rank = options.Suggestion == LrSuggestion.Ranked
+            || (options.Suggestion == LrSuggestion.Auto && learner.TrainData.BatchCount <= options.RankingSteps && learner.ValidData is Vision.Datasets.DataLoader);
+        if (rank && result.Suggestions.Count > 0)
         {
             if (learner.ValidData is not Vision.Datasets.DataLoader)
                 learner.Write("LR finder: the ranked rule needs validation images; the combined rule's suggestion is used.");
             else
                 return (OnRankZero(learner, () => Rank(learner, result, options, cancellationToken)), result);
         }
-        var rule = options.Suggestion == LrSuggestion.Ranked ? LrSuggestion.Combined : options.Suggestion;
+        var rule = options.Suggestion is LrSuggestion.Ranked or LrSuggestion.Auto ? LrSuggestion.Combined : options.Suggestion;
         return (result.Suggestions.TryGetValue(rule, out double lr) && double.IsFinite(lr) ? lr : 1e-3, result);
     }
 
@@ -95,7 +98,7 @@ public sealed class LrFinder
         double valley = result.Suggestions[LrSuggestion.Valley], combined = result.Suggestions[LrSuggestion.Combined];
         double[] candidates = combined / valley < 1.5 ? [combined] : [valley, Math.Sqrt(valley * combined), combined];
         if (candidates.Length == 1) return combined;
-        int steps = options.RankingSteps ?? Math.Min(learner.TrainData.BatchCount, 300);
+        int steps = Math.Min(learner.TrainData.BatchCount, options.RankingSteps);
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 2, nameof(options.RankingSteps));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.RankingItems, 1, nameof(options.RankingItems));
         var valid = (Vision.Datasets.DataLoader)learner.ValidData!;
