@@ -123,10 +123,10 @@ public abstract class ImageClassifierEstimator<TOptions> : IEstimator<Transforme
     private protected abstract IReadOnlyList<TrainedModel> Train(ImageDataset train, ImageDataset? valid, Action<string> log);
 
     /// <summary>Settles the learning rate: the given one, or the LR finder's suggestion.</summary>
-    private protected double ResolveLearningRate(Learner learner, Action<string> log)
+    private protected double ResolveLearningRate(Learner learner, Action<string> log, bool restartsAtPeak)
     {
         if (Settings.LearningRate is double given) return (LearningRate = given).Value;
-        var (lr, result) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = Settings.Suggestion });
+        var (lr, result) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = Settings.Suggestion, RestartsAtPeak = restartsAtPeak });
         LrFinderResult = result;
         log(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"LR finder suggests {lr:G3} ({Settings.Suggestion.ToString().ToLowerInvariant()} rule)."));
         return (LearningRate = lr).Value;

@@ -33,7 +33,7 @@ public sealed class OneCycleEstimator : ImageClassifierEstimator<OneCycleEstimat
     private protected override IReadOnlyList<TrainedModel> Train(ImageDataset train, ImageDataset? valid, Action<string> log)
     {
         var learner = CreateLearner(train, valid, log);
-        double lr = ResolveLearningRate(learner, log);
+        double lr = ResolveLearningRate(learner, log, restartsAtPeak: false);
         // A one-cycle fit is judged at its end; early stopping would cut the annealing short.
         learner.FitOneCycle(Settings.Epochs, [lr], Settings.PctStart, Settings.Div, Settings.DivFinal, Limits(validated: false, atCycleEnds: false));
         return [Wrap(learner, train, Settings.Architecture)];

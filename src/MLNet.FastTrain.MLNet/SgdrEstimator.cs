@@ -42,7 +42,7 @@ public sealed class SgdrEstimator : ImageClassifierEstimator<SgdrEstimator.Optio
     private protected override IReadOnlyList<TrainedModel> Train(ImageDataset train, ImageDataset? valid, Action<string> log)
     {
         var learner = CreateLearner(train, valid, log);
-        double lr = ResolveLearningRate(learner, log);
+        double lr = ResolveLearningRate(learner, log, restartsAtPeak: true);
         var snapshots = learner.FitSgdr(Settings.Cycles, [lr], Settings.CycleLength, Settings.CycleMult, Settings.MinLr, Settings.SnapshotEnsemble,
             Limits(valid is not null, atCycleEnds: true));
         var model = Wrap(learner, train, Settings.Architecture);

@@ -199,6 +199,10 @@ public class LrFinderTests
         var (longEpoch, result) = LrFinder.Suggest(learner, new LrFinder.Options { RankingSteps = epoch - 1, RankingItems = 40 });
         Assert.Equal(result.Suggestions[LrSuggestion.Combined], longEpoch);
         Assert.Equal(2, log.Count(m => m.StartsWith("LR finder: ranked", StringComparison.Ordinal))); // no ranking this time
+        // Before SGDR, which starts each cycle at its peak, it reads the geometric middle of the valley and the combined rate.
+        var (beforeSgdr, curve) = LrFinder.Suggest(learner, new LrFinder.Options { RankingSteps = epoch - 1, RestartsAtPeak = true });
+        Assert.Equal(Math.Sqrt(curve.Suggestions[LrSuggestion.Valley] * curve.Suggestions[LrSuggestion.Combined]), beforeSgdr, 12);
+        Assert.True(beforeSgdr < longEpoch, "the valley lies below the combined rate on this curve, so the middle is lower");
     }
 
     private sealed class StepCounter : Callbacks.Callback

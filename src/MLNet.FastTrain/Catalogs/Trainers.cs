@@ -47,23 +47,23 @@ public abstract class TrainerBase
     }
 
     /// <summary>Builds the learner for a fit and settles its learning rate (given, or found by the LR finder).</summary>
-    private protected (Learner Learner, double LearningRate) Prepare(ImageDataset train, ImageDataset? valid, TrainerOptions options, CancellationToken cancellationToken)
+    private protected (Learner Learner, double LearningRate) Prepare(ImageDataset train, ImageDataset? valid, TrainerOptions options, bool restartsAtPeak, CancellationToken cancellationToken)
     {
         var learner = CreateLearner(Context, train, valid, options.Architecture, options.BatchSize);
         if (options.Distributed is { } distributed) DataParallel.Attach(learner, distributed);
         LastLearner = learner;
-        LastLearningRate = ResolveLearningRate(learner, options.LearningRate, cancellationToken);
+        LastLearningRate = ResolveLearningRate(learner, options.LearningRate, restartsAtPeak, cancellationToken);
         return (learner, LastLearningRate.Value);
     }
 
-    private double ResolveLearningRate(Learner learner, double? given, CancellationToken cancellationToken)
+    private double ResolveLearningRate(Learner learner, double? given, bool restartsAtPeak, CancellationToken cancellationToken)
     {
         if (given is double lr)
         {
             if (!(lr > 0)) throw new ArgumentOutOfRangeException(nameof(given), $"The learning rate must be positive, not {lr}.");
             return lr;
         }
-        (double suggested, LastLrFinder) = LrFinder.Suggest(learner, cancellationToken: cancellationToken);
+        (double suggested, LastLrFinder) = LrFinder.Suggest(learner, new LrFinder.Options { RestartsAtPeak = restartsAtPeak }, cancellationToken);
         return suggested;
     }
 
@@ -116,7 +116,7 @@ public sealed class SgdrTrainer : TrainerBase
     /// <summary>Trains and returns the classifier.</summary>
     public ClassifierTransformer Fit(ImageDataset train, ImageDataset? valid = null, CancellationToken cancellationToken = default)
     {
-        var (learner, lr) = Prepare(train, valid, _options, cancellationToken);
+        var (learner, lr) = Prepare(train, valid, _options, restartsAtPeak: true, cancellationToken);
         var extra = new List<Callback>();
         if (_options.EarlyStoppingPatience is int patience && valid is not null) extra.Add(new EarlyStopping("valid_loss", patience, atCycleEnds: true));
         var snapshots = learner.FitSgdr(_options.Cycles, [lr], _options.CycleLength, _options.CycleMult, _options.MinLr, _options.SnapshotEnsemble, extra, cancellationToken: cancellationToken);
@@ -150,7 +150,7 @@ public sealed class OneCycleTrainer : TrainerBase
     /// <summary>Trains and returns the classifier.</summary>
     public ClassifierTransformer Fit(ImageDataset train, ImageDataset? valid = null, CancellationToken cancellationToken = default)
     {
-        var (learner, lr) = Prepare(train, valid, _options, cancellationToken);
+        var (learner, lr) = Prepare(train, valid, _options, restartsAtPeak: false, cancellationToken);
         learner.FitOneCycle(_options.Epochs, [lr], _options.PctStart, _options.Div, _options.DivFinal, cancellationToken: cancellationToken);
         return Wrap(learner, train, _options.Architecture);
     }

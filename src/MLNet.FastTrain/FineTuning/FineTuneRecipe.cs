@@ -137,7 +137,7 @@ public static class FineTuneRecipe
     /// <summary>The LR finder's suggestion for the top group, ramping the other groups at their fixed ratios.</summary>
     private static double Suggest(Learner learner, double[]? ratios, LrSuggestion rule, CancellationToken cancellationToken)
     {
-        var options = new LrFinder.Options { Suggestion = rule };
+        var options = new LrFinder.Options { Suggestion = rule, RestartsAtPeak = true }; // every stage trains SGDR
         if (ratios is not null)
             options.PerGroup = ratios.SelectMany(r => new[] { (options.StartLr * r, options.EndLr * r), (options.StartLr * r, options.EndLr * r) }).ToArray();
         var (suggested, _) = LrFinder.Suggest(learner, options, cancellationToken);

@@ -103,7 +103,7 @@ public static class Recipes
         }
         else
         {
-            (lr, finder) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = options.Suggestion }, cancellationToken);
+            (lr, finder) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = options.Suggestion, RestartsAtPeak = options.Recipe != RecipeKind.OneCycle }, cancellationToken);
             learner.Write(string.Create(CultureInfo.InvariantCulture, $"LR finder suggests {lr:G3} ({options.Suggestion.ToString().ToLowerInvariant()} rule)."));
         }
 

@@ -50,6 +50,14 @@ public sealed class LrFinder
         /// </summary>
         public int RankingSteps { get; set; } = 300;
 
+        /// <summary>
+        /// The training that follows starts at its peak rate without a warm-up, as every SGDR cycle does; then
+        /// <see cref="LrSuggestion.Auto"/>, where it reads the curve, takes the geometric middle of the valley and the
+        /// combined rate (SGDR's best rate was at or below one-cycle's in every cell of the grid table, up to 5.6×
+        /// lower). Default false: a warm-up follows (one-cycle), or nothing is known.
+        /// </summary>
+        public bool RestartsAtPeak { get; set; }
+
         /// <summary><see cref="LrSuggestion.Ranked"/>: the validation items (the first ones) each short run is scored on. Default 1,000.</summary>
         public int RankingItems { get; set; } = 1000;
 
@@ -81,6 +89,10 @@ public sealed class LrFinder
             else
                 return (OnRankZero(learner, () => Rank(learner, result, options, cancellationToken)), result);
         }
+        if (options.Suggestion == LrSuggestion.Auto && options.RestartsAtPeak
+            && result.Suggestions.TryGetValue(LrSuggestion.Valley, out double low) && result.Suggestions.TryGetValue(LrSuggestion.Combined, out double high)
+            && double.IsFinite(low) && double.IsFinite(high))
+            return (Math.Sqrt(low * high), result);
         var rule = options.Suggestion is LrSuggestion.Ranked or LrSuggestion.Auto ? LrSuggestion.Combined : options.Suggestion;
         return (result.Suggestions.TryGetValue(rule, out double lr) && double.IsFinite(lr) ? lr : 1e-3, result);
     }

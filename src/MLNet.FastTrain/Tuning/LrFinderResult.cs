@@ -46,9 +46,10 @@ public enum LrSuggestion
     /// The default: <see cref="Ranked"/> when an epoch of the training data has at most
     /// <see cref="LrFinder.Options.RankingSteps"/> (300) steps, so that each short run covers a whole epoch, and
     /// <see cref="Combined"/> on longer epochs, where runs of 300 steps rank the rates too low (the best rate of a run
-    /// grows with its length) and three whole epochs would cost too much. Measured against a grid of one-epoch runs
-    /// (docs/default-recipe.md): Ranked passes every cell of 5,000 images (78 steps an epoch), Combined 5 of the 6
-    /// cells of 60,000. Not one of <see cref="LrFinderResult.Suggestions"/>: <see cref="LrFinder.Suggest"/> computes it.
+    /// grows with its length) and three whole epochs would cost too much; before SGDR
+    /// (<see cref="LrFinder.Options.RestartsAtPeak"/>) the geometric middle of the valley and the combined rate there.
+    /// Measured against a grid of one-epoch runs (docs/default-recipe.md). Not one of
+    /// <see cref="LrFinderResult.Suggestions"/>: <see cref="LrFinder.Suggest"/> computes it.
     /// </summary>
     Auto,
 }
