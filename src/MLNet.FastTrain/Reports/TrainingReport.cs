@@ -72,7 +72,7 @@ public sealed class TrainingReport
 
         sb.Append("<section id=\"lr-finder\"><h2>Learning-rate finder</h2>");
         if (LrFinder is null) sb.Append("<p>The learning rate was given, so the finder did not run.</p>");
-        else sb.Append(StripXmlDeclaration(LrFinder.ToSvg())).Append(inv, $"<p>Suggested: {LrFinder.Suggested.ToString("G3", inv)} ({E(string.Join(", ", LrFinder.Suggestions.Select(kv => $"{kv.Key} {kv.Value.ToString("G3", inv)}")))})</p>");
+        else sb.Append(StripXmlDeclaration(LrFinder.ToSvg())).Append(inv, $"<p>Read off the curve: {E(string.Join(", ", LrFinder.Suggestions.Select(kv => $"{kv.Key} {kv.Value.ToString("G3", inv)}")))} (the rate trained with is the settings' learning rate)</p>");
         sb.Append("</section>");
 
         sb.Append("<section id=\"schedule\"><h2>Learning-rate schedule</h2>");
