@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Whether a training run's resident memory stays flat: trains 10 epochs and compares the resident size at the end of
 # every epoch after the first with the first's. Fails (exit 1) when one is more than 5 % above it.
-#   bench/resident_flat.sh [extra fasttrain train options...]     e.g. --model resnet9, --data <folder>
+#   [MODEL=resnet9] bench/resident_flat.sh [extra fasttrain train options...]     e.g. --data <folder>
+# (the network is MODEL, default the small ResNet: --model cannot be given twice)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build -c Release src/MLNet.FastTrain.Cli -v q -nologo > /dev/null
-out=$(src/MLNet.FastTrain.Cli/bin/Release/net10.0/fasttrain train --model resnet --recipe one-cycle --epochs 10 --lr 0.01 --tta false --json "$@")
+out=$(src/MLNet.FastTrain.Cli/bin/Release/net10.0/fasttrain train --model "${MODEL:-resnet}" --recipe one-cycle --epochs 10 --lr 0.01 --tta false --json "$@")
 python3 - "$out" <<'PY'
 import json, sys
 run = json.loads(sys.argv[1])
