@@ -113,16 +113,11 @@ public sealed class LrFinder
         int steps = Math.Min(learner.TrainData.BatchCount, options.RankingSteps);
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 2, nameof(options.RankingSteps));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.RankingItems, 1, nameof(options.RankingItems));
-        var valid = (Vision.Datasets.DataLoader)learner.ValidData!;
-        var scoring = new Vision.Datasets.DataLoader(valid.Dataset.Subset(Enumerable.Range(0, Math.Min(options.RankingItems, valid.Dataset.Count)).ToArray()),
-            valid.BatchSize, shuffle: false, normalization: valid.Normalization);
+        var scoring = FirstItems((Vision.Datasets.DataLoader)learner.ValidData!, options.RankingItems);
         // Each group trains at the candidate times its share of the range test's ramp (discriminative rates keep their ratios).
         var ratios = Enumerable.Range(0, learner.Optimizer.Groups.Count).Select(g => options.PerGroup is { } pg ? pg[g].Start / pg[0].Start : 1).ToArray();
-        var before = learner.Capture();
-        learner.ValidData = null;
-        learner.Remove(learner.Recorder);
         var scored = new List<(double Lr, double Score, double StandardError)>();
-        try
+        OffTheRecord(learner, before =>
         {
             foreach (double lr in candidates)
             {
@@ -136,13 +131,7 @@ public sealed class LrFinder
                     ? (lr, accuracy, Math.Sqrt(accuracy * (1 - accuracy) / v.Items))
                     : (lr, -v.Loss, 0));
             }
-        }
-        finally
-        {
-            learner.ValidData = valid;
-            learner.Add(learner.Recorder);
-            learner.Restore(before);
-        }
+        });
         var top = scored.MaxBy(c => c.Score);
         double best = scored.Where(c => c.Score >= top.Score - top.StandardError).Min(c => c.Lr);
         var inv = System.Globalization.CultureInfo.InvariantCulture;
@@ -216,16 +205,25 @@ public sealed class LrFinder
             throw new ArgumentException("LR finder: ranking by validation accuracy needs validation images (a DataLoader).", nameof(options));
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        var recorder = new RangeTestCallback(options, groups, learner.ValidData as Vision.Datasets.DataLoader);
+        int epochs = (options.Iterations + learner.TrainData.BatchCount - 1) / learner.TrainData.BatchCount;
+        OffTheRecord(learner, _ => learner.Fit(epochs, [recorder], cancellationToken: cancellationToken));
+        return new LrFinderResult(recorder.Points, recorder.StoppedEarly, options, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> (given the learner's state from before it) outside the training history: no
+    /// per-epoch validation, nothing in the recorder, and the learner put back exactly afterwards.
+    /// </summary>
+    private static void OffTheRecord(Learner learner, Action<LearnerSnapshot> work)
+    {
         var before = learner.Capture();
         var valid = learner.ValidData;
-        var recorder = new RangeTestCallback(options, groups, valid as Vision.Datasets.DataLoader);
-        int epochs = (options.Iterations + learner.TrainData.BatchCount - 1) / learner.TrainData.BatchCount;
-        // The test is not part of the training history: no per-epoch validation, nothing in the recorder.
         learner.ValidData = null;
         learner.Remove(learner.Recorder);
         try
         {
-            learner.Fit(epochs, [recorder], cancellationToken: cancellationToken);
+            work(before);
         }
         finally
         {
@@ -233,8 +231,11 @@ public sealed class LrFinder
             learner.Add(learner.Recorder);
             learner.Restore(before);
         }
-        return new LrFinderResult(recorder.Points, recorder.StoppedEarly, options, clock.Elapsed.TotalSeconds);
     }
+
+    /// <summary>A fixed scoring set: the first <paramref name="items"/> of a validation loader, in order.</summary>
+    private static Vision.Datasets.DataLoader FirstItems(Vision.Datasets.DataLoader valid, int items) =>
+        new(valid.Dataset.Subset(Enumerable.Range(0, Math.Min(items, valid.Dataset.Count)).ToArray()), valid.BatchSize, shuffle: false, normalization: valid.Normalization);
 
     /// <summary>Drives the ramp and records the curve.</summary>
     private sealed class RangeTestCallback(Options options, int groups, Vision.Datasets.DataLoader? valid) : Callback
@@ -270,10 +271,8 @@ public sealed class LrFinder
             double raw = learner.LastLoss;
             if (options.RankByValidationItems is int items)
             {
-                _rankingData ??= new Vision.Datasets.DataLoader(valid!.Dataset.Subset(Enumerable.Range(0, Math.Min(items, valid.Dataset.Count)).ToArray()),
-                    valid.BatchSize, shuffle: false, normalization: valid.Normalization);
-                var loader = _rankingData;
-                raw = 1 - learner.Validate(loader).Metrics.GetValueOrDefault("accuracy", double.NaN); // lower is better, as a loss
+                _rankingData ??= FirstItems(valid!, items);
+                raw = 1 - learner.Validate(_rankingData).Metrics.GetValueOrDefault("accuracy", double.NaN); // lower is better, as a loss
             }
             _average = options.Beta * _average + (1 - options.Beta) * raw;
             double smooth = _average / (1 - Math.Pow(options.Beta, i + 1));
