@@ -321,4 +321,111 @@ public class LearnerTests
         acc.Accumulate(Tensor.Full([2, 3], double.NaN), [0, 1]);
         Assert.Equal(0, acc.Value);
     }
+    [Fact]
+    public void Dispatching_an_event_allocates_nothing()
+    {
+        // Between the last callback's AfterStep and the first callback's AfterBatch the learner does nothing but
+        // dispatch the event: a long run's memory must not grow by a copy of the callback list or a delegate per event.
+        var learner = NewLearner();
+        var probe = new DispatchProbe();
+        learner.Add(probe.First).Add(probe.Last);
+        for (int i = 0; i < 8; i++) learner.Add(new Recorder());                   // a longer list to copy, if it were copied
+        learner.Fit(2);
+        Assert.True(probe.Measured > 10, $"{probe.Measured} steps measured");
+        Assert.Equal(0, probe.MostBytes);
+    }
+
+    [Fact]
+    public void A_callback_added_during_an_event_gets_the_events_after_it()
+    {
+        var learner = NewLearner();
+        var late = new EventLog();
+        var adder = new AddOnFirstBatch(late);
+        learner.Add(adder);
+        learner.Fit(1);
+        // Added in the first BeforeBatch: not called for that BeforeBatch, called from that step's AfterLoss on.
+        Assert.Equal("AfterLoss", late.Events[0]);
+        Assert.Equal(learner.Recorder.Batches.Count - 1, late.Events.Count(e => e == "BeforeBatch"));
+        Assert.True(learner.Remove(late));
+        Assert.False(learner.Remove(late));
+    }
+
+    [Fact]
+    public void Steps_that_reuse_their_tensor_objects_train_the_same_weights_and_allocate_almost_nothing()
+    {
+        (float[] Weights, long MostBytes) Train(bool reuse)
+        {
+            var learner = NewLearner();
+            ((Engines.ManagedEngine)learner.Engine).ReuseStepTensors = reuse;
+            var probe = new StepProbe();
+            learner.Add(probe.First).Add(probe.Last);
+            learner.Fit(2);
+            Assert.Null(learner.Engine.Output);                                       // not readable once the step is over
+            return (learner.Model.Parameters().SelectMany(p => p.ToArray()).ToArray(), probe.MostBytes);
+        }
+
+        var (reused, reusedBytes) = Train(reuse: true);
+        var (fresh, freshBytes) = Train(reuse: false);
+        Assert.Equal(fresh, reused);                                                  // bit for bit
+        // What is left on the training thread: the step's scope objects and the recorder's line for the batch. Without
+        // reuse every tensor of the step is a new object (the tiny net's step makes a few dozen).
+        Assert.True(reusedBytes < 1_024, $"a step allocated {reusedBytes:N0} bytes with its tensor objects reused");
+        Assert.True(freshBytes > reusedBytes + 1_500, $"{freshBytes:N0} bytes a step without reuse against {reusedBytes:N0} with it");
+    }
+
+    /// <summary>Measures what the training thread allocates from the first callback's BeforeBatch to the last's AfterBatch.</summary>
+    private sealed class StepProbe
+    {
+        private long _before;
+        public long MostBytes { get; private set; }
+        public Callback First => new Marker(int.MinValue, this);
+        public Callback Last => new Marker(int.MaxValue, this);
+
+        private sealed class Marker(int order, StepProbe probe) : Callback
+        {
+            public override int Order => order;
+            public override void BeforeBatch(Learner learner)
+            {
+                if (order == int.MinValue) probe._before = GC.GetAllocatedBytesForCurrentThread();
+            }
+            public override void AfterBatch(Learner learner)
+            {
+                if (order != int.MaxValue || learner.Step < 3) return;                // the first steps fill the pool
+                probe.MostBytes = Math.Max(probe.MostBytes, GC.GetAllocatedBytesForCurrentThread() - probe._before);
+            }
+        }
+    }
+
+    private sealed class DispatchProbe
+    {
+        private long _after;
+        public long MostBytes { get; private set; }
+        public int Measured { get; private set; }
+        public Callback First => new Marker(int.MinValue, this);
+        public Callback Last => new Marker(int.MaxValue, this);
+
+        private sealed class Marker(int order, DispatchProbe probe) : Callback
+        {
+            public override int Order => order;
+            public override void AfterStep(Learner learner)
+            {
+                if (order == int.MaxValue) probe._after = GC.GetAllocatedBytesForCurrentThread();
+            }
+            public override void AfterBatch(Learner learner)
+            {
+                if (order != int.MinValue || learner.Step == 0) return;               // the first step compiles the path
+                probe.MostBytes = Math.Max(probe.MostBytes, GC.GetAllocatedBytesForCurrentThread() - probe._after);
+                probe.Measured++;
+            }
+        }
+    }
+
+    private sealed class AddOnFirstBatch(Callback late) : Callback
+    {
+        public override void BeforeBatch(Learner learner)
+        {
+            if (learner.Step == 0) learner.Add(late);
+        }
+    }
 }
+

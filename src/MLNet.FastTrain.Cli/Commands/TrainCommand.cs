@@ -295,6 +295,8 @@ internal static class TrainCommand
                     ["accuracy_tta"] = accuracyTta is double at ? Math.Round(at, 4) : null,
                     // The process's resident memory at the end of each epoch: flat after the first unless something leaks.
                     ["resident_mb_per_epoch"] = learner.Recorder.Epochs.Select(e => Math.Round(e.ResidentBytes / (1024.0 * 1024.0), 1)).ToArray(),
+                    ["managed_heap_mb_per_epoch"] = learner.Recorder.Epochs.Select(e => Math.Round(e.ManagedHeapBytes / (1024.0 * 1024.0), 1)).ToArray(),
+                    ["managed_fragmented_mb_per_epoch"] = learner.Recorder.Epochs.Select(e => Math.Round(e.ManagedFragmentedBytes / (1024.0 * 1024.0), 1)).ToArray(),
                 });
             }
             else

@@ -18,6 +18,16 @@ public sealed record EpochRecord(int Epoch, double TrainLoss, double? ValidLoss,
 {
     /// <summary>The process's resident memory at the end of the epoch, in bytes (whether it stays flat from epoch to epoch tells a leak).</summary>
     public long ResidentBytes { get; init; }
+
+    /// <summary>
+    /// The managed heap's size after the last garbage collection before the end of the epoch, and the part of it that
+    /// was free space between objects, in bytes: set beside <see cref="ResidentBytes"/>, they tell whether growth is
+    /// in the managed heap (and whether it is live objects or fragmentation) or outside it.
+    /// </summary>
+    public long ManagedHeapBytes { get; init; }
+
+    /// <inheritdoc cref="ManagedHeapBytes"/>
+    public long ManagedFragmentedBytes { get; init; }
 }
 
 /// <summary>
@@ -77,7 +87,9 @@ public sealed class Recorder : Callback
         _epochLoss += loss;
         _epochBatches++;
         var groups = learner.Optimizer.Groups;
-        _batches.Add(new BatchRecord(learner.Step, groups.Select(g => g.LearningRate ?? 0).ToArray(), groups[0].Momentum, loss, SmoothLoss));
+        var rates = new double[groups.Count];
+        for (int g = 0; g < rates.Length; g++) rates[g] = groups[g].LearningRate ?? 0;
+        _batches.Add(new BatchRecord(learner.Step, rates, groups[0].Momentum, loss, SmoothLoss));
     }
 
     /// <inheritdoc />
@@ -85,10 +97,13 @@ public sealed class Recorder : Callback
     {
         ArgumentNullException.ThrowIfNull(learner);
         var v = learner.LastValidation;
+        var heap = GC.GetGCMemoryInfo();
         var record = new EpochRecord(learner.EpochsTrained - 1, _epochBatches == 0 ? double.NaN : _epochLoss / _epochBatches, v?.Loss,
             v?.Metrics ?? new Dictionary<string, double>(), _clock.Elapsed.TotalSeconds, _trainSeconds ?? _clock.Elapsed.TotalSeconds)
         {
             ResidentBytes = Environment.WorkingSet,
+            ManagedHeapBytes = heap.HeapSizeBytes,
+            ManagedFragmentedBytes = heap.FragmentedBytes,
         };
         _epochs.Add(record);
         var metrics = string.Join(", ", record.Metrics.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F4}")));

@@ -32,11 +32,41 @@ public sealed class ManagedEngine(Module model, Optimizer optimizer) : TrainingE
     {
     }
 
+    /// <summary>
+    /// Whether a step's scope hands its tensor objects to the next step's (default true), so that a steady-state step
+    /// allocates nothing on the managed heap and a long run's memory stays flat. Its contract: a step's tensors
+    /// (<see cref="Output"/>, <see cref="Loss"/>, anything a callback computes in the step) are read in the step only;
+    /// values taken out (<see cref="Tensor.Item"/>, <see cref="Tensor.ToArray"/>) may be kept.
+    /// </summary>
+    public bool ReuseStepTensors { get; set; } = true;
+
     /// <inheritdoc />
     public override IDisposable BeginStep()
     {
         _output = _loss = null;
-        return TensorScope.Begin();
+        return (_step ??= new StepScope(this)).Begin(ReuseStepTensors);
+    }
+
+    private StepScope? _step;
+
+    // One object per engine for every step (steps do not nest): it ends the step's tensor scope and forgets the step's
+    // output and loss, which are not to be read once their objects may be handed to the next step.
+    private sealed class StepScope(ManagedEngine engine) : IDisposable
+    {
+        private TensorScope? _scope;
+
+        public StepScope Begin(bool reuse)
+        {
+            _scope = TensorScope.Begin(reuse);
+            return this;
+        }
+
+        public void Dispose()
+        {
+            _scope?.Dispose();
+            _scope = null;
+            engine._output = engine._loss = null;
+        }
     }
 
     /// <inheritdoc />

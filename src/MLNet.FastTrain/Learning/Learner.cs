@@ -27,6 +27,9 @@ public sealed record ValidationResult(double Loss, IReadOnlyDictionary<string, d
 public sealed class Learner
 {
     private readonly List<Callback> _callbacks = [];
+    // What the events walk: a copy made when the list changes, so a callback may add or remove callbacks during an
+    // event without the walk seeing it, and a training step allocates nothing for its events.
+    private Callback[] _running = [];
     private TrainingEngine _engine;
 
     /// <summary>Creates a learner.</summary>
@@ -197,10 +200,13 @@ public sealed class Learner
     /// <summary>The current training batch.</summary>
     public Batch? CurrentBatch { get; private set; }
 
-    /// <summary>The current batch's model output (valid until the step ends; managed engine only, null on others).</summary>
+    /// <summary>
+    /// The current batch's model output (managed engine only, null on others). Valid until the step ends: the managed
+    /// engine hands the step's tensor objects to the next step, so take values out (<see cref="Tensor.ToArray"/>) to keep them.
+    /// </summary>
     public Tensor? Output { get; private set; }
 
-    /// <summary>The current batch's loss tensor (valid until the step ends).</summary>
+    /// <summary>The current batch's loss tensor (valid until the step ends, as <see cref="Output"/>).</summary>
     public Tensor? Loss { get; private set; }
 
     /// <summary>The current batch's loss value.</summary>
@@ -224,11 +230,17 @@ public sealed class Learner
         ArgumentNullException.ThrowIfNull(callback);
         int i = _callbacks.FindLastIndex(c => c.Order <= callback.Order);
         _callbacks.Insert(i + 1, callback);
+        _running = [.. _callbacks];
         return this;
     }
 
     /// <summary>Removes a callback.</summary>
-    public bool Remove(Callback callback) => _callbacks.Remove(callback);
+    public bool Remove(Callback callback)
+    {
+        bool removed = _callbacks.Remove(callback);
+        if (removed) _running = [.. _callbacks];
+        return removed;
+    }
 
     /// <summary>Writes a message to <see cref="Log"/>.</summary>
     public void Write(string message) => Log?.Invoke(this, message);
@@ -265,21 +277,21 @@ public sealed class Learner
         }
         try
         {
-            Run(c => c.BeforeFit(this));
+            Run(static (c, l) => c.BeforeFit(l));
             for (Epoch = firstEpoch; Epoch < epochs; Epoch++)
             {
-                Run(c => c.BeforeEpoch(this)); // first: a cancellation between epochs is reported with its checkpoint
+                Run(static (c, l) => c.BeforeEpoch(l)); // first: a cancellation between epochs is reported with its checkpoint
                 cancellationToken.ThrowIfCancellationRequested();
                 TrainEpoch(skipBatches, cancellationToken);
                 skipBatches = 0;
                 if (ValidData is not null)
                 {
-                    Run(c => c.BeforeValidate(this));
+                    Run(static (c, l) => c.BeforeValidate(l));
                     LastValidation = Validate(ValidData, cancellationToken);
-                    Run(c => c.AfterValidate(this));
+                    Run(static (c, l) => c.AfterValidate(l));
                 }
                 EpochsTrained++;
-                Run(c => c.AfterEpoch(this));
+                Run(static (c, l) => c.AfterEpoch(l));
             }
         }
         catch (CancelFitException e)
@@ -289,7 +301,7 @@ public sealed class Learner
         }
         finally
         {
-            Run(c => c.AfterFit(this));
+            Run(static (c, l) => c.AfterFit(l));
             foreach (var cb in added) Remove(cb);
             _engine.Train();
         }
@@ -313,20 +325,20 @@ public sealed class Learner
                 {
                     try
                     {
-                        Run(c => c.BeforeBatch(this));
+                        Run(static (c, l) => c.BeforeBatch(l));
                         LastLoss = _engine.Forward(batch);
                         (Output, Loss) = (_engine.Output, _engine.Loss);
-                        Run(c => c.AfterLoss(this));
+                        Run(static (c, l) => c.AfterLoss(l));
                         _engine.Backward();
-                        Run(c => c.AfterBackward(this));
+                        Run(static (c, l) => c.AfterBackward(l));
                         _engine.Step();
-                        Run(c => c.AfterStep(this));
+                        Run(static (c, l) => c.AfterStep(l));
                     }
                     catch (CancelBatchException)
                     {
                         // the batch is skipped; AfterBatch still runs
                     }
-                    Run(c => c.AfterBatch(this));
+                    Run(static (c, l) => c.AfterBatch(l));
                     Output = null;
                     Loss = null;
                 }
@@ -471,9 +483,9 @@ public sealed class Learner
         throw new ArgumentException($"{values.Length} learning rates for {groups} parameter groups: give one, or one per group.", nameof(values));
     }
 
-    private void Run(Action<Callback> e)
+    private void Run(Action<Callback, Learner> e)
     {
-        foreach (var cb in _callbacks.ToArray()) e(cb);
+        foreach (var cb in _running) e(cb, this);
     }
 }
 
