@@ -242,6 +242,32 @@ public class LrFinderTests
     }
 
     [Fact]
+    public void A_curve_with_nothing_to_read_above_the_ramps_start_gives_the_no_descent_rate()
+    {
+        // A whole ramp inside its own first decade: whatever the rules read lies below ten times the start.
+        var learner = NewLearner();
+        var log = new List<string>();
+        learner.Log += (_, m) => log.Add(m);
+        var options = new LrFinder.Options { StartLr = 1e-12, EndLr = 9e-12, Iterations = 30, Suggestion = LrSuggestion.Combined, NoDescentRate = 0.0123 };
+        var (lr, result) = LrFinder.Suggest(learner, options);
+        Assert.True(result.Suggestions[LrSuggestion.Combined] < 1e-11);
+        Assert.Equal(0.0123, lr);
+        Assert.Contains(log, m => m.Contains("no descent", StringComparison.Ordinal) && m.Contains("0.0123", StringComparison.Ordinal));
+        options.NoDescentRate = null;
+        Assert.Equal(1e-3, LrFinder.Suggest(NewLearner(), options).LearningRate);
+
+        // What a fitted network's curve looks like: a loss near zero that noise lifts past four times its best within
+        // a few steps, so the test stops in the ramp's first decade.
+        var start = new LrFinder.Options();
+        double[] noise = [0.0020, 0.0012, 0.0031, 0.0009, 0.0024, 0.0041];
+        var points = noise.Select((l, i) => new LrPoint(start.StartLr * Math.Pow(1.2, i), l, l)).ToList();
+        Assert.True(LrFinder.NoUsableDescent(new LrFinderResult(points, stoppedEarly: true, start, seconds: 0), start));
+        // A curve with a valley far above the start is read as it is.
+        var usual = Curve(x => x < -1 ? 2.3 - 0.15 * (x + 6) : 1.55 + 2 * (x + 1));
+        Assert.False(LrFinder.NoUsableDescent(usual, start));
+    }
+
+    [Fact]
     public void Bad_options_are_rejected_by_name()
     {
         var learner = NewLearner();

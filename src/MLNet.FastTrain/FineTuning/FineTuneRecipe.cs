@@ -80,6 +80,7 @@ public static class FineTuneRecipe
             throw new ArgumentException("Build the learner's optimizer from DifferentialFineTune.CreateParamGroups().", nameof(learner));
         var stages = new List<FineTuneStage>();
         int groups = fineTune.Groups.Count;
+        double headLrTrained = double.NaN;
 
         if (!options.Pretrained)
         {
@@ -113,6 +114,7 @@ public static class FineTuneRecipe
                 learner.FitSgdr(options.AugmentedHeadCycles, fineTune.PerParamGroup(Enumerable.Repeat(headLr, groups).ToArray()), cycleLength: 1, cancellationToken: cancellationToken);
                 stages.Add(Stage("augmented head", headLr, options.AugmentedHeadCycles, learner.LastValidation));
             }
+            headLrTrained = headLr;
             fineTune.FreezeBatchNormStatistics = false;
             fineTune.Unfreeze(learner.Optimizer);
             learner.Write("Fine-tune: unfrozen.\n" + fineTune.Describe(learner.Optimizer));
@@ -120,7 +122,10 @@ public static class FineTuneRecipe
 
         images.BatchTransform = options.Augmentation;
         var ratios = Enumerable.Range(0, groups).Select(g => Math.Pow(options.GroupRateFactor, g - (groups - 1))).ToArray();
-        double lr = options.LearningRate ?? Suggest(learner, ratios, options.Suggestion, cancellationToken);
+        // A body whose head has learnt the training images can leave the range test nothing to read (its loss starts
+        // near zero); the whole net then trains at half the head's rate, as fastai's fine_tune does when it unfreezes.
+        double? noDescent = double.IsNaN(headLrTrained) ? null : headLrTrained / 2;
+        double lr = options.LearningRate ?? Suggest(learner, ratios, options.Suggestion, cancellationToken, noDescent);
         var rates = ratios.Select(r => r * lr).ToArray();
         learner.Write(string.Create(CultureInfo.InvariantCulture, $"Fine-tune: SGDR at {string.Join(", ", rates.Select(r => r.ToString("G3", CultureInfo.InvariantCulture)))} per group, cycle multiplier {options.CycleMult}."));
         int before = learner.EpochsTrained;
@@ -135,11 +140,12 @@ public static class FineTuneRecipe
         new(name, lr, epochs, v?.Loss, v?.Metrics.GetValueOrDefault("accuracy"));
 
     /// <summary>The LR finder's suggestion for the top group, ramping the other groups at their fixed ratios.</summary>
-    private static double Suggest(Learner learner, double[]? ratios, LrSuggestion rule, CancellationToken cancellationToken)
+    private static double Suggest(Learner learner, double[]? ratios, LrSuggestion rule, CancellationToken cancellationToken, double? noDescent = null)
     {
         var options = new LrFinder.Options { Suggestion = rule, RestartsAtPeak = true }; // every stage trains SGDR
         if (ratios is not null)
             options.PerGroup = ratios.SelectMany(r => new[] { (options.StartLr * r, options.EndLr * r), (options.StartLr * r, options.EndLr * r) }).ToArray();
+        if (noDescent is double top) options.NoDescentRate = ratios is null ? top : top * ratios[0];
         var (suggested, _) = LrFinder.Suggest(learner, options, cancellationToken);
         // With per-group ranges the recorded rate is the first group's; the head's is that over its ratio.
         return ratios is null ? suggested : suggested / ratios[0];

@@ -51,6 +51,14 @@ public sealed class LrFinder
         public int RankingSteps { get; set; } = 300;
 
         /// <summary>
+        /// The rate <see cref="Suggest"/> returns when the curve shows no descent training could use: the valley and
+        /// the combined rate both lie in the ramp's first decade (below ten times its start), where nothing trains. That is the curve of a network already fitted to its data (a pretrained body after its head has
+        /// learnt the training images: its loss starts near zero, and noise stops the test at once). With
+        /// <see cref="PerGroup"/> it is the first group's rate, as the curve's are. Default null: 1e-3.
+        /// </summary>
+        public double? NoDescentRate { get; set; }
+
+        /// <summary>
         /// The training that follows starts at its peak rate without a warm-up, as every SGDR cycle does; then
         /// <see cref="LrSuggestion.Auto"/>, where it reads the curve, takes the geometric middle of the valley and the
         /// combined rate (SGDR's best rate was at or below one-cycle's in every cell of the grid table, up to 5.6×
@@ -80,6 +88,13 @@ public sealed class LrFinder
         options ??= new Options();
         var result = Run(learner, options, cancellationToken);
         if (result.Warning is not null) learner.Write("LR finder: " + result.Warning);
+        if (NoUsableDescent(result, options))
+        {
+            double fallback = options.NoDescentRate ?? 1e-3;
+            learner.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"LR finder: the curve shows no descent to train on (its valley lies below ten times the ramp's start: a network already fitted to its data?); {fallback:G3} is used instead."));
+            return (fallback, result);
+        }
         bool rank = options.Suggestion == LrSuggestion.Ranked
             || (options.Suggestion == LrSuggestion.Auto && learner.TrainData.BatchCount <= options.RankingSteps && learner.ValidData is Vision.Datasets.DataLoader);
         if (rank && result.Suggestions.Count > 0)
@@ -95,6 +110,17 @@ public sealed class LrFinder
             return (Math.Sqrt(low * high), result);
         var rule = options.Suggestion is LrSuggestion.Ranked or LrSuggestion.Auto ? LrSuggestion.Combined : options.Suggestion;
         return (result.Suggestions.TryGetValue(rule, out double lr) && double.IsFinite(lr) ? lr : 1e-3, result);
+    }
+
+    /// <summary>
+    /// Whether a curve has nothing to read: fastai's valley and the combined rule both land below ten times the
+    /// ramp's start (the test stopped almost at once, or the loss only wandered at rates too small to train).
+    /// </summary>
+    internal static bool NoUsableDescent(LrFinderResult result, Options options)
+    {
+        double floor = 10 * (options.PerGroup is { Count: > 0 } groups ? groups[0].Start : options.StartLr);
+        return result.Suggestions.TryGetValue(LrSuggestion.Valley, out double valley) && valley < floor
+            && result.Suggestions.TryGetValue(LrSuggestion.Combined, out double combined) && combined < floor;
     }
 
     /// <summary>
