@@ -4,16 +4,23 @@
 // each at the default rule's suggestion. A cell passes when the suggestion is within 3× of the grid's best rate (by
 // validation accuracy) or trains to within 0.5 accuracy points of it.
 //
-//   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide] [train-items|all] [data-dir] [rule]
+//   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide|resnet18-imagenet] [train-items|all] [data-dir] [rule]
 //
 // Defaults: resnet, 5000 items (validation: 2000 items; all 10,000 with "all"), /usr/share/datasets/fashion-mnist
 // (Debian's dataset-fashion-mnist), the default rule, Auto (or any LrSuggestion, e.g. ranked: its short runs are scored on
 // the first 1,000 validation images). Prints one markdown table row per recipe. A fifth argument, "suggestion-only",
 // skips the grid and prints the suggestion and the accuracy it trains to (to set against a grid measured before).
+//
+// resnet18-imagenet is ML.NET's ImageNet ResNet-18 (package Microsoft.ML.DnnImageFeaturizer.ResNet18) with a new head,
+// fine-tuned unfrozen at 64 px (the images upsampled in the loader) with the fine-tuning recipe's group ratios (each
+// earlier group 3× lower): the rate of a row is the head's, and the range test ramps every group at those ratios, as
+// the recipe's step after unfreezing does.
 using System.Globalization;
 using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.FineTuning;
 using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.Models;
+using MLNet.FastTrain.Onnx;
 using MLNet.FastTrain.Tuning;
 using MLNet.FastTrain.Vision.Datasets;
 
@@ -31,20 +38,39 @@ new Generator(11).Shuffle<int>(order);
 var train = all ? full : full.Subset(order[..Math.Min(items, full.Count)]);
 var valid = all ? fullValid : fullValid.Subset(Enumerable.Range(0, Math.Min(2000, fullValid.Count)).ToArray());
 
+bool pretrained = PretrainedModels.IsName(arch);
+const int PretrainedSize = 64;
+double[] groupRatios = [1.0];   // per layer group, relative to the head's rate
+DifferentialFineTune? fineTune = null;
+
 Learner NewLearner()
 {
     Generator.Default.ManualSeed(1);
+    if (pretrained)
+    {
+        var loaded = PretrainedModels.LoadForFineTuning(arch, train.Channels, train.Classes, 1, (PretrainedSize, PretrainedSize));
+        fineTune = new DifferentialFineTune(loaded.Network);
+        int groups = fineTune.Groups.Count;
+        groupRatios = Enumerable.Range(0, groups).Select(g => Math.Pow(3, g - (groups - 1))).ToArray();
+        var learner = Learner.ForImageClassification(train, valid, loaded.Network, fineTune.CreateParamGroups(), Batch, 1, loaded.Normalization);
+        ((DataLoader)learner.TrainData).ImageSize = (PretrainedSize, PretrainedSize);
+        ((DataLoader)learner.ValidData!).ImageSize = (PretrainedSize, PretrainedSize);
+        return learner;
+    }
     var trainLoader = new DataLoader(train, Batch, shuffle: true, seed: 1, dropLast: true);
     var validLoader = new DataLoader(valid, 500, shuffle: false, normalization: trainLoader.Normalization);
     var net = TrainedModel.CreateNetwork(arch, 1, 10, new Generator(1));
     return new Learner(net, trainLoader, validLoader);   // AdamW, β 0.9/0.999, weight decay 0.01: the recipes' optimizer
 }
 
+// The rates of every optimizer group for a head rate (two optimizer groups per layer group).
+double[] Rates(double lr) => fineTune is null ? [lr] : fineTune.PerParamGroup(groupRatios.Select(r => r * lr).ToArray());
+
 double Train(string recipe, double lr)
 {
     var learner = NewLearner();
-    if (recipe == "one-cycle") learner.FitOneCycle(1, [lr]);
-    else learner.FitSgdr(1, [lr], cycleLength: 1);
+    if (recipe == "one-cycle") learner.FitOneCycle(1, Rates(lr));
+    else learner.FitSgdr(1, Rates(lr), cycleLength: 1);
     double accuracy = learner.LastValidation!.Metrics["accuracy"];
     Console.Error.WriteLine(string.Create(inv, $"  {recipe} lr {lr:G3}: accuracy {accuracy:F4}"));
     return accuracy;
@@ -55,7 +81,16 @@ var finderLearner = NewLearner();
 finderLearner.Log += (_, m) => Console.Error.WriteLine("  " + m);
 string[] recipes = ["one-cycle", "sgdr"];
 var suggestions = recipes.ToDictionary(recipe => recipe,
-    recipe => LrFinder.Suggest(finderLearner, new LrFinder.Options { Suggestion = rule, RestartsAtPeak = recipe == "sgdr" }));
+    recipe => SuggestFor(recipe));
+(double LearningRate, LrFinderResult Result) SuggestFor(string recipe)
+{
+    var options = new LrFinder.Options { Suggestion = rule, RestartsAtPeak = recipe == "sgdr" };
+    if (fineTune is null) return LrFinder.Suggest(finderLearner, options);
+    // Every group ramps at its ratio; the finder reports the first group's rate, the head's is that over its ratio.
+    options.PerGroup = Rates(1).Select(r => (options.StartLr * r, options.EndLr * r)).ToArray();
+    var (first, result) = LrFinder.Suggest(finderLearner, options);
+    return (first / groupRatios[0], result);
+}
 var finder = suggestions["one-cycle"].Result;
 if (args.Length > 4 && args[4] == "suggestion-only")
 {
@@ -76,7 +111,7 @@ foreach (string recipe in recipes)
     double factor = Math.Max(suggested / best.Lr, best.Lr / suggested);
     bool passes = factor <= 3 || atSuggestion >= best.Accuracy - 0.005;
     string others = string.Join(", ", new[] { LrSuggestion.Valley, LrSuggestion.Steep, LrSuggestion.Minimum, LrSuggestion.Slide }.Select(rule =>
-        finder.Suggestions.TryGetValue(rule, out double lr) && double.IsFinite(lr)
+        finder.Suggestions.TryGetValue(rule, out double first) && double.IsFinite(first) && first / groupRatios[0] is var lr
             ? string.Create(inv, $"{lr:G2} (×{Math.Max(lr / best.Lr, best.Lr / lr):F1})") : "none"));
     Console.WriteLine(string.Create(inv,
         $"| {arch} | {train.Count} | {recipe} | {best.Lr:G3} | {100 * best.Accuracy:F2} % | {suggested:G3} | ×{factor:F1} | {100 * atSuggestion:F2} % | {(passes ? "pass" : "**fail**")} | {others} |"));
