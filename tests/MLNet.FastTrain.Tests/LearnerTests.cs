@@ -321,13 +321,14 @@ public class LearnerTests
         acc.Accumulate(Tensor.Full([2, 3], double.NaN), [0, 1]);
         Assert.Equal(0, acc.Value);
     }
+
     [Fact]
     public void Dispatching_an_event_allocates_nothing()
     {
         // Between the last callback's AfterStep and the first callback's AfterBatch the learner does nothing but
         // dispatch the event: a long run's memory must not grow by a copy of the callback list or a delegate per event.
         var learner = NewLearner();
-        var probe = new DispatchProbe();
+        var probe = new AllocationProbe(dispatchOnly: true);
         learner.Add(probe.First).Add(probe.Last);
         for (int i = 0; i < 8; i++) learner.Add(new Recorder());                   // a longer list to copy, if it were copied
         learner.Fit(2);
@@ -357,7 +358,7 @@ public class LearnerTests
         {
             var learner = NewLearner();
             ((Engines.ManagedEngine)learner.Engine).ReuseStepTensors = reuse;
-            var probe = new StepProbe();
+            var probe = new AllocationProbe(dispatchOnly: false);
             learner.Add(probe.First).Add(probe.Last);
             learner.Fit(2);
             Assert.Null(learner.Engine.Output);                                       // not readable once the step is over
@@ -373,49 +374,44 @@ public class LearnerTests
         Assert.True(freshBytes > reusedBytes + 1_500, $"{freshBytes:N0} bytes a step without reuse against {reusedBytes:N0} with it");
     }
 
-    /// <summary>Measures what the training thread allocates from the first callback's BeforeBatch to the last's AfterBatch.</summary>
-    private sealed class StepProbe
+    /// <summary>
+    /// Measures what the training thread allocates in every step after the third (the first ones fill the pool and
+    /// compile the path) between two moments: from the first callback's BeforeBatch to the last's AfterBatch (the
+    /// whole step), or from the last callback's AfterStep to the first's AfterBatch (one event's dispatch alone).
+    /// </summary>
+    private sealed class AllocationProbe(bool dispatchOnly)
     {
-        private long _before;
-        public long MostBytes { get; private set; }
-        public Callback First => new Marker(int.MinValue, this);
-        public Callback Last => new Marker(int.MaxValue, this);
-
-        private sealed class Marker(int order, StepProbe probe) : Callback
-        {
-            public override int Order => order;
-            public override void BeforeBatch(Learner learner)
-            {
-                if (order == int.MinValue) probe._before = GC.GetAllocatedBytesForCurrentThread();
-            }
-            public override void AfterBatch(Learner learner)
-            {
-                if (order != int.MaxValue || learner.Step < 3) return;                // the first steps fill the pool
-                probe.MostBytes = Math.Max(probe.MostBytes, GC.GetAllocatedBytesForCurrentThread() - probe._before);
-            }
-        }
-    }
-
-    private sealed class DispatchProbe
-    {
-        private long _after;
+        private long _start;
+        private bool DispatchOnly => dispatchOnly;
         public long MostBytes { get; private set; }
         public int Measured { get; private set; }
         public Callback First => new Marker(int.MinValue, this);
         public Callback Last => new Marker(int.MaxValue, this);
 
-        private sealed class Marker(int order, DispatchProbe probe) : Callback
+        private void Start(Learner learner) => _start = GC.GetAllocatedBytesForCurrentThread();
+
+        private void Stop(Learner learner)
         {
+            if (learner.Step < 3) return;
+            MostBytes = Math.Max(MostBytes, GC.GetAllocatedBytesForCurrentThread() - _start);
+            Measured++;
+        }
+
+        private sealed class Marker(int order, AllocationProbe probe) : Callback
+        {
+            private bool IsFirst => order == int.MinValue;
             public override int Order => order;
+            public override void BeforeBatch(Learner learner)
+            {
+                if (IsFirst && !probe.DispatchOnly) probe.Start(learner);
+            }
             public override void AfterStep(Learner learner)
             {
-                if (order == int.MaxValue) probe._after = GC.GetAllocatedBytesForCurrentThread();
+                if (!IsFirst && probe.DispatchOnly) probe.Start(learner);
             }
             public override void AfterBatch(Learner learner)
             {
-                if (order != int.MinValue || learner.Step == 0) return;               // the first step compiles the path
-                probe.MostBytes = Math.Max(probe.MostBytes, GC.GetAllocatedBytesForCurrentThread() - probe._after);
-                probe.Measured++;
+                if (IsFirst == probe.DispatchOnly) probe.Stop(learner);
             }
         }
     }

@@ -123,9 +123,13 @@ public static class FineTuneRecipe
         images.BatchTransform = options.Augmentation;
         var ratios = Enumerable.Range(0, groups).Select(g => Math.Pow(options.GroupRateFactor, g - (groups - 1))).ToArray();
         // A body whose head has learnt the training images can leave the range test nothing to read (its loss starts
-        // near zero); the whole net then trains at half the head's rate, as fastai's fine_tune does when it unfreezes.
+        // near zero); the whole net then takes fastai's fine_tune rates: half the head's rate at the top, spread 100×
+        // down to the first group (its lr_mult), which keeps the pretrained early layers nearly where they are.
         double? noDescent = double.IsNaN(headLrTrained) ? null : headLrTrained / 2;
-        double lr = options.LearningRate ?? Suggest(learner, ratios, options.Suggestion, cancellationToken, noDescent);
+        bool fellBack = false;
+        double lr = options.LearningRate ?? Suggest(learner, ratios, options.Suggestion, cancellationToken, out fellBack, noDescent);
+        if (fellBack && noDescent is not null && groups > 1)
+            ratios = Enumerable.Range(0, groups).Select(g => Math.Pow(100, (g - (groups - 1)) / (groups - 1.0))).ToArray();
         var rates = ratios.Select(r => r * lr).ToArray();
         learner.Write(string.Create(CultureInfo.InvariantCulture, $"Fine-tune: SGDR at {string.Join(", ", rates.Select(r => r.ToString("G3", CultureInfo.InvariantCulture)))} per group, cycle multiplier {options.CycleMult}."));
         int before = learner.EpochsTrained;
@@ -140,13 +144,17 @@ public static class FineTuneRecipe
         new(name, lr, epochs, v?.Loss, v?.Metrics.GetValueOrDefault("accuracy"));
 
     /// <summary>The LR finder's suggestion for the top group, ramping the other groups at their fixed ratios.</summary>
-    private static double Suggest(Learner learner, double[]? ratios, LrSuggestion rule, CancellationToken cancellationToken, double? noDescent = null)
+    private static double Suggest(Learner learner, double[]? ratios, LrSuggestion rule, CancellationToken cancellationToken) =>
+        Suggest(learner, ratios, rule, cancellationToken, out _);
+
+    private static double Suggest(Learner learner, double[]? ratios, LrSuggestion rule, CancellationToken cancellationToken, out bool fellBack, double? noDescent = null)
     {
         var options = new LrFinder.Options { Suggestion = rule, RestartsAtPeak = true }; // every stage trains SGDR
         if (ratios is not null)
             options.PerGroup = ratios.SelectMany(r => new[] { (options.StartLr * r, options.EndLr * r), (options.StartLr * r, options.EndLr * r) }).ToArray();
         if (noDescent is double top) options.NoDescentRate = ratios is null ? top : top * ratios[0];
-        var (suggested, _) = LrFinder.Suggest(learner, options, cancellationToken);
+        var (suggested, result) = LrFinder.Suggest(learner, options, cancellationToken);
+        fellBack = LrFinder.NoUsableDescent(result, options);
         // With per-group ranges the recorded rate is the first group's; the head's is that over its ratio.
         return ratios is null ? suggested : suggested / ratios[0];
     }
