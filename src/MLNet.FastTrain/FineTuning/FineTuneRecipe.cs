@@ -128,9 +128,7 @@ public static class FineTuneRecipe
         double? noDescent = double.IsNaN(headLrTrained) ? null : headLrTrained / 2;
         bool fellBack = false;
         double lr = options.LearningRate ?? Suggest(learner, ratios, options.Suggestion, cancellationToken, out fellBack, noDescent);
-        if (fellBack && noDescent is not null && groups > 1)
-            ratios = Enumerable.Range(0, groups).Select(g => Math.Pow(100, (g - (groups - 1)) / (groups - 1.0))).ToArray();
-        var rates = ratios.Select(r => r * lr).ToArray();
+        var rates = fellBack && noDescent is not null ? fineTune.Spread(lr / 100, lr) : ratios.Select(r => r * lr).ToArray();
         learner.Write(string.Create(CultureInfo.InvariantCulture, $"Fine-tune: SGDR at {string.Join(", ", rates.Select(r => r.ToString("G3", CultureInfo.InvariantCulture)))} per group, cycle multiplier {options.CycleMult}."));
         int before = learner.EpochsTrained;
         learner.FitSgdr(options.Cycles, fineTune.PerParamGroup(rates), cycleLength: 1, cycleMult: options.CycleMult,

@@ -52,9 +52,10 @@ public sealed class LrFinder
 
         /// <summary>
         /// The rate <see cref="Suggest"/> returns when the curve shows no descent training could use: the valley and
-        /// the combined rate both lie in the ramp's first decade (below ten times its start), where nothing trains. That is the curve of a network already fitted to its data (a pretrained body after its head has
-        /// learnt the training images: its loss starts near zero, and noise stops the test at once). With
-        /// <see cref="PerGroup"/> it is the first group's rate, as the curve's are. Default null: 1e-3.
+        /// the combined rate both lie in the ramp's first decade (below ten times its start), where nothing trains.
+        /// That is the curve of a network already fitted to its data (a pretrained body after its head has learnt the
+        /// training images: its loss starts near zero, and noise stops the test at once). With <see cref="PerGroup"/>
+        /// it is the first group's rate, as the curve's are. Default null: 1e-3.
         /// </summary>
         public double? NoDescentRate { get; set; }
 
