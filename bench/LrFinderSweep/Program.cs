@@ -9,7 +9,8 @@
 // Defaults: resnet, 5000 items (validation: 2000 items; all 10,000 with "all"), /usr/share/datasets/fashion-mnist
 // (Debian's dataset-fashion-mnist), the default rule, Auto (or any LrSuggestion, e.g. ranked: its short runs are scored on
 // the first 1,000 validation images). Prints one markdown table row per recipe. A fifth argument, "suggestion-only",
-// skips the grid and prints the suggestion and the accuracy it trains to (to set against a grid measured before).
+// skips the grid and prints the suggestion and the accuracy it trains to (to set against a grid measured before);
+// "one-cycle" or "sgdr" there sweeps that recipe alone (the range test still runs once).
 //
 // resnet18-imagenet is ML.NET's ImageNet ResNet-18 (package Microsoft.ML.DnnImageFeaturizer.ResNet18) with a new head,
 // fine-tuned unfrozen at 64 px (the images upsampled in the loader) with the fine-tuning recipe's group ratios (each
@@ -30,6 +31,12 @@ bool all = args.Length > 1 && args[1] == "all";
 int items = all ? int.MaxValue : args.Length > 1 ? int.Parse(args[1], inv) : 5000;
 string dir = args.Length > 2 ? args[2] : "/usr/share/datasets/fashion-mnist";
 var rule = args.Length > 3 ? Enum.Parse<LrSuggestion>(args[3], ignoreCase: true) : LrSuggestion.Auto;
+string mode = args.Length > 4 ? args[4] : "";
+if (mode is not ("" or "suggestion-only" or "one-cycle" or "sgdr"))
+{
+    Console.Error.WriteLine($"fifth argument '{mode}': expected suggestion-only, one-cycle or sgdr");
+    return 2;
+}
 const int Batch = 64;
 
 var (full, fullValid) = IdxDataset.Load(dir);
@@ -92,17 +99,17 @@ var suggestions = recipes.ToDictionary(recipe => recipe,
     return (first / groupRatios[0], result);
 }
 var finder = suggestions["one-cycle"].Result;
-if (args.Length > 4 && args[4] == "suggestion-only")
+if (mode == "suggestion-only")
 {
     Console.WriteLine($"| net | images | recipe | suggestion ({rule.ToString().ToLowerInvariant()}) | accuracy at it |");
     foreach (string recipe in recipes)
         Console.WriteLine(string.Create(inv, $"| {arch} | {train.Count} | {recipe} | {suggestions[recipe].LearningRate:G3} | {100 * Train(recipe, suggestions[recipe].LearningRate):F2} % |"));
-    return;
+    return 0;
 }
 
 double[] grid = Enumerable.Range(0, 9).Select(i => Math.Pow(10, -4 + 3.0 * i / 8)).ToArray();
 Console.WriteLine($"| net | images | recipe | best grid rate | its accuracy | suggestion ({rule.ToString().ToLowerInvariant()}) | factor | accuracy at it | verdict | valley, steep, minimum, slide (factor from best) |");
-foreach (string recipe in recipes)
+foreach (string recipe in recipes.Where(r => mode is "" || mode == r))
 {
     var results = grid.Select(lr => (Lr: lr, Accuracy: Train(recipe, lr))).ToList();
     var best = results.MaxBy(r => r.Accuracy);
@@ -116,3 +123,4 @@ foreach (string recipe in recipes)
     Console.WriteLine(string.Create(inv,
         $"| {arch} | {train.Count} | {recipe} | {best.Lr:G3} | {100 * best.Accuracy:F2} % | {suggested:G3} | ×{factor:F1} | {100 * atSuggestion:F2} % | {(passes ? "pass" : "**fail**")} | {others} |"));
 }
+return 0;

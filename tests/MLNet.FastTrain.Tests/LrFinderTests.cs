@@ -1,4 +1,5 @@
 using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engine.Modules;
 using MLNet.FastTrain.Engine.Optimizers;
 using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.Tuning;
@@ -182,6 +183,30 @@ public class LrFinderTests
         var (fallback, again) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = LrSuggestion.Ranked, Iterations = 30 });
         Assert.Equal(again.Suggestions[LrSuggestion.Combined], fallback);
         Assert.Contains(log, m => m.Contains("the ranked rule needs validation images", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Ranking_scores_the_validation_items_at_the_size_the_validation_loader_serves()
+    {
+        // A net that takes 32-pixel images only, fed by loaders that enlarge the 28-pixel items (as fine-tuning a
+        // pretrained body at 64 px does): the candidates' scoring and the ranked range test must see 32 px too.
+        var (train, valid) = TestData.Loaders();
+        train.ImageSize = valid.ImageSize = (32, 32);
+        var g = new Generator(1);
+        var net = new Sequential(
+            new Conv2d(1, 8, 3, padding: 1, generator: g), new ReLU(), new MaxPool2d(4),
+            new Flatten(), new Linear(8 * 8 * 8, 10, generator: g));
+        var learner = new Learner(net, train, valid, new Sgd(net.Parameters(), 0.01, momentum: 0.9));
+        var log = new List<string>();
+        learner.Log += (_, m) => log.Add(m);
+
+        var (lr, result) = LrFinder.Suggest(learner, new LrFinder.Options { Suggestion = LrSuggestion.Ranked, RankingSteps = 4, RankingItems = 40 });
+        Assert.True(result.Suggestions[LrSuggestion.Combined] / result.Suggestions[LrSuggestion.Valley] >= 1.5, "this curve has three rates to rank");
+        Assert.Contains(log, m => m.Contains("ranked 3 rates by 4 steps each, scored on 40 validation items", StringComparison.Ordinal));
+        Assert.True(lr > 0 && double.IsFinite(lr));
+        var byAccuracy = LrFinder.Run(learner, new LrFinder.Options { RankByValidationItems = 40, Iterations = 6 });
+        Assert.Equal(6, byAccuracy.Points.Count);
+        Assert.All(byAccuracy.Points, p => Assert.InRange(p.Loss, 0, 1));          // 1 − accuracy on the 40 items
     }
 
     [Fact]

@@ -45,6 +45,25 @@ public class ResizeTests
     }
 
     [Fact]
+    public void A_loader_over_other_items_serves_them_as_it_serves_its_own()
+    {
+        var flip = Augmentations.Flip(1.0);
+        var loader = new DataLoader(TestData.Train, 8, shuffle: true, seed: 5, dropLast: true) { ImageSize = (14, 14), BatchTransform = flip };
+        var subset = TestData.Train.Subset([3, 1, 4, 1, 5, 9, 2, 6, 5, 3]);
+        var over = loader.Over(subset);
+        Assert.Same(subset, over.Dataset);
+        Assert.Equal((8, true, 5ul, true), (over.BatchSize, over.Shuffle, over.Seed, over.DropLast));
+        Assert.Equal(loader.Normalization, over.Normalization);   // the loader's own, not the subset's statistics
+        Assert.Same(flip, over.BatchTransform);
+        Assert.Equal([8, 1, 14, 14], over.Epoch(0).Single().Images.ShapeArray());
+
+        var rgb = new ImageDataset(new byte[2 * 3 * 4 * 4], [0, 1], 3, 4, 4, ["a", "b"]);
+        var error = Assert.Throws<ArgumentException>(() => loader.Over(rgb));
+        Assert.Equal("dataset", error.ParamName);
+        Assert.Contains("1 channels; the new items have 3", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Progressive_resizing_switches_size_by_epoch()
     {
         var (train, valid) = TestData.Loaders(batch: 64);

@@ -217,6 +217,18 @@ public sealed class DataLoader : IBatchSource
     public DataLoader WithBatchSize(int batchSize) =>
         new(Dataset, batchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform, ImageSize = ImageSize, HandOverPixels = HandOverPixels, Shard = Shard };
 
+    /// <summary>
+    /// A loader over other items (a subset, say) with this one's batch size, order, normalisation, transform, image
+    /// size and hand-over; the shard is not carried over (it depends on how many items there are).
+    /// </summary>
+    public DataLoader Over(ImageDataset dataset)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        if (dataset.Channels != Dataset.Channels)
+            throw new ArgumentException($"The loader normalises {Dataset.Channels} channels; the new items have {dataset.Channels}.", nameof(dataset));
+        return new(dataset, BatchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform, ImageSize = ImageSize, HandOverPixels = HandOverPixels };
+    }
+
     /// <summary>The item order of an epoch (of this rank's shard).</summary>
     public int[] Order(int epoch)
     {

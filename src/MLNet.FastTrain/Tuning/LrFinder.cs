@@ -261,8 +261,9 @@ public sealed class LrFinder
     }
 
     /// <summary>A fixed scoring set: the first <paramref name="items"/> of a validation loader, in order.</summary>
+    // The first validation items, served as the validation loader serves them (its image size and transform too).
     private static Vision.Datasets.DataLoader FirstItems(Vision.Datasets.DataLoader valid, int items) =>
-        new(valid.Dataset.Subset(Enumerable.Range(0, Math.Min(items, valid.Dataset.Count)).ToArray()), valid.BatchSize, shuffle: false, normalization: valid.Normalization);
+        valid.Over(valid.Dataset.Subset(Enumerable.Range(0, Math.Min(items, valid.Dataset.Count)).ToArray()));
 
     /// <summary>Drives the ramp and records the curve.</summary>
     private sealed class RangeTestCallback(Options options, int groups, Vision.Datasets.DataLoader? valid) : Callback
