@@ -4,7 +4,7 @@
 // each at the default rule's suggestion. A cell passes when the suggestion is within 3× of the grid's best rate (by
 // validation accuracy) or trains to within 0.5 accuracy points of it.
 //
-//   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide|resnet18-imagenet] [train-items|all] [data-dir] [rule]
+//   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide|resnet18-imagenet] [train-items|all] [data-dir] [rule] [suggestion-only|one-cycle|sgdr] [--journal FILE]
 //
 // Defaults: resnet, 5000 items (validation: 2000 items; all 10,000 with "all"), /usr/share/datasets/fashion-mnist
 // (Debian's dataset-fashion-mnist), the default rule, Auto (or any LrSuggestion, e.g. ranked: its short runs are scored on
@@ -26,6 +26,17 @@ using MLNet.FastTrain.Tuning;
 using MLNet.FastTrain.Vision.Datasets;
 
 var inv = CultureInfo.InvariantCulture;
+// --journal FILE (anywhere): every finished training run's accuracy is appended to FILE, and a rerun with the same net,
+// images and data takes what FILE already holds instead of training it again, so a sweep of hours can stop and go on
+// (the range tests, a few minutes, run again: they are seeded and give the same rates).
+string? journalPath = null;
+int at = Array.IndexOf(args, "--journal");
+if (at >= 0)
+{
+    if (at + 1 >= args.Length) { Console.Error.WriteLine("--journal needs a file"); return 2; }
+    journalPath = args[at + 1];
+    args = [.. args[..at], .. args[(at + 2)..]];
+}
 string arch = args.Length > 0 ? args[0] : "resnet";
 bool all = args.Length > 1 && args[1] == "all";
 int items = all ? int.MaxValue : args.Length > 1 ? int.Parse(args[1], inv) : 5000;
@@ -44,6 +55,29 @@ var order = Enumerable.Range(0, full.Count).ToArray();
 new Generator(11).Shuffle<int>(order);
 var train = all ? full : full.Subset(order[..Math.Min(items, full.Count)]);
 var valid = all ? fullValid : fullValid.Subset(Enumerable.Range(0, Math.Min(2000, fullValid.Count)).ToArray());
+
+// The journal's lines: net, images, data directory, recipe, rate, accuracy (tab-separated).
+string JournalKey(string what, double lr) => string.Create(inv, $"{arch}\t{train.Count}\t{Path.GetFullPath(dir)}\t{what}\t{lr:R}");
+var journal = new Dictionary<string, double>();
+if (journalPath is not null && File.Exists(journalPath))
+    foreach (string line in File.ReadLines(journalPath))
+    {
+        int last = line.LastIndexOf('\t');
+        if (last > 0 && double.TryParse(line[(last + 1)..], NumberStyles.Float, inv, out double value)) journal[line[..last]] = value;
+    }
+double Journaled(string what, double lr, Func<double> run)
+{
+    string key = JournalKey(what, lr);
+    if (journal.TryGetValue(key, out double known))
+    {
+        Console.Error.WriteLine(string.Create(inv, $"  {what} lr {lr:G3}: {known:G6} (from {journalPath})"));
+        return known;
+    }
+    double value = run();
+    journal[key] = value;
+    if (journalPath is not null) File.AppendAllText(journalPath, string.Create(inv, $"{key}\t{value:R}\n"));
+    return value;
+}
 
 bool pretrained = PretrainedModels.IsName(arch);
 const int PretrainedSize = 64;
@@ -73,7 +107,9 @@ Learner NewLearner()
 // The rates of every optimizer group for a head rate (two optimizer groups per layer group).
 double[] Rates(double lr) => fineTune is null ? [lr] : fineTune.PerParamGroup(groupRatios.Select(r => r * lr).ToArray());
 
-double Train(string recipe, double lr)
+double Train(string recipe, double lr) => Journaled(recipe, lr, () => TrainNow(recipe, lr));
+
+double TrainNow(string recipe, double lr)
 {
     var learner = NewLearner();
     if (recipe == "one-cycle") learner.FitOneCycle(1, Rates(lr));
