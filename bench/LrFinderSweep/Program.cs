@@ -18,6 +18,7 @@
 // the recipe's step after unfreezing does.
 using System.Globalization;
 using MLNet.FastTrain.Engine;
+using MLNet.FastTrain.Engines;
 using MLNet.FastTrain.FineTuning;
 using MLNet.FastTrain.Learning;
 using MLNet.FastTrain.Models;
@@ -56,8 +57,13 @@ new Generator(11).Shuffle<int>(order);
 var train = all ? full : full.Subset(order[..Math.Min(items, full.Count)]);
 var valid = all ? fullValid : fullValid.Subset(Enumerable.Range(0, Math.Min(2000, fullValid.Count)).ToArray());
 
-// The journal's lines: net, images, data directory, recipe, rate, accuracy (tab-separated).
-string JournalKey(string what, double lr) => string.Create(inv, $"{arch}\t{train.Count}\t{Path.GetFullPath(dir)}\t{what}\t{lr:R}");
+// The engine the CLI's --backend auto takes for the net on this machine (the torch engine for the ImageNet ResNet-18 on
+// the CPU, the managed one for the small nets: docs/performance.md, "Two engines").
+var engine = new EngineChoice();
+string engineName = engine.Resolve(out _, arch) is null ? "managed" : "torch";
+
+// The journal's lines: net, engine, images, data directory, recipe, rate, accuracy (tab-separated).
+string JournalKey(string what, double lr) => string.Create(inv, $"{arch}\t{engineName}\t{train.Count}\t{Path.GetFullPath(dir)}\t{what}\t{lr:R}");
 var journal = new Dictionary<string, double>();
 if (journalPath is not null && File.Exists(journalPath))
     foreach (string line in File.ReadLines(journalPath))
@@ -96,12 +102,15 @@ Learner NewLearner()
         var learner = Learner.ForImageClassification(train, valid, loaded.Network, fineTune.CreateParamGroups(), Batch, 1, loaded.Normalization);
         ((DataLoader)learner.TrainData).ImageSize = (PretrainedSize, PretrainedSize);
         ((DataLoader)learner.ValidData!).ImageSize = (PretrainedSize, PretrainedSize);
+        Console.Error.WriteLine("  " + engine.ApplyTo(learner, arch));
         return learner;
     }
     var trainLoader = new DataLoader(train, Batch, shuffle: true, seed: 1, dropLast: true);
     var validLoader = new DataLoader(valid, 500, shuffle: false, normalization: trainLoader.Normalization);
     var net = TrainedModel.CreateNetwork(arch, 1, 10, new Generator(1));
-    return new Learner(net, trainLoader, validLoader);   // AdamW, β 0.9/0.999, weight decay 0.01: the recipes' optimizer
+    var small = new Learner(net, trainLoader, validLoader);   // AdamW, β 0.9/0.999, weight decay 0.01: the recipes' optimizer
+    engine.ApplyTo(small, arch);
+    return small;
 }
 
 // The rates of every optimizer group for a head rate (two optimizer groups per layer group).
