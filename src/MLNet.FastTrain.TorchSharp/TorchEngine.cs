@@ -240,8 +240,18 @@ public sealed class TorchEngine : TrainingEngine
     public override IDisposable BeginStep()
     {
         _loss = null;
+        // Every few steps (a call to mallinfo2 walks the heap's free lists): hand back the C heap's free pages when
+        // fragmentation has left it holding more free memory than live (TorchRuntime.TrimHeapIfFragmented).
+        if (++_stepsSinceHeapCheck >= HeapCheckSteps)
+        {
+            _stepsSinceHeapCheck = 0;
+            TorchRuntime.TrimHeapIfFragmented();
+        }
         return NewDisposeScope();
     }
+
+    private const int HeapCheckSteps = 16;
+    private int _stepsSinceHeapCheck;
 
     /// <inheritdoc />
     public override double Forward(Batch batch)

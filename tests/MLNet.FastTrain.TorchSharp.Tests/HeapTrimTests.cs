@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+using MLNet.FastTrain.TorchSharp;
+using Xunit;
+
+namespace MLNet.FastTrain.Tests;
+
+/// <summary>Run alone: other tests' allocations would move the heap's figures under these.</summary>
+[CollectionDefinition(nameof(HeapTrimTests), DisableParallelization = true)]
+public sealed class HeapTrimTestsRunAlone;
+
+/// <summary>The C heap under libtorch's allocator settings: fragmentation is measured and its free pages handed back.</summary>
+[Collection(nameof(HeapTrimTests))]
+public sealed class HeapTrimTests
+{
+    private static long ResidentBytes()
+    {
+        foreach (string line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        throw new InvalidOperationException("no VmRSS in /proc/self/status");
+    }
+
+    [Fact]
+    public unsafe void A_heap_holding_more_free_memory_than_live_hands_its_free_pages_back()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        TorchRuntime.EnsureLoaded();
+        Assert.Contains("mmap threshold 32 MiB", TorchRuntime.AllocatorReport, StringComparison.Ordinal);
+        const int Blocks = 64, Big = 8 << 20;
+        // 8 MiB blocks (below the 32 MiB mmap threshold: they come from the heap), each followed by a small block that
+        // lives on, as libtorch's activations lie among small long-lived allocations; every page is written.
+        var big = new byte*[Blocks];
+        var small = new byte*[Blocks];
+        for (int i = 0; i < Blocks; i++)
+        {
+            big[i] = (byte*)NativeMemory.Alloc(Big);
+            new Span<byte>(big[i], Big).Fill(1);
+            small[i] = (byte*)NativeMemory.Alloc(256);
+        }
+        try
+        {
+            for (int i = 0; i < Blocks; i++) NativeMemory.Free(big[i]);
+            var (inUse, free) = TorchRuntime.HeapUsage() ?? throw new InvalidOperationException("glibc without mallinfo2");
+            // (glibc gives back what it can at once: a block beside the top of a heap; the rest stays, apart.)
+            Assert.True(free >= Blocks * (long)Big / 4, $"{free >> 20} MiB free: most freed blocks stay in the heap");
+            long before = ResidentBytes();
+
+            // Within the slack: nothing is done.
+            Assert.False(TorchRuntime.TrimHeapIfFragmented(slackBytes: free));
+            Assert.False(TorchRuntime.TrimHeapIfFragmented(slackBytes: long.MaxValue / 2));
+            // Beyond it: the free pages go back to the kernel, the live blocks stay.
+            Assert.True(free > inUse + (64L << 20), $"{free >> 20} MiB free, {inUse >> 20} MiB in use");
+            Assert.True(TorchRuntime.TrimHeapIfFragmented(slackBytes: 64L << 20));
+            long after = ResidentBytes();
+            Assert.True(before - after >= free / 2, $"resident {before >> 20} MiB before the trim, {after >> 20} MiB after, {free >> 20} MiB were free");
+            Assert.Throws<ArgumentOutOfRangeException>(() => TorchRuntime.TrimHeapIfFragmented(slackBytes: -1));
+        }
+        finally
+        {
+            for (int i = 0; i < Blocks; i++) NativeMemory.Free(small[i]);
+        }
+    }
+}
