@@ -46,7 +46,9 @@ public sealed class DataParallelTests : IDisposable
         if (!process.WaitForExit(limit))
         {
             process.Kill(entireProcessTree: true);
-            Assert.Fail($"mpirun did not finish in {limit.TotalSeconds:F0} s");
+            // What the ranks printed before they hung says where (the streams end once the processes are gone).
+            string printed = Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(10)) ? stdout.Result + stderr.Result : "(their output did not end)";
+            Assert.Fail($"mpirun did not finish in {limit.TotalSeconds:F0} s; the ranks printed:\n{printed}");
         }
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
