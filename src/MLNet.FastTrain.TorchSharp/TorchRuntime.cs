@@ -296,8 +296,8 @@ public static partial class TorchRuntime
         public readonly nuint Arena, Ordblks, Smblks, Hblks, Hblkhd, Usmblks, Fsmblks, InUse, Free, Keepcost;
     }
 
-    [DllImport("libc", EntryPoint = "mallinfo2")]
-    private static extern MallInfo2Fields MallInfo2();
+    [LibraryImport("libc", EntryPoint = "mallinfo2")]
+    private static partial MallInfo2Fields MallInfo2();
 
     [LibraryImport("libc", EntryPoint = "malloc_trim")]
     private static partial int MallocTrim(nuint pad);

@@ -12,14 +12,6 @@ public sealed class HeapTrimTestsRunAlone;
 [Collection(nameof(HeapTrimTests))]
 public sealed class HeapTrimTests
 {
-    private static long ResidentBytes()
-    {
-        foreach (string line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture) * 1024;
-        throw new InvalidOperationException("no VmRSS in /proc/self/status");
-    }
-
     [Fact]
     public unsafe void A_heap_holding_more_free_memory_than_live_hands_its_free_pages_back()
     {
@@ -43,7 +35,7 @@ public sealed class HeapTrimTests
             var (inUse, free) = TorchRuntime.HeapUsage() ?? throw new InvalidOperationException("glibc without mallinfo2");
             // (glibc gives back what it can at once: a block beside the top of a heap; the rest stays, apart.)
             Assert.True(free >= Blocks * (long)Big / 4, $"{free >> 20} MiB free: most freed blocks stay in the heap");
-            long before = ResidentBytes();
+            long before = Environment.WorkingSet;
 
             // Within the slack: nothing is done.
             Assert.False(TorchRuntime.TrimHeapIfFragmented(slackBytes: free));
@@ -51,7 +43,7 @@ public sealed class HeapTrimTests
             // Beyond it: the free pages go back to the kernel, the live blocks stay.
             Assert.True(free > inUse + (64L << 20), $"{free >> 20} MiB free, {inUse >> 20} MiB in use");
             Assert.True(TorchRuntime.TrimHeapIfFragmented(slackBytes: 64L << 20));
-            long after = ResidentBytes();
+            long after = Environment.WorkingSet;
             Assert.True(before - after >= free / 2, $"resident {before >> 20} MiB before the trim, {after >> 20} MiB after, {free >> 20} MiB were free");
             Assert.Throws<ArgumentOutOfRangeException>(() => TorchRuntime.TrimHeapIfFragmented(slackBytes: -1));
         }

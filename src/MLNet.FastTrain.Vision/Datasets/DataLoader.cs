@@ -214,8 +214,12 @@ public sealed class DataLoader : IBatchSource
     public int BatchCount => DropLast ? ItemsPerEpoch / BatchSize : (ItemsPerEpoch + BatchSize - 1) / BatchSize;
 
     /// <summary>A loader over the same data and settings with another batch size.</summary>
-    public DataLoader WithBatchSize(int batchSize) =>
-        new(Dataset, batchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform, ImageSize = ImageSize, HandOverPixels = HandOverPixels, Shard = Shard };
+    public DataLoader WithBatchSize(int batchSize)
+    {
+        var copy = Copy(Dataset, batchSize);
+        copy.Shard = Shard;
+        return copy;
+    }
 
     /// <summary>
     /// A loader over other items (a subset, say) with this one's batch size, order, normalisation, transform, image
@@ -226,8 +230,12 @@ public sealed class DataLoader : IBatchSource
         ArgumentNullException.ThrowIfNull(dataset);
         if (dataset.Channels != Dataset.Channels)
             throw new ArgumentException($"The loader normalises {Dataset.Channels} channels; the new items have {dataset.Channels}.", nameof(dataset));
-        return new(dataset, BatchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform, ImageSize = ImageSize, HandOverPixels = HandOverPixels };
+        return Copy(dataset, BatchSize);
     }
+
+    // A loader with this one's settings (all but the shard) over the given items and batch size.
+    private DataLoader Copy(ImageDataset dataset, int batchSize) =>
+        new(dataset, batchSize, Shuffle, Seed, DropLast, (_mean, _std)) { BatchTransform = BatchTransform, ImageSize = ImageSize, HandOverPixels = HandOverPixels };
 
     /// <summary>The item order of an epoch (of this rank's shard).</summary>
     public int[] Order(int epoch)

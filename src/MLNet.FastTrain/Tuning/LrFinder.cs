@@ -260,8 +260,10 @@ public sealed class LrFinder
         }
     }
 
-    /// <summary>A fixed scoring set: the first <paramref name="items"/> of a validation loader, in order.</summary>
-    // The first validation items, served as the validation loader serves them (its image size and transform too).
+    /// <summary>
+    /// A fixed scoring set: the first <paramref name="items"/> of a validation loader, in order, served as that loader
+    /// serves them (its image size and transform too).
+    /// </summary>
     private static Vision.Datasets.DataLoader FirstItems(Vision.Datasets.DataLoader valid, int items) =>
         valid.Over(valid.Dataset.Subset(Enumerable.Range(0, Math.Min(items, valid.Dataset.Count)).ToArray()));
 
