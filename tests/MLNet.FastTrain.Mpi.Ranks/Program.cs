@@ -11,6 +11,11 @@
 //                              vectors of the bundled subset; each rank writes its learning rate, its training steps
 //                              with the first and last step's rates,
 //                              and the scores of the first 20 rows to OUT.RANK
+//   stop WHERE OUT             the SGDR recipe (two cycles of the simple net on the bundled subset, 2 × 8 images a
+//                              step) with one rank's token cancelled at WHERE: "batch", rank 1 at the end of its
+//                              sixth step, once the ranks have agreed to go on; "validation", rank 1 as the first
+//                              validation starts; "lrfind", rank 0 in the range test it runs alone. Each rank writes
+//                              to OUT.RANK the exception it stopped with and its step; collectives time out after 30 s
 using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -88,6 +93,30 @@ if (mode == "mlnet")
     return 0;
 }
 
+if (mode == "stop")
+{
+    mpi.CollectiveTimeout = TimeSpan.FromSeconds(30);
+    EngineSettings.Threads = 1;
+    string where = args[1];
+    var (images, valid) = IdxDataset.Load(Path.Combine(DataRoot(), "data", "fashion-mnist-mini"));
+    var stopLearner = Learner.ForImageClassification(images, valid, "simple", 8, seed: 1);
+    DataParallel.Attach(stopLearner, new DataParallelOptions { Collective = mpi });
+    using var stop = new CancellationTokenSource();
+    stopLearner.Add(new CancelAt(where, mpi.Rank, stop));
+    string ended;
+    try
+    {
+        Recipes.Run(stopLearner, new RecipeOptions { Recipe = RecipeKind.Sgdr, Cycles = 2, LearningRate = where == "lrfind" ? null : 0.01 }, stop.Token);
+        ended = "finished";
+    }
+    catch (OperationCanceledException e)
+    {
+        ended = e.GetType().Name;
+    }
+    File.WriteAllText($"{args[2]}.{mpi.Rank}", FormattableString.Invariant($"{ended} {stopLearner.Step}"));
+    return 0;
+}
+
 int globalBatch = int.Parse(args[1], CultureInfo.InvariantCulture), steps = int.Parse(args[2], CultureInfo.InvariantCulture);
 EngineSettings.Threads = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
 var (train, _) = IdxDataset.Load(Path.Combine(DataRoot(), "data", "fashion-mnist-mini"));
@@ -128,5 +157,23 @@ sealed class StopAfter(int steps) : Callback
     public override void AfterBatch(Learner learner)
     {
         if (learner.Step + 1 >= steps) throw new CancelFitException($"stopped after {steps} steps");
+    }
+}
+
+// Cancels one rank's token at one point of the run (the stop mode).
+sealed class CancelAt(string where, int rank, CancellationTokenSource stop) : Callback
+{
+    public override int Order => 70; // after CancelOnRequest (60): the ranks have just agreed to go on
+
+    public override void AfterBatch(Learner learner)
+    {
+        if (where == "batch" && rank == 1 && learner.Collective.Size > 1 && learner.Step == 5) stop.Cancel();
+        // The range test runs on rank 0 without the data-parallel callback: a collective of one.
+        if (where == "lrfind" && rank == 0 && learner.Collective.Size == 1) stop.Cancel();
+    }
+
+    public override void BeforeValidate(Learner learner)
+    {
+        if (where == "validation" && rank == 1) stop.Cancel();
     }
 }

@@ -83,6 +83,22 @@ public sealed class DataParallelTests : IDisposable
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"{clock.Elapsed}: {output}");
     }
 
+    // A stop one rank's token asks for, at a point where the old code let that rank leave alone and the other wait in
+    // its next collective (the job then ended only at the 30 s collective timeout): every rank stops, at the same step.
+    [Theory]
+    [InlineData("batch", "StopRequestedException 6", "StopRequestedException 6")]
+    [InlineData("validation", "StopRequestedException 37", "StopRequestedException 37")] // 600 images / 16 a step
+    [InlineData("lrfind", "OperationCanceledException 1", "StopRequestedException 0")] // rank 0 alone runs the range test
+    public void A_stop_one_rank_is_asked_for_stops_every_rank_at_the_same_point(string where, string rank0, string rank1)
+    {
+        string output = Path.Combine(_dir, "stop");
+        var clock = Stopwatch.StartNew();
+        var (code, printed) = MpiRunExit(2, TimeSpan.FromSeconds(90), "stop", where, output);
+        Assert.True(code == 0, $"mpirun exited with {code} after {clock.Elapsed}: {printed}");
+        Assert.Equal(rank0, File.ReadAllText(output + ".0"));
+        Assert.Equal(rank1, File.ReadAllText(output + ".1"));
+    }
+
     [Theory]
     [InlineData(2)]
     [InlineData(3)]

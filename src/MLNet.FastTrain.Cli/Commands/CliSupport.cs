@@ -31,6 +31,20 @@ internal static class CliSupport
     // SIGINT (Ctrl+C), SIGTERM (kill, timeout, docker stop, Kubernetes, a preempted cloud machine), SIGHUP (a closed terminal).
     private static readonly (PosixSignal Signal, int ExitCode)[] Stops = [(PosixSignal.SIGINT, Cancelled), (PosixSignal.SIGTERM, 143), (PosixSignal.SIGHUP, 129)];
 
+    // The exit code of the signal that stopped this process, 0 before one came (a signal is the process's, as is this).
+    private static int s_stoppedBy;
+
+    /// <summary>
+    /// Makes the exit code of a stopped data-parallel run the same on every rank: <paramref name="agree"/> gets this
+    /// rank's signal's code (0 when the stop came from another rank) and returns the job's. mpirun reports the first
+    /// rank to exit, so ranks that left with different codes would make the job's depend on which was quicker.
+    /// </summary>
+    public static void AgreeOnStopExitCode(Func<int, int> agree)
+    {
+        ArgumentNullException.ThrowIfNull(agree);
+        s_stoppedBy = agree(s_stoppedBy);
+    }
+
     /// <summary>
     /// Runs a command body: a user error (bad file, bad data, impossible setting) is one line on stderr and exit 1;
     /// SIGINT (Ctrl+C), SIGTERM and SIGHUP cancel the body's token, so training writes its checkpoint and stops, and
@@ -39,7 +53,7 @@ internal static class CliSupport
     public static int Run(ParseResult parse, Func<CancellationToken, int> body)
     {
         using var cts = new CancellationTokenSource();
-        int stoppedBy = 0;
+        s_stoppedBy = 0;
         var registrations = new List<PosixSignalRegistration>();
         foreach (var (signal, exitCode) in Stops)
         {
@@ -50,7 +64,7 @@ internal static class CliSupport
                     // The first signal stops the run at its next step, checkpoint written; a second one ends the process at once.
                     if (cts.IsCancellationRequested) return;
                     context.Cancel = true;
-                    Interlocked.CompareExchange(ref stoppedBy, exitCode, 0);
+                    Interlocked.CompareExchange(ref s_stoppedBy, exitCode, 0);
                     cts.Cancel();
                 }));
             }
@@ -63,10 +77,11 @@ internal static class CliSupport
         {
             return body(cts.Token);
         }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        catch (OperationCanceledException e) when (cts.IsCancellationRequested || e is Distributed.StopRequestedException)
         {
-            Console.Error.WriteLine("cancelled");
-            return stoppedBy == 0 ? Cancelled : stoppedBy;
+            // A data-parallel rank that got no signal stops with the one that did.
+            Console.Error.WriteLine(cts.IsCancellationRequested ? "cancelled" : e.Message);
+            return s_stoppedBy == 0 ? Cancelled : s_stoppedBy;
         }
         catch (Exception e) when (e is IOException or InvalidDatasetException or ModelFileException or ArgumentException or InvalidOperationException or UnauthorizedAccessException
             or Onnx.OnnxFormatException or Onnx.UnsupportedOnnxModelException or Onnx.OnnxExportException)

@@ -212,6 +212,12 @@ internal static class TrainCommand
             {
                 result = live ? ConsoleProgress.Run(learner, Train) : Train();
             }
+            catch (OperationCanceledException) when (mpi is not null)
+            {
+                // The ranks stopped together (docs/design.md §11); they leave with the code of the signal that stopped the job.
+                CliSupport.AgreeOnStopExitCode(code => (int)world.Max(code));
+                throw;
+            }
             finally
             {
                 // Messages logged under the live bars (LR finder, stages, stop reasons) are printed once they are gone.

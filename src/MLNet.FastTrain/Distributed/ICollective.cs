@@ -69,6 +69,18 @@ public static class CollectiveAgreements
         return flag[0] > 0;
     }
 
+    /// <summary>The largest of the ranks' <paramref name="mine"/>, on every rank (exchanged as float: integers up to 2^24 exactly).</summary>
+    public static double Max(this ICollective collective, double mine)
+    {
+        ArgumentNullException.ThrowIfNull(collective);
+        if (collective.Size == 1) return mine;
+        // One slot a rank: the sum of the slots leaves every rank's value in its own.
+        var slots = new float[collective.Size];
+        slots[collective.Rank] = (float)mine;
+        collective.AllReduceSum(slots);
+        return slots.Max();
+    }
+
     /// <summary>Rank <paramref name="root"/>'s <paramref name="value"/> on every rank.</summary>
     public static double Broadcast(this ICollective collective, double value, int root = 0)
     {
@@ -142,3 +154,10 @@ public static class CollectiveAgreements
 
     private delegate void SpanAction(Span<float> values);
 }
+
+/// <summary>
+/// A run stopped because a stop was requested: its cancellation token was cancelled on this process or, in
+/// data-parallel training, on another rank. The ranks agree on a stop before acting on it, so every rank throws this at
+/// the same point and none is left waiting for the others in a collective.
+/// </summary>
+public sealed class StopRequestedException(string message, CancellationToken token) : OperationCanceledException(message, token);

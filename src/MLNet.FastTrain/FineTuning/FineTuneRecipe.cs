@@ -97,13 +97,17 @@ public static class FineTuneRecipe
                 // the managed engine, directly on the description's head modules, which then go back to the engine.
                 var (body, head) = fineTune.SplitBodyHead();
                 var cacheSource = new DataLoader(images.Dataset, images.BatchSize, images.Shuffle, images.Seed, images.DropLast, images.Normalization) { ImageSize = images.ImageSize };
-                var features = PrecomputedActivations.Compute(learner.Engine, body.Count, cacheSource, options.ActivationCacheDirectory, cancellationToken: cancellationToken);
-                var validFeatures = learner.ValidData is DataLoader valid ? PrecomputedActivations.Compute(learner.Engine, body.Count, valid, cancellationToken: cancellationToken) : null;
+                // Every rank computes the activations and trains the head by itself (no collective), so each stops
+                // on its own token only where the ranks agree: before the next stage.
+                var alone = learner.OnThisRankAlone(cancellationToken);
+                var features = PrecomputedActivations.Compute(learner.Engine, body.Count, cacheSource, options.ActivationCacheDirectory, cancellationToken: alone);
+                var validFeatures = learner.ValidData is DataLoader valid ? PrecomputedActivations.Compute(learner.Engine, body.Count, valid, cancellationToken: alone) : null;
                 var headLearner = new Learner(head, features, validFeatures, new AdamW(head.Parameters()), learner.Metrics);
                 headLearner.Log += (_, m) => learner.Write("head: " + m);
-                if (double.IsNaN(headLr)) headLr = Suggest(headLearner, null, options.Suggestion, cancellationToken);
-                headLearner.FitSgdr(options.PrecomputedEpochs, [headLr], cancellationToken: cancellationToken);
+                if (double.IsNaN(headLr)) headLr = Suggest(headLearner, null, options.Suggestion, alone);
+                headLearner.FitSgdr(options.PrecomputedEpochs, [headLr], cancellationToken: alone);
                 learner.Engine.LoadDescription();
+                learner.ThrowIfStopRequested(cancellationToken);
                 stages.Add(Stage("precomputed head", headLr, options.PrecomputedEpochs, headLearner.LastValidation));
             }
             if (options.AugmentedHeadCycles > 0)
@@ -113,6 +117,7 @@ public static class FineTuneRecipe
                 // Frozen groups ignore their rate; they get the head's so every schedule is valid.
                 learner.FitSgdr(options.AugmentedHeadCycles, fineTune.PerParamGroup(Enumerable.Repeat(headLr, groups).ToArray()), cycleLength: 1, cancellationToken: cancellationToken);
                 stages.Add(Stage("augmented head", headLr, options.AugmentedHeadCycles, learner.LastValidation));
+                learner.ThrowIfStopRequested(cancellationToken);
             }
             headLrTrained = headLr;
             fineTune.FreezeBatchNormStatistics = false;
@@ -133,7 +138,8 @@ public static class FineTuneRecipe
         int before = learner.EpochsTrained;
         learner.FitSgdr(options.Cycles, fineTune.PerParamGroup(rates), cycleLength: 1, cycleMult: options.CycleMult,
             extra: learner.ValidData is null ? null : [new EarlyStopping("valid_loss", options.Patience, atCycleEnds: true)], cancellationToken: cancellationToken);
-        var final = learner.ValidData is null ? null : learner.Validate(cancellationToken: cancellationToken);
+        learner.ThrowIfStopRequested(cancellationToken);
+        var final = learner.ValidData is null ? null : learner.Validate(cancellationToken: learner.OnThisRankAlone(cancellationToken));
         stages.Add(Stage("unfrozen SGDR", lr, learner.EpochsTrained - before, final));
         return stages;
     }

@@ -224,6 +224,23 @@ public sealed class Learner
     /// </summary>
     public Distributed.ICollective Collective => _callbacks.OfType<DataParallel>().FirstOrDefault()?.Collective ?? Distributed.SingleProcess.Instance;
 
+    /// <summary>
+    /// Throws <see cref="Distributed.StopRequestedException"/> when <paramref name="cancellationToken"/> is cancelled:
+    /// on any rank, in data-parallel training, where every rank checks at the same point and all of them throw.
+    /// </summary>
+    public void ThrowIfStopRequested(CancellationToken cancellationToken)
+    {
+        if (Distributed.CollectiveAgreements.AnyRank(Collective, cancellationToken.IsCancellationRequested))
+            throw new Distributed.StopRequestedException(cancellationToken.IsCancellationRequested ? "cancelled" : "cancelled on another rank", cancellationToken);
+    }
+
+    /// <summary>
+    /// The token this rank may act on by itself: none in data-parallel training, where a rank that stopped alone would
+    /// leave the others waiting in their next collective; the ranks stop together where they agree to
+    /// (<see cref="ThrowIfStopRequested"/>, <see cref="CancelOnRequest"/>).
+    /// </summary>
+    public CancellationToken OnThisRankAlone(CancellationToken cancellationToken) => Collective.Size > 1 ? CancellationToken.None : cancellationToken;
+
     /// <summary>Adds a callback (kept sorted by <see cref="Callback.Order"/>, stable).</summary>
     public Learner Add(Callback callback)
     {
@@ -251,7 +268,10 @@ public sealed class Learner
     /// </summary>
     /// <param name="epochs">Epochs to train.</param>
     /// <param name="extra">Callbacks for this fit only.</param>
-    /// <param name="cancellationToken">Stops training between batches.</param>
+    /// <param name="cancellationToken">
+    /// Stops training between batches; in data-parallel training every rank stops together, at the start of an epoch
+    /// or, with a <see cref="CancelOnRequest"/> callback, at the end of a batch.
+    /// </param>
     /// <param name="resume">
     /// A checkpoint of an interrupted fit with the same epochs and callbacks: its state is restored and training
     /// continues from the batch after it, giving bit-identical results to a fit that was never interrupted (same
@@ -281,13 +301,13 @@ public sealed class Learner
             for (Epoch = firstEpoch; Epoch < epochs; Epoch++)
             {
                 Run(static (c, l) => c.BeforeEpoch(l)); // first: a cancellation between epochs is reported with its checkpoint
-                cancellationToken.ThrowIfCancellationRequested();
-                TrainEpoch(skipBatches, cancellationToken);
+                ThrowIfStopRequested(cancellationToken);
+                TrainEpoch(skipBatches, OnThisRankAlone(cancellationToken));
                 skipBatches = 0;
                 if (ValidData is not null)
                 {
                     Run(static (c, l) => c.BeforeValidate(l));
-                    LastValidation = Validate(ValidData, cancellationToken);
+                    LastValidation = Validate(ValidData, OnThisRankAlone(cancellationToken));
                     Run(static (c, l) => c.AfterValidate(l));
                 }
                 EpochsTrained++;

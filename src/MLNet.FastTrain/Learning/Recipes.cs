@@ -123,8 +123,8 @@ public static class Recipes
                     extra: learner.ValidData is null ? limits : [new EarlyStopping("valid_loss", options.Patience, atCycleEnds: true), .. limits], cancellationToken: cancellationToken, resume: options.Resume);
                 break;
         }
-        cancellationToken.ThrowIfCancellationRequested();
-        var validation = learner.ValidData is null ? null : learner.Validate(cancellationToken: cancellationToken);
+        learner.ThrowIfStopRequested(cancellationToken);
+        var validation = learner.ValidData is null ? null : learner.Validate(cancellationToken: learner.OnThisRankAlone(cancellationToken));
         return new RecipeResult(lr, finder, learner.EpochsTrained - epochsBefore, validation, clock.Elapsed.TotalSeconds, learner.StopReason);
     }
 

@@ -169,13 +169,36 @@ public sealed class LrFinder
 
     // Runs `work` on rank 0 alone (no gradient averaging, no rate scaling for the rank count) and gives every rank
     // its answer; in one process it just runs it.
-    private static double OnRankZero(Learner learner, Func<double> work)
+    private static double OnRankZero(Learner learner, Func<double> work) =>
+        BitConverter.ToDouble(OnRankZero(learner, () => BitConverter.GetBytes(work())));
+
+    // The same for an answer in bytes (never fewer than eight). When rank 0's work stops (a cancelled token) or
+    // fails, it sends no answer or a single byte, and the other ranks stop or fail with it instead of waiting.
+    private static byte[] OnRankZero(Learner learner, Func<byte[]> work)
     {
         var collective = learner.Collective;
         if (collective.Size == 1) return work();
-        double mine = double.NaN;
-        if (collective.Rank == 0) WithoutDistribution(learner, () => mine = work());
-        return collective.Broadcast(mine);
+        byte[]? mine = null;
+        Exception? failure = null;
+        if (collective.Rank == 0)
+        {
+            try
+            {
+                WithoutDistribution(learner, () => mine = work());
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }
+        var answer = collective.BroadcastArray(collective.Rank != 0 ? null : failure is null ? mine : failure is OperationCanceledException ? [] : [0]);
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        return answer.Length switch
+        {
+            0 => throw new Distributed.StopRequestedException("cancelled on rank 0 during the LR finder", CancellationToken.None),
+            1 => throw new InvalidOperationException("The LR finder failed on rank 0; rank 0's output says why."),
+            _ => answer,
+        };
     }
 
     private static void WithoutDistribution(Learner learner, Action work)
@@ -212,11 +235,8 @@ public sealed class LrFinder
     {
         ArgumentNullException.ThrowIfNull(learner);
         ArgumentNullException.ThrowIfNull(options);
-        var collective = learner.Collective;
-        if (collective.Size == 1) return RunHere(learner, options, cancellationToken);
-        LrFinderResult? mine = null;
-        if (collective.Rank == 0) WithoutDistribution(learner, () => mine = RunHere(learner, options, cancellationToken));
-        return LrFinderResult.FromBytes(collective.BroadcastArray(mine?.ToBytes()), options);
+        if (learner.Collective.Size == 1) return RunHere(learner, options, cancellationToken);
+        return LrFinderResult.FromBytes(OnRankZero(learner, () => RunHere(learner, options, cancellationToken).ToBytes()), options);
     }
 
     private static LrFinderResult RunHere(Learner learner, Options options, CancellationToken cancellationToken)
