@@ -240,17 +240,17 @@ public sealed class TorchEngine : TrainingEngine
     public override IDisposable BeginStep()
     {
         _loss = null;
-        // Every few steps (a call to mallinfo2 walks the heap's free lists): hand back the C heap's free pages when
-        // fragmentation has left it holding more free memory than live (TorchRuntime.TrimHeapIfFragmented).
+        // Every few steps: hand back the C heap's free pages when its free part keeps growing (fragmentation).
         if (++_stepsSinceHeapCheck >= HeapCheckSteps)
         {
             _stepsSinceHeapCheck = 0;
-            TorchRuntime.TrimHeapIfFragmented();
+            _heapWatch.Check();
         }
         return NewDisposeScope();
     }
 
     private const int HeapCheckSteps = 16;
+    private readonly HeapGrowthWatch _heapWatch = new();
     private int _stepsSinceHeapCheck;
 
     /// <inheritdoc />
@@ -275,8 +275,8 @@ public sealed class TorchEngine : TrainingEngine
         var loss = _loss ?? throw new InvalidOperationException("Backward needs a Forward in the same step.");
         // Zeroed in place, not dropped (torch's default): every step's gradients then live in the same blocks. Dropped,
         // they were allocated anew in each backward pass among the activations being freed and lived on into the next
-        // forward pass, which fragmented the C heap (ResNet-18 at 64 px: resident size up 70 % over ten epochs, against
-        // 8 % zeroed; docs/performance.md, "The C allocator under libtorch"). Frozen parameters have no gradient
+        // forward pass, which fragmented the C heap (ResNet-18 at 64 px: resident size up 62-70 % over ten epochs, 3 %
+        // zeroed; docs/performance.md, "The C allocator under libtorch"). Frozen parameters have no gradient
         // (ApplyTrainability drops it), so the optimizer still skips them.
         _net.zero_grad(set_to_none: false);
         OnDevice(() =>

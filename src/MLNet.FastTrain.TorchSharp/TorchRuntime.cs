@@ -247,12 +247,6 @@ public static partial class TorchRuntime
     }
 
     /// <summary>
-    /// How much free memory the C heap may hold beyond the bytes it has in use before
-    /// <see cref="TrimHeapIfFragmented"/> hands the free pages back.
-    /// </summary>
-    public const long FragmentationSlackBytes = 256L << 20;
-
-    /// <summary>
     /// The C heap's bytes in use and free (glibc's <c>mallinfo2</c>, over every arena; blocks served by mmap are in
     /// neither), or null off glibc or on one older than 2.33.
     /// </summary>
@@ -272,22 +266,6 @@ public static partial class TorchRuntime
     }
 
     private static bool s_noMallInfo;
-
-    /// <summary>
-    /// Hands the C heap's free pages back to the kernel when the heap holds more free memory than it has in use plus
-    /// <paramref name="slackBytes"/>. With blocks up to <see cref="MmapThresholdBytes"/> on the heap, the activations
-    /// and gradients of a large network, freed every step among small blocks that live on, leave free space the next
-    /// step's blocks do not fit: ResNet-18 at 64 px kept about 300 MB in use while its heap's free part grew by 1 to 2
-    /// GB an epoch, all of it resident (docs/performance.md, "The C allocator under libtorch"). Trimming releases
-    /// the free pages and keeps the blocks where they are; a page used again faults in anew, which is why this trims
-    /// only when the free part has outgrown the live one.
-    /// </summary>
-    /// <returns>Whether it trimmed.</returns>
-    public static bool TrimHeapIfFragmented(long slackBytes = FragmentationSlackBytes)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(slackBytes);
-        return HeapUsage() is var (inUse, free) && free > inUse + slackBytes && TrimHeap();
-    }
 
     // glibc's struct mallinfo2 (malloc.h): ten size_t fields.
     [StructLayout(LayoutKind.Sequential)]
