@@ -25,9 +25,13 @@ public sealed class HeapGrowthWatch(long slackBytes = HeapGrowthWatch.DefaultSla
     public bool Check()
     {
         if (TorchRuntime.HeapUsage() is not var (_, free)) return false;
-        if (_baseline >= 0 && free <= _baseline + Math.Max(_slack, _baseline / 2)) return false;
-        bool first = _baseline < 0;
+        if (_baseline < 0)
+        {
+            _baseline = free;
+            return false;
+        }
+        if (free <= _baseline + Math.Max(_slack, _baseline / 2)) return false;
         _baseline = free;
-        return !first && TorchRuntime.TrimHeap();
+        return TorchRuntime.TrimHeap();
     }
 }

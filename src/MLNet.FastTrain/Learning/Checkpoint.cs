@@ -1,6 +1,5 @@
 using System.Globalization;
 using MLNet.FastTrain.Callbacks;
-using MLNet.FastTrain.Distributed;
 using MLNet.FastTrain.Engine;
 using MLNet.FastTrain.Engine.Serialization;
 
@@ -200,7 +199,7 @@ public sealed class CancelOnRequest(CancellationToken token, CheckpointCallback?
     {
         ArgumentNullException.ThrowIfNull(learner);
         // Data-parallel ranks stop together: a signal that reached one rank stops them all at the same point.
-        if (!learner.Collective.AnyRank(token.IsCancellationRequested) || checkpoints is not { EveryBatches: 0, LastWritten: { } last }) return;
+        if (!learner.StopRequested(token) || checkpoints is not { EveryBatches: 0, LastWritten: { } last }) return;
         WrittenCheckpoint = last;
         throw new CancelFitException($"cancelled; checkpoint written to {WrittenCheckpoint}");
     }
@@ -209,7 +208,7 @@ public sealed class CancelOnRequest(CancellationToken token, CheckpointCallback?
     public override void AfterBatch(Learner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);
-        if (!learner.Collective.AnyRank(token.IsCancellationRequested)) return;
+        if (!learner.StopRequested(token)) return;
         if (checkpoints is not null)
         {
             WrittenCheckpoint = checkpoints.WriteAfterBatch(learner);

@@ -225,12 +225,16 @@ public sealed class Learner
     public Distributed.ICollective Collective => _callbacks.OfType<DataParallel>().FirstOrDefault()?.Collective ?? Distributed.SingleProcess.Instance;
 
     /// <summary>
-    /// Throws <see cref="Distributed.StopRequestedException"/> when <paramref name="cancellationToken"/> is cancelled:
-    /// on any rank, in data-parallel training, where every rank checks at the same point and all of them throw.
+    /// Whether <paramref name="cancellationToken"/> is cancelled: on any rank, in data-parallel training, where every
+    /// rank asks at the same point and all of them get the same answer.
     /// </summary>
+    public bool StopRequested(CancellationToken cancellationToken) =>
+        Distributed.CollectiveAgreements.AnyRank(Collective, cancellationToken.IsCancellationRequested);
+
+    /// <summary>Throws <see cref="Distributed.StopRequestedException"/>, on every rank, when <see cref="StopRequested"/>.</summary>
     public void ThrowIfStopRequested(CancellationToken cancellationToken)
     {
-        if (Distributed.CollectiveAgreements.AnyRank(Collective, cancellationToken.IsCancellationRequested))
+        if (StopRequested(cancellationToken))
             throw new Distributed.StopRequestedException(cancellationToken.IsCancellationRequested ? "cancelled" : "cancelled on another rank", cancellationToken);
     }
 
