@@ -4,13 +4,13 @@
 // each at the default rule's suggestion. A cell passes when the suggestion is within 3× of the grid's best rate (by
 // validation accuracy) or trains to within 0.5 accuracy points of it.
 //
-//   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide|resnet18-imagenet] [train-items|all] [data-dir] [rule] [suggestion-only|one-cycle|sgdr] [--journal FILE]
+//   dotnet run -c Release --project bench/LrFinderSweep -- [simple|resnet|resnet9|resnet-wide|resnet18-imagenet] [train-items|all] [data-dir] [rule] [suggestion-only|one-cycle|sgdr] [--journal FILE] [--from-top]
 //
 // Defaults: resnet, 5000 items (validation: 2000 items; all 10,000 with "all"), /usr/share/datasets/fashion-mnist
 // (Debian's dataset-fashion-mnist), the default rule, Auto (or any LrSuggestion, e.g. ranked: its short runs are scored on
 // the first 1,000 validation images). Prints one markdown table row per recipe. A fifth argument, "suggestion-only",
 // skips the grid and prints the suggestion and the accuracy it trains to (to set against a grid measured before);
-// "one-cycle" or "sgdr" there sweeps that recipe alone (the range test still runs once).
+// "one-cycle" or "sgdr" there sweeps that recipe alone (and runs the range test for it alone).
 //
 // resnet18-imagenet is ML.NET's ImageNet ResNet-18 (package Microsoft.ML.DnnImageFeaturizer.ResNet18) with a new head,
 // fine-tuned unfrozen at 64 px (the images upsampled in the loader) with the fine-tuning recipe's group ratios (each
@@ -38,6 +38,10 @@ if (at >= 0)
     journalPath = args[at + 1];
     args = [.. args[..at], .. args[(at + 2)..]];
 }
+// --from-top: the grid from its highest rate down. The journal is read again before every run, so two sweeps of one
+// cell sharing a journal, one from each end (each on a core of its own), split the grid between them.
+bool fromTop = args.Contains("--from-top");
+args = [.. args.Where(a => a != "--from-top")];
 string arch = args.Length > 0 ? args[0] : "resnet";
 bool all = args.Length > 1 && args[1] == "all";
 int items = all ? int.MaxValue : args.Length > 1 ? int.Parse(args[1], inv) : 5000;
@@ -65,15 +69,19 @@ string engineName = engine.Resolve(out _, arch) is null ? "managed" : "torch";
 // The journal's lines: net, engine, images, data directory, recipe, rate, accuracy (tab-separated).
 string JournalKey(string what, double lr) => string.Create(inv, $"{arch}\t{engineName}\t{train.Count}\t{Path.GetFullPath(dir)}\t{what}\t{lr:R}");
 var journal = new Dictionary<string, double>();
-if (journalPath is not null && File.Exists(journalPath))
+void ReadJournal()
+{
+    if (journalPath is null || !File.Exists(journalPath)) return;
     foreach (string line in File.ReadLines(journalPath))
     {
         int last = line.LastIndexOf('\t');
         if (last > 0 && double.TryParse(line[(last + 1)..], NumberStyles.Float, inv, out double value)) journal[line[..last]] = value;
     }
+}
 double Journaled(string what, double lr, Func<double> run)
 {
     string key = JournalKey(what, lr);
+    ReadJournal();
     if (journal.TryGetValue(key, out double known))
     {
         Console.Error.WriteLine(string.Create(inv, $"  {what} lr {lr:G3}: {known:G6} (from {journalPath})"));
@@ -131,7 +139,8 @@ double TrainNow(string recipe, double lr)
 // The rule's suggestion for each recipe: SGDR starts every cycle at its peak, which the default rule takes into account.
 var finderLearner = NewLearner();
 finderLearner.Log += (_, m) => Console.Error.WriteLine("  " + m);
-string[] recipes = ["one-cycle", "sgdr"];
+// A recipe named as the fifth argument needs its own suggestion only (each range test of a full-set ResNet-18 takes minutes).
+string[] recipes = mode is "one-cycle" or "sgdr" ? [mode] : ["one-cycle", "sgdr"];
 var suggestions = recipes.ToDictionary(recipe => recipe,
     recipe => SuggestFor(recipe));
 (double LearningRate, LrFinderResult Result) SuggestFor(string recipe)
@@ -143,7 +152,7 @@ var suggestions = recipes.ToDictionary(recipe => recipe,
     var (first, result) = LrFinder.Suggest(finderLearner, options);
     return (first / groupRatios[0], result);
 }
-var finder = suggestions["one-cycle"].Result;
+var finder = suggestions[recipes[0]].Result;
 if (mode == "suggestion-only")
 {
     Console.WriteLine($"| net | images | recipe | suggestion ({rule.ToString().ToLowerInvariant()}) | accuracy at it |");
@@ -156,7 +165,7 @@ double[] grid = Enumerable.Range(0, 9).Select(i => Math.Pow(10, -4 + 3.0 * i / 8
 Console.WriteLine($"| net | images | recipe | best grid rate | its accuracy | suggestion ({rule.ToString().ToLowerInvariant()}) | factor | accuracy at it | verdict | valley, steep, minimum, slide (factor from best) |");
 foreach (string recipe in recipes.Where(r => mode is "" || mode == r))
 {
-    var results = grid.Select(lr => (Lr: lr, Accuracy: Train(recipe, lr))).ToList();
+    var results = (fromTop ? Enumerable.Reverse(grid) : grid).Select(lr => (Lr: lr, Accuracy: Train(recipe, lr))).OrderBy(r => r.Lr).ToList();
     var best = results.MaxBy(r => r.Accuracy);
     double suggested = suggestions[recipe].LearningRate;
     double atSuggestion = Train(recipe, suggested);
