@@ -163,7 +163,7 @@ if (mode == "suggestion-only")
 
 double[] grid = Enumerable.Range(0, 9).Select(i => Math.Pow(10, -4 + 3.0 * i / 8)).ToArray();
 Console.WriteLine($"| net | images | recipe | best grid rate | its accuracy | suggestion ({rule.ToString().ToLowerInvariant()}) | factor | accuracy at it | verdict | valley, steep, minimum, slide (factor from best) |");
-foreach (string recipe in recipes.Where(r => mode is "" || mode == r))
+foreach (string recipe in recipes)
 {
     var results = (fromTop ? Enumerable.Reverse(grid) : grid).Select(lr => (Lr: lr, Accuracy: Train(recipe, lr))).OrderBy(r => r.Lr).ToList();
     var best = results.MaxBy(r => r.Accuracy);
